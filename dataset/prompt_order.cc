@@ -4,35 +4,9 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "dataset/splitmix64.h"
 
 namespace moerl {
-namespace {
-
-// SplitMix64: a tiny, well-mixed generator with a fixed definition.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, bound) by rejection (no modulo bias).
-  uint64_t Below(uint64_t bound) {
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t x;
-    do {
-      x = Next();
-    } while (x >= limit);
-    return x % bound;
-  }
-
- private:
-  uint64_t state_;
-};
-
-}  // namespace
 
 PromptOrder::PromptOrder(uint64_t num_rows, const OrderOptions& options)
     : num_rows_(num_rows), options_(options) {
