@@ -116,7 +116,7 @@ std::optional<double> ParseLatexFraction(absl::string_view s) {
 }  // namespace
 
 std::optional<double> ParsePlainNumber(absl::string_view text) {
-  if (text.empty() || text.size() > 64) return std::nullopt;
+  if (text.empty() || text.size() > 512) return std::nullopt;  // a bound on work, not on values
   size_t i = 0;
   bool negative = false;
   if (text[0] == '-' || text[0] == '+') {

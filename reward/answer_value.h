@@ -46,7 +46,7 @@ bool AnswerValuesMatch(const AnswerValue& gold, const AnswerValue& predicted);
 
 // Parses a plain number with optional leading '-' / '+', thousands commas in
 // groups of three and a decimal part ("-1,234.5", ".5"); the whole of `text`
-// must be the number.
+// must be the number (at most 512 characters).
 std::optional<double> ParsePlainNumber(absl::string_view text);
 
 }  // namespace moerl
