@@ -134,6 +134,12 @@ def styles(rng, row, gold):
         ("truncated_whole_lines", "\n".join(lines[: max(1, len(lines) - 1)])),
         ("thinking", f"<think>\nLet me compute. {work}\n</think>\n\nThe answer is \\boxed{{{g}}}."),
         ("equation_answer", f"{work}\nThe answer is x = {g}."),
+        ("qwen_final_answer", f"{work}\n\n**Final Answer**\n\\[\n\\boxed{{{g}}}\n\\]"),
+        ("answer_bold", f"{work}\nThe answer is: **{g}**"),
+        ("boxed_unit_outside", f"{work}\nShe ends up with $\\boxed{{{g}}}$ {unit}."),
+        ("hedge_or", f"{work}\nThe answer is {g} or maybe {wrong}."),
+        ("answer_then_wrong_box", f"{work}\nThe answer is {g}.\n\\boxed{{{wrong}}}"),
+        ("number_in_words", f"{work}\nThe answer is eighteen."),
         ("negated", f"{work}\nThe answer is -{g}." if not g.startswith("-") else f"{work}\nThe answer is {g[1:]}."),
     ]
     if integer:
