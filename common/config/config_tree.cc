@@ -236,7 +236,9 @@ std::string ShortValue(const YAML::Node& node) {
     text = node.Scalar();
   } else {
     YAML::Emitter out;
-    out << YAML::Flow << node;
+    out.SetMapFormat(YAML::Flow);
+    out.SetSeqFormat(YAML::Flow);
+    out << node;
     text = out.c_str();
   }
   if (text.size() > 60) text = text.substr(0, 57) + "...";
