@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
 namespace moerl {
@@ -33,13 +34,20 @@ inline size_t EditDistance(absl::string_view a, absl::string_view b) {
 }
 
 // The candidate nearest to `word`, or "" when none is within
-// max(2, |word| / 3) edits (beyond that a suggestion is noise).
+// max(2, |word| / 3) edits (beyond that a suggestion is noise) or a prefix
+// of the other.
 inline std::string ClosestMatch(absl::string_view word, const std::vector<std::string>& candidates) {
   const size_t limit = std::max<size_t>(2, word.size() / 3);
   std::string best;
   size_t best_distance = limit + 1;
   for (const std::string& candidate : candidates) {
-    const size_t d = EditDistance(word, candidate);
+    if (candidate.empty()) continue;
+    size_t d = EditDistance(word, candidate);
+    // A truncated or over-long word ("gpu_mem" for "gpu_memory_gib") is a
+    // good guess even when many edits apart.
+    const bool prefix = !word.empty() && (absl::StartsWith(candidate, word) ||
+                                          absl::StartsWith(word, candidate));
+    if (prefix) d = std::min(d, limit);
     if (d < best_distance) {
       best_distance = d;
       best = candidate;
