@@ -42,15 +42,29 @@ std::string MarkText(absl::string_view source, const YAML::Mark& mark) {
 
 using config_internal::ChildOf;
 using config_internal::JoinPath;
+using config_internal::kMaxDepth;
+using config_internal::kMaxNodes;
 using config_internal::MarkText;
 
 namespace {
 
-// Rejects non-string and duplicate keys anywhere in the tree.
-absl::Status CheckKeys(const YAML::Node& node, const std::string& path, absl::string_view source) {
+// Bounds on the tree after aliases are expanded: `b: {x: *a, y: *a}` chains
+// double the size per level, and an alias inside its own anchor makes a cycle.
+
+// Rejects non-string and duplicate keys anywhere in the tree, and trees past
+// kMaxNodes / kMaxDepth (`budget` counts the nodes left).
+absl::Status CheckKeys(const YAML::Node& node, const std::string& path, absl::string_view source,
+                       int depth, int* budget) {
+  if (--*budget < 0 || depth > kMaxDepth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        MarkText(source, node.Mark()), ": the config is too large or too deep after expanding "
+        "YAML aliases (more than ", kMaxNodes, " values or ", kMaxDepth, " levels, at '", path,
+        "'); a config is a few hundred keys: check for recursive '&anchor' / '*alias' use"));
+  }
   if (node.IsSequence()) {
     for (size_t i = 0; i < node.size(); ++i) {
-      MOERL_RETURN_IF_ERROR(CheckKeys(node[i], absl::StrCat(path, "[", i, "]"), source));
+      MOERL_RETURN_IF_ERROR(
+          CheckKeys(node[i], absl::StrCat(path, "[", i, "]"), source, depth + 1, budget));
     }
     return absl::OkStatus();
   }
@@ -70,12 +84,33 @@ absl::Status CheckKeys(const YAML::Node& node, const std::string& path, absl::st
           MarkText(source, it->first.Mark()), ": duplicate key '", JoinPath(path, key),
           "' (first set at line ", first->second.line + 1, "); keep only one of them"));
     }
-    MOERL_RETURN_IF_ERROR(CheckKeys(it->second, JoinPath(path, key), source));
+    MOERL_RETURN_IF_ERROR(CheckKeys(it->second, JoinPath(path, key), source, depth + 1, budget));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+namespace config_internal {
+
+absl::Status CheckTree(const YAML::Node& node, absl::string_view source) {
+  int budget = kMaxNodes;
+  return CheckKeys(node, "", source, 0, &budget);
+}
+
+size_t CountNodes(const YAML::Node& node, size_t limit) {
+  size_t n = 1;
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end() && n <= limit; ++it) {
+      n += CountNodes(it->second, limit - n);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size() && n <= limit; ++i) n += CountNodes(node[i], limit - n);
+  }
+  return n;
+}
+
+}  // namespace config_internal
 
 ConfigTree::ConfigTree() : root_(YAML::NodeType::Map) {}
 
@@ -95,7 +130,7 @@ absl::StatusOr<ConfigTree> ConfigTree::FromYamlText(absl::string_view text,
                 "found a ",
         root.IsSequence() ? "sequence" : "scalar"));
   }
-  MOERL_RETURN_IF_ERROR(CheckKeys(root, "", source));
+  MOERL_RETURN_IF_ERROR(config_internal::CheckTree(root, source));
   ConfigTree tree;
   tree.root_.reset(root);
   tree.RecordOrigins(root, "", std::string(source));

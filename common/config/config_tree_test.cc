@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/config/cli.h"
 #include "common/config/writer.h"
 #include "gmock/gmock.h"
@@ -84,6 +85,36 @@ TEST(ConfigTree, NonStringKeysAreRejected) {
   absl::StatusOr<ConfigTree> tree = ConfigTree::FromYamlText("? [a, b]\n: 1\n", "key.yaml");
   ASSERT_FALSE(tree.ok());
   EXPECT_THAT(Message(tree.status()), HasSubstr("keys must be plain strings"));
+}
+
+TEST(ConfigTree, AliasBombsAndDeepNestingAreRejected) {
+  std::string bomb = "a0: &a0 {x: 1, y: 1}\n";
+  for (int i = 1; i < 30; ++i) {
+    bomb += absl::StrCat("a", i, ": &a", i, " {x: *a", i - 1, ", y: *a", i - 1, "}\n");
+  }
+  absl::StatusOr<ConfigTree> tree = ConfigTree::FromYamlText(bomb, "bomb.yaml");
+  ASSERT_FALSE(tree.ok());
+  EXPECT_THAT(Message(tree.status()), HasSubstr("too large or too deep after expanding YAML aliases"));
+  std::string deep;
+  for (int i = 0; i < 100; ++i) deep += std::string(2 * i, ' ') + "k:\n";
+  EXPECT_THAT(Message(ConfigTree::FromYamlText(deep, "deep.yaml").status()),
+              HasSubstr("too large or too deep"));
+  ConfigTree small = Load("a: 1\n");
+  EXPECT_TRUE(small.ApplyOverride("++b=[&x [1,2], *x, *x]").ok());
+}
+
+TEST(ConfigInterpolation, CopiesAndChainsAreBounded) {
+  std::string yaml = "l0: {a: 1, b: 2, c: 3, d: 4}\n";
+  for (int i = 1; i < 20; ++i) {
+    yaml += absl::StrCat("l", i, ":\n  x: ${l", i - 1, "}\n  y: ${l", i - 1, "}\n");
+  }
+  ConfigTree tree = Load(yaml);
+  EXPECT_THAT(Message(tree.ResolveInterpolations()), HasSubstr("interpolation copies more than"));
+  std::string chain;
+  for (int i = 0; i < 200; ++i) chain += absl::StrCat("k", i, ": ${k", i + 1, "}\n");
+  chain += "k200: 1\n";
+  ConfigTree long_chain = Load(chain);
+  EXPECT_THAT(Message(long_chain.ResolveInterpolations()), HasSubstr("interpolation chain deeper than 64"));
 }
 
 TEST(ConfigTree, MissingFileIsNotFound) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "common/config/config_tree.h"
 #include "common/config/edit_distance.h"
+#include "common/config/tree_internal.h"
 #include "common/status.h"
 
 namespace moerl {
@@ -71,6 +72,7 @@ absl::StatusOr<std::vector<Piece>> SplitPieces(const std::string& path, const st
 absl::Status ConfigTree::ResolveInterpolations() {
   const std::vector<std::string> leaves = LeafPaths();
   std::set<std::string> done;
+  size_t copied = 0;  // nodes copied by whole-value references
   std::vector<std::string> stack;
 
   // Resolves the scalar at `path` (a no-op for anything without "${").
@@ -81,6 +83,11 @@ absl::Status ConfigTree::ResolveInterpolations() {
     if (!node.IsScalar() || node.Scalar().find("${") == std::string::npos) {
       done.insert(path);
       return absl::OkStatus();
+    }
+    if (stack.size() >= 64) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key '", path, "' (", Origin(path), "): interpolation chain deeper than 64 (",
+          stack.front(), " -> ... -> ", path, ")"));
     }
     for (const std::string& open : stack) {
       if (open == path) {
@@ -116,6 +123,12 @@ absl::Status ConfigTree::ResolveInterpolations() {
             "in the config", closest.empty() ? "" : absl::StrCat(" (did you mean '", closest, "'?)")));
       }
       if (pieces.size() == 1) {
+        copied += config_internal::CountNodes(target, config_internal::kMaxNodes);
+        if (copied > static_cast<size_t>(config_internal::kMaxNodes)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "key '", path, "' (", origin, "): interpolation copies more than ",
+              config_internal::kMaxNodes, " values; references to large sections multiply"));
+        }
         whole.reset(YAML::Clone(target));
       } else if (target.IsScalar()) {
         result += target.Scalar();

@@ -26,6 +26,7 @@ absl::StatusOr<YAML::Node> ParseValue(absl::string_view argument, absl::string_v
   try {
     YAML::Node node = YAML::Load(std::string(value));
     if (!node.IsDefined()) return YAML::Node(std::string());
+    MOERL_RETURN_IF_ERROR(config_internal::CheckTree(node, absl::StrCat("override '", argument, "'")));
     return node;
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
