@@ -1,0 +1,37 @@
+// The command line every moerl binary takes: `--config <yaml>` plus Hydra
+// overrides (`a.b=v`, `+a.b=v`, `++a.b=v`, `~a.b`) and the binary's own
+// boolean flags.
+//
+//   MOERL_ASSIGN_OR_RETURN(CommandLine cli, ParseCommandLine(args, {"--json"}));
+//   MOERL_ASSIGN_OR_RETURN(ConfigTree tree, LoadConfig(cli));
+//   bool json = cli.flags.count("--json");
+//
+// Pure functions (LoadConfig reads the file); thread-compatible.
+#ifndef MOERL_COMMON_CONFIG_CLI_H_
+#define MOERL_COMMON_CONFIG_CLI_H_
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/config/config_tree.h"
+
+namespace moerl {
+
+struct CommandLine {
+  std::string config_path;
+  std::vector<std::string> overrides;  // in command-line order
+  std::set<std::string> flags;         // the boolean flags given
+};
+
+// `args` excludes argv[0]. `--config` (or `--config=path`) is required.
+absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                             const std::vector<std::string>& boolean_flags);
+
+// Reads the YAML, applies the overrides in order, resolves interpolation.
+absl::StatusOr<ConfigTree> LoadConfig(const CommandLine& command_line);
+
+}  // namespace moerl
+
+#endif  // MOERL_COMMON_CONFIG_CLI_H_
