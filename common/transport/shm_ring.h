@@ -1,0 +1,144 @@
+// ShmRing: a MessageRing in a named POSIX shared-memory segment, shared by
+// the processes of one node. Variable-size messages, many producers and many
+// consumers, per-producer order, plain or acknowledged delivery.
+//
+//   // Once per run (the pipeline script: `ring create`):
+//   MOERL_ASSIGN_OR_RETURN(std::string name, ShmRing::SegmentName("exp1", "trial0", "prompts"));
+//   MOERL_RETURN_IF_ERROR(ShmRing::Create(name, {.capacity_bytes = 64 << 20}));
+//   // In each stage:
+//   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> ring, ShmRing::Open(name, RingRole::kProducer));
+//   MOERL_RETURN_IF_ERROR(ring->Push(prompt.SerializeAsString(), absl::Seconds(30)));
+//   MOERL_RETURN_IF_ERROR(ring->CloseProducer());
+//   // At the end of the run (`ring remove`):
+//   MOERL_RETURN_IF_ERROR(ShmRing::Remove(name));
+//
+// Status codes, participants and end of stream: see message_ring.h.
+//
+// Segment. Created mode 0600 as /dev/shm/moerl.<name>, where <name> is
+// "<experiment>.<trial>.<hop>", each part 1-64 of [A-Za-z0-9_-]. It starts
+// with magic "MOERLRNG", layout version, header and capacity sizes, all
+// checked by Open before anything else is read. Create finds a segment of the
+// same name left by a crashed run (its owner process and every participant
+// gone) and either reclaims it (CreateOptions::reclaim_stale) or fails with
+// the command that removes it.
+//
+// Crash contract (tested by shm_ring_fault_test with SIGKILL at random
+// points):
+// - A producer killed at any instruction never makes a consumer see a torn
+//   or partial message: a message becomes visible only after its payload is
+//   written and checksummed (CRC32C, verified on Pop), and every change of
+//   shared bookkeeping is journaled (shm_ring_segment.h). Its half-written
+//   slot is dropped, and it never blocks the others: the robust mutex passes
+//   to the next locker, and a slot it held is reclaimed once it is found dead.
+// - A consumer killed at any point never blocks the others. A message it
+//   was copying out (its Pop had not returned) is delivered again, in both
+//   modes. In acknowledged mode, a message it took but did not Ack is
+//   delivered again too, with delivery_count + 1. In plain mode a message
+//   whose Pop returned is never delivered again (no duplicates).
+// - Death is noticed by any participant that waits (every kLivenessInterval)
+//   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
+//   so a reused pid is not mistaken for the dead process.
+//
+// Threading and ownership: one ShmRing object is one participant, used by
+// one thread at a time; create one per thread. The segment outlives every
+// process until Remove.
+#ifndef MOERL_COMMON_TRANSPORT_SHM_RING_H_
+#define MOERL_COMMON_TRANSPORT_SHM_RING_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/transport/message_ring.h"
+
+namespace boost {
+namespace interprocess {
+class mapped_region;
+}  // namespace interprocess
+}  // namespace boost
+
+namespace moerl {
+namespace shm_ring_internal {
+class RingSegment;
+}  // namespace shm_ring_internal
+
+class ShmRing : public MessageRing {
+ public:
+  struct CreateOptions {
+    // Bytes for messages (rounded up to 64). Each message takes its payload
+    // plus a 40-byte header, rounded up to 64 bytes.
+    uint64_t capacity_bytes = 64 << 20;
+    DeliveryMode mode = DeliveryMode::kPlain;
+    // End of stream waits for this many producer registrations (0: one).
+    uint32_t expected_producers = 0;
+    // CRC32C of every payload, checked on Pop.
+    bool checksum_payloads = true;
+    // The process whose life the segment belongs to (the pipeline script);
+    // 0: the creating process. Used only to tell a stale segment.
+    pid_t owner_pid = 0;
+    // If a stale segment of this name exists, remove it and create anew.
+    bool reclaim_stale = false;
+  };
+
+  // How often a waiting participant checks for dead participants.
+  static constexpr absl::Duration kLivenessInterval = absl::Milliseconds(20);
+
+  // "<experiment>.<trial>.<hop>", validated.
+  static absl::StatusOr<std::string> SegmentName(absl::string_view experiment,
+                                                 absl::string_view trial, absl::string_view hop);
+  static absl::Status ValidateName(absl::string_view name);
+  // /dev/shm/moerl.<name>
+  static std::string SegmentPath(absl::string_view name);
+
+  static absl::Status Create(const std::string& name, const CreateOptions& options);
+  static absl::StatusOr<std::unique_ptr<ShmRing>> Open(const std::string& name, RingRole role);
+  static absl::Status Remove(const std::string& name);
+
+  ~ShmRing() override;
+
+  absl::Status Push(absl::string_view payload, absl::Duration timeout) override;
+  absl::Status TryPush(absl::string_view payload) override;
+  absl::Status CloseProducer() override;
+  absl::StatusOr<RingMessage> Pop(absl::Duration timeout) override;
+  absl::StatusOr<RingMessage> TryPop() override;
+  absl::Status Ack(uint64_t ticket) override;
+  DeliveryMode delivery_mode() const override;
+  RingStats Stats() const override;
+
+  // Copies of up to `max` queued messages, oldest first, left in the ring
+  // (tools/inspect).
+  std::vector<RingMessage> Peek(size_t max) const;
+  // True if the owner process and every participant are gone.
+  bool Stale() const;
+  pid_t owner_pid() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  ShmRing(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region,
+          RingRole role);
+  absl::Status PushImpl(absl::string_view payload, absl::Duration timeout);
+  absl::StatusOr<RingMessage> PopImpl(absl::Duration timeout);
+  // Lock the segment, repairing after a dead owner. Lock failures are
+  // internal invariant failures of the segment (reported as Status).
+  absl::Status Lock() const;
+  void Unlock() const;
+  // With the lock held: sleeps on `seq` until woken or `deadline` (at most
+  // kLivenessInterval), sweeping for dead participants when due.
+  absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
+  void Wake(bool space, bool all) const;
+
+  std::string name_;
+  std::unique_ptr<boost::interprocess::mapped_region> region_;
+  std::unique_ptr<shm_ring_internal::RingSegment> segment_;
+  RingRole role_;
+  uint32_t self_ = 0xFFFFFFFFu;  // participant index; none for observers
+  pid_t pid_;
+  bool producer_closed_ = false;
+};
+
+}  // namespace moerl
+
+#endif  // MOERL_COMMON_TRANSPORT_SHM_RING_H_
