@@ -127,12 +127,35 @@ __attribute__((target("sse4.2"))) uint32_t ExtendHardware(uint32_t crc, const vo
   return ~c;
 }
 
+uint32_t CopyHardware(void* dst, const void* src, size_t size) {
+  // Copy a block with the C library's tuned memcpy, then checksum it while
+  // it is still in L1: the source is read from memory once.
+  constexpr size_t kChunk = 3 * kBlock;
+  const char* p = static_cast<const char*>(src);
+  char* q = static_cast<char*>(dst);
+  uint32_t crc = 0;
+  while (size > 0) {
+    const size_t n = size < kChunk ? size : kChunk;
+    std::memcpy(q, p, n);
+    crc = ExtendHardware(crc, q, n);
+    p += n;
+    q += n;
+    size -= n;
+  }
+  return crc;
+}
+
 bool HardwareAvailable() {
   static const bool available = __builtin_cpu_supports("sse4.2");
   return available;
 }
 
 #else
+
+uint32_t CopyHardware(void* dst, const void* src, size_t size) {
+  std::memcpy(dst, src, size);
+  return ExtendSoftware(0, dst, size);
+}
 
 uint32_t ExtendHardware(uint32_t crc, const void* data, size_t size) {
   return ExtendSoftware(crc, data, size);
@@ -148,6 +171,12 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t size) {
     return crc32c_internal::ExtendHardware(crc, data, size);
   }
   return crc32c_internal::ExtendSoftware(crc, data, size);
+}
+
+uint32_t Crc32cCopy(void* dst, const void* src, size_t size) {
+  if (crc32c_internal::HardwareAvailable()) return crc32c_internal::CopyHardware(dst, src, size);
+  std::memcpy(dst, src, size);
+  return crc32c_internal::ExtendSoftware(0, dst, size);
 }
 
 }  // namespace moerl

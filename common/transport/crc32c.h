@@ -28,12 +28,18 @@ inline uint32_t Crc32c(absl::string_view bytes) {
   return Crc32cExtend(0, bytes.data(), bytes.size());
 }
 
+// Copies src[0, size) to dst (no overlap) and returns the CRC32C of the
+// bytes, reading them once: for large messages the checksum then hides
+// under the memory traffic of the copy.
+uint32_t Crc32cCopy(void* dst, const void* src, size_t size);
+
 namespace crc32c_internal {
 // The two implementations, exposed for tests and benchmarks.
 uint32_t ExtendSoftware(uint32_t crc, const void* data, size_t size);
 // Requires HardwareAvailable().
 uint32_t ExtendHardware(uint32_t crc, const void* data, size_t size);
 bool HardwareAvailable();
+uint32_t CopyHardware(void* dst, const void* src, size_t size);
 }  // namespace crc32c_internal
 
 }  // namespace moerl

@@ -108,6 +108,10 @@ class ShmRing : public MessageRing {
   DeliveryMode delivery_mode() const override;
   RingStats Stats() const override;
 
+  // Pop into `message`, reusing its payload's buffer (no allocation per
+  // message once the buffer is large enough). Same status codes as Pop.
+  absl::Status PopInto(RingMessage* message, absl::Duration timeout);
+
   // Copies of up to `max` queued messages, oldest first, left in the ring
   // (tools/inspect).
   std::vector<RingMessage> Peek(size_t max) const;
@@ -120,7 +124,6 @@ class ShmRing : public MessageRing {
   ShmRing(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region,
           RingRole role);
   absl::Status PushImpl(absl::string_view payload, absl::Duration timeout);
-  absl::StatusOr<RingMessage> PopImpl(absl::Duration timeout);
   // Lock the segment, repairing after a dead owner. Lock failures are
   // internal invariant failures of the segment (reported as Status).
   absl::Status Lock() const;

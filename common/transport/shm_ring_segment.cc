@@ -18,21 +18,24 @@ void RingSegment::Apply(const State& state, const SlotHeader* slot, uint64_t slo
   if (slot != nullptr) j.slot = *slot;
   j.participant_index = participant != nullptr ? participant_index : kNoOwner;
   if (participant != nullptr) j.participant = *participant;
-  j.valid.store(1, std::memory_order_release);
-  // Nothing below may be moved above the valid flag.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Crash ordering is about one thread being stopped at an instruction:
+  // x86 makes stores visible in program order, so only the compiler must be
+  // kept from reordering (a signal fence, not a CPU fence).
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j.valid.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   RecoverJournal();
 }
 
 void RingSegment::RecoverJournal() {
   Journal& j = h_->journal;
-  if (j.valid.load(std::memory_order_acquire) == 0) return;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (j.valid.load(std::memory_order_relaxed) == 0) return;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   h_->state = j.state;
   if (j.slot_position != kNoSlot) *SlotAt(j.slot_position) = j.slot;
   if (j.participant_index < kMaxParticipants) h_->participants[j.participant_index] = j.participant;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  j.valid.store(0, std::memory_order_release);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j.valid.store(0, std::memory_order_relaxed);
 }
 
 std::optional<uint32_t> RingSegment::Register(RingRole role, pid_t pid, uint64_t start_time) {
@@ -178,8 +181,13 @@ std::optional<uint64_t> RingSegment::Take(uint32_t owner) {
   s.depth_bytes -= slot.payload_bytes;
   ++s.in_flight;
   ++s.popped;
+  // Move claim_pos past what is no longer takeable, counting this slot as taken.
+  while (s.claim_pos < s.tail) {
+    const uint32_t state = s.claim_pos == pos ? kTaken : SlotAt(s.claim_pos)->state;
+    if (state == kCommitted || state == kReserved) break;
+    s.claim_pos += SlotAt(s.claim_pos)->total_bytes;
+  }
   Apply(s, &slot, pos, nullptr, 0);
-  AdvanceClaim();
   return pos;
 }
 
@@ -203,8 +211,14 @@ void RingSegment::Release(uint64_t position, bool acked) {
   State s = h_->state;
   --s.in_flight;
   if (acked) ++s.acked;
+  // Move free_pos past freed slots, counting this one as free.
+  while (s.free_pos < s.tail) {
+    const uint32_t state = s.free_pos == position ? kFree : SlotAt(s.free_pos)->state;
+    if (state != kFree && state != kPad && state != kAbandoned) break;
+    s.free_pos += SlotAt(s.free_pos)->total_bytes;
+  }
+  if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
   Apply(s, &slot, position, nullptr, 0);
-  AdvanceFree();
 }
 
 bool RingSegment::Holds(uint64_t position, uint32_t owner) const {

@@ -33,7 +33,13 @@ absl::Status InitRobustMutex(pthread_mutex_t* mutex) {
 
 absl::Status LockRobustMutex(pthread_mutex_t* mutex, bool* owner_died) {
   *owner_died = false;
-  const int rc = pthread_mutex_lock(mutex);
+  // Critical sections are short: try a little before sleeping in the kernel.
+  int rc = EBUSY;
+  for (int i = 0; i < 64 && rc == EBUSY; ++i) {
+    rc = pthread_mutex_trylock(mutex);
+    if (rc == EBUSY) CpuRelax();
+  }
+  if (rc == EBUSY) rc = pthread_mutex_lock(mutex);
   if (rc == 0) return absl::OkStatus();
   if (rc == EOWNERDEAD) {
     *owner_died = true;

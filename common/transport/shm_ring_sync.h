@@ -48,6 +48,13 @@ bool ProcessAlive(pid_t pid, uint64_t start_time);
 
 int64_t MonotonicNanos();
 
+// A spin-wait hint to the CPU (x86 `pause`).
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 }  // namespace shm_ring_internal
 }  // namespace moerl
 
