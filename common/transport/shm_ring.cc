@@ -36,9 +36,10 @@ namespace {
 // parallel.
 constexpr uint64_t kInlineCopyBytes = 4096;
 
-// Polls of the wake-up word before a waiter sleeps (a pause each; about
-// 10-40 microseconds in all).
-constexpr int kSpinPolls = 2000;
+// How long a waiter polls the wake-up word before it sleeps on the futex.
+// Short against the cost of a sleep and wake-up (two system calls, two
+// context switches), too short to count as spinning a core.
+constexpr int64_t kSpinNanos = 20000;
 
 std::string ShmObjectName(absl::string_view name) { return absl::StrCat("moerl.", name); }
 
@@ -251,8 +252,8 @@ ShmRing::~ShmRing() {
   if (!Lock().ok()) return;
   segment_->Deregister(self_);
   Unlock();
-  Wake(/*space=*/true, /*all=*/true);
-  Wake(/*space=*/false, /*all=*/true);
+  Wake(/*space=*/true);
+  Wake(/*space=*/false);
 }
 
 absl::Status ShmRing::Lock() const {
@@ -261,51 +262,58 @@ absl::Status ShmRing::Lock() const {
   if (owner_died) {
     segment_->RecoverJournal();
     segment_->SweepDead(pid_);
-    Wake(true, true);
-    Wake(false, true);
+    Wake(true);
+    Wake(false);
   }
   return absl::OkStatus();
 }
 
 void ShmRing::Unlock() const { shm_ring_internal::UnlockRobustMutex(&segment_->header()->mutex); }
 
-void ShmRing::Wake(bool space, bool all) const {
+void ShmRing::Wake(bool space) const {
   SegmentHeader* h = segment_->header();
   std::atomic<uint32_t>& seq = space ? h->not_full_seq : h->not_empty_seq;
-  std::atomic<uint32_t>& waiters = space ? h->not_full_waiters : h->not_empty_waiters;
+  std::atomic<uint32_t>& sleeping = space ? h->not_full_sleeping : h->not_empty_sleeping;
   seq.fetch_add(1, std::memory_order_seq_cst);
-  if (waiters.load(std::memory_order_seq_cst) > 0) shm_ring_internal::FutexWake(&seq, all ? INT_MAX : 1);
+  // One system call per sleeping episode, not per message: the first waker
+  // clears the flag and wakes every sleeper; each re-checks and, if there is
+  // still nothing for it, sets the flag again before sleeping. (A sleeper
+  // that sets the flag after this exchange sees the new `seq` in FutexWait.)
+  if (sleeping.load(std::memory_order_seq_cst) != 0 && sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    shm_ring_internal::FutexWake(&seq, INT_MAX);
+  }
 }
 
 absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) const {
   SegmentHeader* h = segment_->header();
   std::atomic<uint32_t>& seq = for_space ? h->not_full_seq : h->not_empty_seq;
-  std::atomic<uint32_t>& waiters = for_space ? h->not_full_waiters : h->not_empty_waiters;
+  std::atomic<uint32_t>& sleeping = for_space ? h->not_full_sleeping : h->not_empty_sleeping;
   const uint32_t seen = seq.load(std::memory_order_acquire);
   Unlock();
   // Bounded spin first (a few microseconds): a busy peer usually changes the
   // word by then, and sleeping and waking costs two system calls and two
   // context switches per message. Then sleep on the futex.
   bool changed = false;
-  for (int i = 0; i < kSpinPolls && !changed; ++i) {
+  const int64_t spin_until = shm_ring_internal::MonotonicNanos() + kSpinNanos;
+  for (int i = 1; !changed; ++i) {
     shm_ring_internal::CpuRelax();
     changed = seq.load(std::memory_order_acquire) != seen;
+    if (i % 64 == 0 && shm_ring_internal::MonotonicNanos() >= spin_until) break;
   }
   if (!changed) {
-    // seq_cst pairs with Wake: either it sees this waiter or FutexWait sees
+    // seq_cst pairs with Wake: either it sees the flag or FutexWait sees
     // the new value.
-    waiters.fetch_add(1, std::memory_order_seq_cst);
+    sleeping.store(1, std::memory_order_seq_cst);
     const absl::Duration left = std::min(deadline - absl::Now(), kLivenessInterval);
     if (left > absl::ZeroDuration()) {
       shm_ring_internal::FutexWait(&seq, seen, absl::ToInt64Nanoseconds(left));
     }
-    waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
   MOERL_RETURN_IF_ERROR(Lock());
   const int64_t since = shm_ring_internal::MonotonicNanos() - h->last_sweep_ns.load(std::memory_order_relaxed);
   if (since >= absl::ToInt64Nanoseconds(kLivenessInterval) && segment_->SweepDead(pid_) > 0) {
-    Wake(true, true);
-    Wake(false, true);
+    Wake(true);
+    Wake(false);
   }
   return absl::OkStatus();
 }
@@ -360,7 +368,7 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
   segment_->Commit(*pos, crc);
   Unlock();
-  Wake(/*space=*/false, /*all=*/false);
+  Wake(/*space=*/false);
   return absl::OkStatus();
 }
 
@@ -373,7 +381,7 @@ absl::Status ShmRing::CloseProducer() {
   segment_->MarkProducerClosed(self_);
   Unlock();
   producer_closed_ = true;
-  Wake(/*space=*/false, /*all=*/true);
+  Wake(/*space=*/false);
   return absl::OkStatus();
 }
 
@@ -433,14 +441,14 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
     segment_->Release(*pos, /*acked=*/false);
     const bool end = segment_->EndOfStream();
     Unlock();
-    Wake(/*space=*/true, /*all=*/true);
-    if (end) Wake(/*space=*/false, /*all=*/true);
+    Wake(/*space=*/true);
+    if (end) Wake(/*space=*/false);
   } else if (!checksum_ok) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
     segment_->Release(*pos, /*acked=*/false);
     Unlock();
-    Wake(/*space=*/true, /*all=*/true);
+    Wake(/*space=*/true);
   } else {
     if (inline_copy) Unlock();
     message->ticket = *pos + 1;
@@ -465,8 +473,8 @@ absl::Status ShmRing::Ack(uint64_t ticket) {
   segment_->Release(ticket - 1, /*acked=*/true);
   const bool end = segment_->EndOfStream();
   Unlock();
-  Wake(/*space=*/true, /*all=*/true);
-  if (end) Wake(/*space=*/false, /*all=*/true);
+  Wake(/*space=*/true);
+  if (end) Wake(/*space=*/false);
   return absl::OkStatus();
 }
 

@@ -131,7 +131,8 @@ class ShmRing : public MessageRing {
   // With the lock held: sleeps on `seq` until woken or `deadline` (at most
   // kLivenessInterval), sweeping for dead participants when due.
   absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
-  void Wake(bool space, bool all) const;
+  // After a change that may let waiters of the other side proceed.
+  void Wake(bool space) const;
 
   std::string name_;
   std::unique_ptr<boost::interprocess::mapped_region> region_;

@@ -112,9 +112,9 @@ struct SegmentHeader {
 
   alignas(64) pthread_mutex_t mutex;
   alignas(64) std::atomic<uint32_t> not_empty_seq;
-  std::atomic<uint32_t> not_empty_waiters;
+  std::atomic<uint32_t> not_empty_sleeping;  // 1: a consumer may sleep on not_empty_seq
   alignas(64) std::atomic<uint32_t> not_full_seq;
-  std::atomic<uint32_t> not_full_waiters;
+  std::atomic<uint32_t> not_full_sleeping;   // 1: a producer may sleep on not_full_seq
   alignas(64) std::atomic<int64_t> last_sweep_ns;
   alignas(64) State state;
   Journal journal;
