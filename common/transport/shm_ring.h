@@ -39,9 +39,15 @@
 //   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
 //   so a reused pid is not mistaken for the dead process.
 //
+// Waiting: a blocked Push or Pop polls for up to 20 microseconds, then
+// sleeps on a futex in the segment (no core is kept spinning); it wakes when
+// the other side makes progress, at its deadline, and every
+// kLivenessInterval to look for dead participants.
+//
 // Threading and ownership: one ShmRing object is one participant, used by
-// one thread at a time; create one per thread. The segment outlives every
-// process until Remove.
+// one thread at a time; create one per thread, and open it in the process
+// that uses it (after fork(), not before: the participant is recorded with
+// its pid). The segment outlives every process until Remove.
 #ifndef MOERL_COMMON_TRANSPORT_SHM_RING_H_
 #define MOERL_COMMON_TRANSPORT_SHM_RING_H_
 
