@@ -284,6 +284,11 @@ void ShmRing::Wake(bool space) const {
   }
 }
 
+bool ShmRing::SweepDue() const {
+  const int64_t last = segment_->header()->last_sweep_ns.load(std::memory_order_relaxed);
+  return shm_ring_internal::MonotonicNanos() - last >= absl::ToInt64Nanoseconds(kLivenessInterval);
+}
+
 absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) const {
   SegmentHeader* h = segment_->header();
   std::atomic<uint32_t>& seq = for_space ? h->not_full_seq : h->not_empty_seq;
@@ -310,8 +315,7 @@ absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) const {
     }
   }
   MOERL_RETURN_IF_ERROR(Lock());
-  const int64_t since = shm_ring_internal::MonotonicNanos() - h->last_sweep_ns.load(std::memory_order_relaxed);
-  if (since >= absl::ToInt64Nanoseconds(kLivenessInterval) && segment_->SweepDead(pid_) > 0) {
+  if (SweepDue() && segment_->SweepDead(pid_) > 0) {
     Wake(true);
     Wake(false);
   }
@@ -343,7 +347,7 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
     if (pos) break;
     if (timeout == absl::ZeroDuration()) {
       // A dead consumer may be what keeps the ring full.
-      if (!swept && segment_->SweepDead(pid_) > 0) {
+      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
         swept = true;
         continue;
       }
@@ -409,7 +413,7 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
     }
     if (timeout == absl::ZeroDuration()) {
       // A dead consumer may hold a message that is due again.
-      if (!swept && segment_->SweepDead(pid_) > 0) {
+      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
         swept = true;
         continue;
       }

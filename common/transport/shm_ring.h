@@ -22,6 +22,10 @@
 // gone) and either reclaims it (CreateOptions::reclaim_stale) or fails with
 // the command that removes it.
 //
+// Space: a message taken in acknowledged mode keeps its place in the ring
+// until it is acknowledged, so consumers that hold many unacknowledged
+// messages can fill the ring and make producers wait.
+//
 // Crash contract (tested by shm_ring_fault_test with SIGKILL at random
 // points):
 // - A producer killed at any instruction never makes a consumer see a torn
@@ -137,6 +141,8 @@ class ShmRing : public MessageRing {
   // With the lock held: sleeps on `seq` until woken or `deadline` (at most
   // kLivenessInterval), sweeping for dead participants when due.
   absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
+  // True if no participant looked for dead ones in the last kLivenessInterval.
+  bool SweepDue() const;
   // After a change that may let waiters of the other side proceed.
   void Wake(bool space) const;
 
