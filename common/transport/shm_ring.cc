@@ -148,6 +148,7 @@ absl::Status ShmRing::Create(const std::string& name, const CreateOptions& optio
     h->checksum_payloads = options.checksum_payloads ? 1 : 0;
     h->owner_pid = options.owner_pid > 0 ? options.owner_pid : ::getpid();
     h->owner_start_time = shm_ring_internal::ProcessStartTime(h->owner_pid);
+    h->owner_pid_namespace = shm_ring_internal::PidNamespaceId();
     h->created_unix_seconds = static_cast<uint64_t>(::time(nullptr));
     h->journal.participant_index = shm_ring_internal::kNoOwner;
     h->journal.slot_position = shm_ring_internal::kNoSlot;
@@ -244,7 +245,8 @@ absl::Status ShmRing::Remove(const std::string& name) {
 ShmRing::ShmRing(std::string name, std::unique_ptr<bip::mapped_region> region, RingRole role)
     : name_(std::move(name)), region_(std::move(region)), role_(role), pid_(::getpid()) {
   auto* base = static_cast<char*>(region_->get_address());
-  segment_ = std::make_unique<RingSegment>(reinterpret_cast<SegmentHeader*>(base), base + kHeaderBytes);
+  segment_ = std::make_unique<RingSegment>(reinterpret_cast<SegmentHeader*>(base), base + kHeaderBytes,
+                                           shm_ring_internal::PidNamespaceId());
 }
 
 ShmRing::~ShmRing() {
@@ -500,6 +502,8 @@ std::vector<RingMessage> ShmRing::Peek(size_t max) const {
 
 bool ShmRing::Stale() const {
   const SegmentHeader* h = segment_->header();
+  // An owner in another PID namespace cannot be checked: not stale.
+  if (h->owner_pid_namespace != segment_->pid_namespace()) return false;
   if (shm_ring_internal::ProcessAlive(h->owner_pid, h->owner_start_time)) return false;
   if (!Lock().ok()) return true;
   const bool alive = segment_->AnyParticipantAlive();

@@ -41,7 +41,9 @@
 //   whose Pop returned is never delivered again (no duplicates).
 // - Death is noticed by any participant that waits (every kLivenessInterval)
 //   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
-//   so a reused pid is not mistaken for the dead process.
+//   so a reused pid is not mistaken for the dead process. Only participants
+//   in the same PID namespace are judged (a tool outside a sandbox does not
+//   declare the sandbox's processes dead).
 //
 // Waiting: a blocked Push or Pop polls for up to 20 microseconds, then
 // sleeps on a futex in the segment (no core is kept spinning); it wakes when

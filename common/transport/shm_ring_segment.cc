@@ -46,6 +46,7 @@ std::optional<uint32_t> RingSegment::Register(RingRole role, pid_t pid, uint64_t
     p.role = static_cast<uint32_t>(role);
     p.pid = pid;
     p.start_time = start_time;
+    p.pid_namespace = pid_namespace_;
     State s = h_->state;
     if (RingRoleProduces(role)) ++s.producers_registered;
     if (RingRoleConsumes(role)) ++s.consumers;
@@ -96,6 +97,7 @@ int RingSegment::SweepDead(pid_t self_pid) {
   for (uint32_t i = 0; i < kMaxParticipants; ++i) {
     const Participant& p = h_->participants[i];
     if (!p.in_use || p.pid == self_pid) continue;
+    if (p.pid_namespace != pid_namespace_) continue;
     if (ProcessAlive(p.pid, p.start_time)) continue;
     Deregister(i);
     ++dead;
@@ -107,7 +109,8 @@ int RingSegment::SweepDead(pid_t self_pid) {
 bool RingSegment::AnyParticipantAlive() const {
   for (uint32_t i = 0; i < kMaxParticipants; ++i) {
     const Participant& p = h_->participants[i];
-    if (p.in_use && ProcessAlive(p.pid, p.start_time)) return true;
+    if (!p.in_use) continue;
+    if (p.pid_namespace != pid_namespace_ || ProcessAlive(p.pid, p.start_time)) return true;
   }
   return false;
 }

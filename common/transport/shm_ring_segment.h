@@ -85,6 +85,7 @@ struct Participant {
   int32_t pid;
   uint32_t producer_closed;
   uint64_t start_time;
+  uint64_t pid_namespace;  // PidNamespaceId() of the participant
 };
 
 struct Journal {
@@ -107,6 +108,7 @@ struct SegmentHeader {
   uint32_t checksum_payloads;
   int32_t owner_pid;
   uint64_t owner_start_time;
+  uint64_t owner_pid_namespace;
   uint64_t created_unix_seconds;
   std::atomic<uint32_t> ready;
 
@@ -127,8 +129,8 @@ inline uint64_t AlignSlot(uint64_t n) { return (n + kSlotAlign - 1) / kSlotAlign
 // A view of one mapped segment; does not own the mapping.
 class RingSegment {
  public:
-  RingSegment(SegmentHeader* header, char* data)
-      : h_(header), data_(data), capacity_(header->capacity_bytes) {}
+  RingSegment(SegmentHeader* header, char* data, uint64_t pid_namespace)
+      : h_(header), data_(data), capacity_(header->capacity_bytes), pid_namespace_(pid_namespace) {}
 
   SegmentHeader* header() const { return h_; }
   uint64_t capacity() const { return capacity_; }
@@ -144,10 +146,12 @@ class RingSegment {
   // Gives back what `index` holds (requeue taken, abandon reserved) and frees
   // its entry; a producer that had not closed counts as died.
   void Deregister(uint32_t index);
-  // Deregisters every participant whose process is gone (not `self_pid`'s).
-  // Returns how many.
+  // Deregisters every participant whose process is gone (not `self_pid`'s,
+  // and only among those in this process's PID namespace). Returns how many.
   int SweepDead(pid_t self_pid);
+  // Participants in another PID namespace count as alive (we cannot tell).
   bool AnyParticipantAlive() const;
+  uint64_t pid_namespace() const { return pid_namespace_; }
 
   // Producer: reserves a slot for `payload_bytes`; nullopt if it does not fit now.
   std::optional<uint64_t> Reserve(uint32_t payload_bytes, uint32_t owner);
@@ -185,6 +189,7 @@ class RingSegment {
   SegmentHeader* h_;
   char* data_;
   uint64_t capacity_;
+  uint64_t pid_namespace_;
 };
 
 }  // namespace shm_ring_internal

@@ -2,6 +2,7 @@
 
 #include <linux/futex.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,12 @@ bool ProcessAlive(pid_t pid, uint64_t start_time) {
   const uint64_t now_start = ProcessStartTime(pid);
   if (now_start == 0) return false;
   return start_time == 0 || now_start == start_time;
+}
+
+uint64_t PidNamespaceId() {
+  struct stat st {};
+  if (::stat("/proc/self/ns/pid", &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
 }
 
 int64_t MonotonicNanos() {

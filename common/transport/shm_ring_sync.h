@@ -48,6 +48,12 @@ bool ProcessAlive(pid_t pid, uint64_t start_time);
 
 int64_t MonotonicNanos();
 
+// Identifies this process's PID namespace (the inode of /proc/self/ns/pid),
+// or 0 if unknown. A pid means something only inside its namespace: a ring
+// shared across namespaces (a sandboxed test and a tool outside it) must not
+// judge the liveness of participants from the other one.
+uint64_t PidNamespaceId();
+
 // A spin-wait hint to the CPU (x86 `pause`).
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)

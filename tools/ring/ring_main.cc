@@ -12,7 +12,7 @@
 ABSL_FLAG(uint64_t, capacity_bytes, 64 << 20, "create: bytes for messages");
 ABSL_FLAG(std::string, mode, "plain", "create: plain or ack");
 ABSL_FLAG(uint32_t, expected_producers, 0, "create: end of stream waits for this many producers");
-ABSL_FLAG(int, owner_pid, 0, "create: process the ring belongs to (default: none alive after create)");
+ABSL_FLAG(int, owner_pid, 0, "create: process the ring belongs to, for stale detection (default: the caller, e.g. the pipeline script)");
 ABSL_FLAG(bool, reclaim_stale, false, "create: replace a ring left over by a crashed run");
 ABSL_FLAG(bool, checksum, true, "create: CRC32C every message");
 ABSL_FLAG(bool, json, false, "stat: one JSON object");

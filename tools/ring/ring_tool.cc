@@ -1,5 +1,7 @@
 #include "tools/ring/ring_tool.h"
 
+#include <unistd.h>
+
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +22,9 @@ absl::Status Create(const RingCommand& c, std::ostream& out) {
   options.capacity_bytes = c.capacity_bytes;
   MOERL_RETURN_IF_ERROR(ParseDeliveryMode(c.mode, &options.mode));
   options.expected_producers = c.expected_producers;
-  options.owner_pid = c.owner_pid;
+  // The tool exits right away; the ring belongs to whoever ran it (the
+  // pipeline script), so that it is not stale the moment it exists.
+  options.owner_pid = c.owner_pid > 0 ? c.owner_pid : ::getppid();
   options.reclaim_stale = c.reclaim_stale;
   options.checksum_payloads = c.checksum;
   MOERL_RETURN_IF_ERROR(ShmRing::Create(c.name, options));

@@ -31,7 +31,7 @@ struct RingCommand {
   uint64_t capacity_bytes = 64 << 20;
   std::string mode = "plain";  // plain | ack
   uint32_t expected_producers = 0;
-  int owner_pid = 0;
+  int owner_pid = 0;  // 0: the parent of this process (the calling script)
   bool reclaim_stale = false;
   bool checksum = true;
   // stat
