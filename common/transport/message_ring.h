@@ -19,10 +19,10 @@
 //                                   nothing is left, nor in flight)
 //   Push after this producer closed kFailedPrecondition
 //   a message larger than the ring  kInvalidArgument
-//
-//   Ack of a ticket this participant does not hold kNotFound
-//   Push on a consumer-only / Pop on a producer-only participant
-//                                   kFailedPrecondition
+//   Ack of a ticket not held ...... kNotFound (not this participant's, or
+//                                   already acknowledged)
+//   Push/CloseProducer on a consumer-only, Pop on a producer-only
+//   participant ................... kFailedPrecondition
 //
 // Participants and end of stream. A MessageRing object is one participant,
 // attached with a RingRole. A producer registers when it attaches (not at its
@@ -40,8 +40,9 @@
 // are taken in push order (with several consumers, they may of course finish
 // in any order). A redelivered message is taken before newer ones. Destroying
 // a consumer in acknowledged mode gives back the messages it holds (they are
-// redelivered); a consumer process that dies does the same (ShmRing finds it
-// dead within ShmRing's liveness interval).
+// redelivered); a consumer process that dies does the same (ShmRing notices
+// within ShmRing::kLivenessInterval of some participant waiting, and at least
+// every 1024 Pops of a busy consumer).
 //
 // Threading: one MessageRing object is one participant (a producer, a
 // consumer, or both) and is used by one thread at a time; several processes

@@ -405,6 +405,15 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   }
   LazyDeadline deadline(timeout);
   MOERL_RETURN_IF_ERROR(Lock());
+  // Busy consumers never wait; look for dead ones now and then anyway, so
+  // that what they held is redelivered.
+  if (++pops_since_sweep_check_ >= 1024) {
+    pops_since_sweep_check_ = 0;
+    if (SweepDue() && segment_->SweepDead(pid_) > 0) {
+      Wake(/*space=*/true);
+      Wake(/*space=*/false);
+    }
+  }
   std::optional<uint64_t> pos;
   for (bool swept = false;;) {
     pos = segment_->Take(self_);

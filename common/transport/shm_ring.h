@@ -155,6 +155,7 @@ class ShmRing : public MessageRing {
   uint32_t self_ = 0xFFFFFFFFu;  // participant index; none for observers
   pid_t pid_;
   bool producer_closed_ = false;
+  uint32_t pops_since_sweep_check_ = 0;
 };
 
 }  // namespace moerl
