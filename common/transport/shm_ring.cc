@@ -363,6 +363,7 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
     }
     MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, deadline.Get()));
   }
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
   const bool inline_copy = payload.size() <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   uint32_t crc = 0;
@@ -372,6 +373,7 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
     std::memcpy(segment_->PayloadAt(*pos), payload.data(), payload.size());
   }
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
   segment_->Commit(*pos, crc);
   Unlock();
   Wake(/*space=*/false);
@@ -438,6 +440,7 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
     }
     MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/false, deadline.Get()));
   }
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotTaken);
   const SlotHeader slot = *segment_->SlotAt(*pos);
   const bool inline_copy = slot.payload_bytes <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
@@ -450,6 +453,7 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   }
   message->delivery_count = slot.delivery_count;
   message->ticket = 0;
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadCopiedOut);
   const bool plain = segment_->mode() == DeliveryMode::kPlain;
   if (plain) {
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());

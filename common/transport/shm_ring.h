@@ -27,7 +27,7 @@
 // messages can fill the ring and make producers wait.
 //
 // Crash contract (tested by shm_ring_fault_test with SIGKILL at random
-// points):
+// points, and shm_ring_crash_test at each named point of the protocol):
 // - A producer killed at any instruction never makes a consumer see a torn
 //   or partial message: a message becomes visible only after its payload is
 //   written and checksummed (CRC32C, verified on Pop), and every change of
@@ -35,8 +35,9 @@
 //   slot is dropped, and it never blocks the others: the robust mutex passes
 //   to the next locker, and a slot it held is reclaimed once it is found dead.
 // - A consumer killed at any point never blocks the others. A message it
-//   was copying out (its Pop had not returned) is delivered again, in both
-//   modes. In acknowledged mode, a message it took but did not Ack is
+//   was copying out is delivered again, in both modes (in plain mode unless
+//   the kill lands after Pop released the slot, in its last instructions:
+//   then that one message is lost, never duplicated). In acknowledged mode, a message it took but did not Ack is
 //   delivered again too, with delivery_count + 1. In plain mode a message
 //   whose Pop returned is never delivered again (no duplicates).
 // - Death is noticed by any participant that waits (every kLivenessInterval)
@@ -79,6 +80,8 @@ class RingSegment;
 
 class ShmRing : public MessageRing {
  public:
+  friend class ShmRingTestPeer;  // shm_ring_crash_test
+
   struct CreateOptions {
     // Bytes for messages (rounded up to 64). Each message takes its payload
     // plus a 40-byte header, rounded up to 64 bytes.

@@ -24,6 +24,7 @@ void RingSegment::Apply(const State& state, const SlotHeader* slot, uint64_t slo
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j.valid.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalValid);
   RecoverJournal();
 }
 
@@ -32,6 +33,8 @@ void RingSegment::RecoverJournal() {
   if (j.valid.load(std::memory_order_relaxed) == 0) return;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   h_->state = j.state;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalHalfApplied);
   if (j.slot_position != kNoSlot) *SlotAt(j.slot_position) = j.slot;
   if (j.participant_index < kMaxParticipants) h_->participants[j.participant_index] = j.participant;
   std::atomic_signal_fence(std::memory_order_seq_cst);

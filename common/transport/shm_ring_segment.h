@@ -126,6 +126,17 @@ static_assert(sizeof(SegmentHeader) <= kHeaderBytes, "segment header outgrew kHe
 
 inline uint64_t AlignSlot(uint64_t n) { return (n + kSlotAlign - 1) / kSlotAlign * kSlotAlign; }
 
+// Points where shm_ring_crash_test kills a participant on purpose.
+enum class CrashPoint {
+  kJournalValid,        // journal written and marked valid, nothing applied
+  kJournalHalfApplied,  // State applied, slot and participant not yet
+  kSlotReserved,        // Push: slot reserved, payload not written
+  kPayloadWritten,      // Push: payload written, slot not committed
+  kSlotTaken,           // Pop: slot taken, payload not copied out
+  kPayloadCopiedOut,    // Pop: payload copied out, slot not released
+};
+using CrashHook = void (*)(CrashPoint point);
+
 // A view of one mapped segment; does not own the mapping.
 class RingSegment {
  public:
@@ -152,6 +163,12 @@ class RingSegment {
   // Participants in another PID namespace count as alive (we cannot tell).
   bool AnyParticipantAlive() const;
   uint64_t pid_namespace() const { return pid_namespace_; }
+
+  // Tests only: called at each CrashPoint (null: never).
+  void set_crash_hook(CrashHook hook) { crash_hook_ = hook; }
+  void MaybeCrash(CrashPoint point) const {
+    if (crash_hook_ != nullptr) crash_hook_(point);
+  }
 
   // Producer: reserves a slot for `payload_bytes`; nullopt if it does not fit now.
   std::optional<uint64_t> Reserve(uint32_t payload_bytes, uint32_t owner);
@@ -190,6 +207,7 @@ class RingSegment {
   char* data_;
   uint64_t capacity_;
   uint64_t pid_namespace_;
+  CrashHook crash_hook_ = nullptr;
 };
 
 }  // namespace shm_ring_internal
