@@ -219,7 +219,7 @@ TEST_P(FaultInjection, KillNineNeverTearsLosesOrDuplicates) {
   ASSERT_TRUE(observer.ok());
   const RingStats stats = (*observer)->Stats();
   std::printf("%s mode: %d injections (%d producers, %d consumers killed) in %s; %llu pushed, "
-              "%llu delivered, %llu redelivered (ring count %llu), %llu lost\n",
+              "%llu delivered, %llu received more than once, %llu redeliveries counted by the ring, %llu lost\n",
               acknowledged ? "acknowledged" : "plain", kInjections, producer_kills, consumer_kills,
               absl::FormatDuration(injecting).c_str(), static_cast<unsigned long long>(pushed),
               static_cast<unsigned long long>(ledger->delivered.load()),
