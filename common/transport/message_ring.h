@@ -19,6 +19,30 @@
 //                                   nothing is left, nor in flight)
 //   Push after this producer closed kFailedPrecondition
 //   a message larger than the ring  kInvalidArgument
+//   Ack of a ticket not held ...... kNotFound (not this participant's, or
+//                                   already acknowledged)
+//   Push/CloseProducer on a consumer-only, Pop on a producer-only
+//   participant ................... kFailedPrecondition
+//
+// Participants and end of stream. A MessageRing object is one participant,
+// attached with a RingRole. A producer registers when it attaches (not at its
+// first Push), so a consumer that starts first cannot see an early end of
+// stream as long as every producer attaches before the last one closes; a
+// ring created with expected_producers = N additionally waits for N producer
+// registrations before it can end. End of stream is reached when that many
+// producers registered, every registered producer has closed (CloseProducer)
+// or is gone (its process died, or its object was destroyed without closing;
+// RingStats::producers_died counts those, so a consumer that needs to tell a
+// clean end from a crashed producer can check it), nothing is queued and
+// nothing is in flight.
+//
+// Delivery. Order is kept per producer: two messages pushed by one producer
+// are taken in push order (with several consumers, they may of course finish
+// in any order). A redelivered message is taken before newer ones. Destroying
+// a consumer in acknowledged mode gives back the messages it holds (they are
+// redelivered); a consumer process that dies does the same (ShmRing notices
+// within ShmRing::kLivenessInterval of some participant waiting, and at least
+// every 1024 Pops of a busy consumer).
 //
 // Threading: one MessageRing object is one participant (a producer, a
 // consumer, or both) and is used by one thread at a time; several processes
@@ -46,6 +70,22 @@ enum class DeliveryMode {
   kAcknowledged,
 };
 
+// What a participant does on a ring; fixed when it attaches.
+enum class RingRole {
+  kProducer,
+  kConsumer,
+  kProducerAndConsumer,
+  // Reads Stats only; not counted as a participant (tools/ring stat).
+  kObserver,
+};
+
+inline bool RingRoleProduces(RingRole role) {
+  return role == RingRole::kProducer || role == RingRole::kProducerAndConsumer;
+}
+inline bool RingRoleConsumes(RingRole role) {
+  return role == RingRole::kConsumer || role == RingRole::kProducerAndConsumer;
+}
+
 struct RingMessage {
   std::string payload;
   // Identifies the delivery for Ack (acknowledged mode); 0 in plain mode.
@@ -64,8 +104,11 @@ struct RingStats {
   uint64_t popped = 0;
   uint64_t acked = 0;
   uint64_t redelivered = 0;
-  uint32_t producers_open = 0;
-  uint32_t producers_closed = 0;
+  uint32_t producers_open = 0;    // registered, neither closed nor gone
+  uint32_t producers_closed = 0;  // closed with CloseProducer
+  uint32_t producers_died = 0;    // gone without closing
+  uint32_t consumers = 0;         // attached consumers
+  uint64_t largest_message_bytes = 0;  // the largest payload Push accepts
   bool end_of_stream = false;
 };
 

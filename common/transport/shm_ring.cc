@@ -1,0 +1,529 @@
+// ShmRing: segment creation and checks, and the Push/Pop/Ack protocol on
+// top of RingSegment (shm_ring_segment.h).
+#include "common/transport/shm_ring.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <ctime>
+#include <new>
+#include <utility>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/status.h"
+#include "common/transport/crc32c.h"
+#include "common/transport/shm_ring_segment.h"
+#include "common/transport/shm_ring_sync.h"
+
+namespace moerl {
+namespace bip = boost::interprocess;
+using shm_ring_internal::kHeaderBytes;
+using shm_ring_internal::RingSegment;
+using shm_ring_internal::SegmentHeader;
+using shm_ring_internal::SlotHeader;
+
+namespace {
+
+// Payloads up to this size are copied while holding the mutex (one lock per
+// operation); larger ones outside it, so producers and consumers copy in
+// parallel.
+constexpr uint64_t kInlineCopyBytes = 4096;
+
+// How long a waiter polls the wake-up word before it sleeps on the futex.
+// Short against the cost of a sleep and wake-up (two system calls, two
+// context switches), too short to count as spinning a core.
+constexpr int64_t kSpinNanos = 20000;
+
+std::string ShmObjectName(absl::string_view name) { return absl::StrCat("moerl.", name); }
+
+std::string RemoveHint(absl::string_view name) {
+  return absl::StrCat("remove it with: bazel run //tools/ring -- remove ", name);
+}
+
+// The deadline of a call, computed only once the call has to wait (reading
+// the clock costs as much as an uncontended Push).
+class LazyDeadline {
+ public:
+  explicit LazyDeadline(absl::Duration timeout) : timeout_(timeout) {}
+  absl::Time Get() {
+    if (!known_) {
+      deadline_ = timeout_ == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout_;
+      known_ = true;
+    }
+    return deadline_;
+  }
+
+ private:
+  absl::Duration timeout_;
+  absl::Time deadline_;
+  bool known_ = false;
+};
+
+}  // namespace
+
+absl::Status ShmRing::ValidateName(absl::string_view name) {
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '.');
+  const char* what = nullptr;
+  if (parts.size() != 3) what = "it must have three dot-separated parts";
+  for (absl::string_view part : parts) {
+    if (what != nullptr) break;
+    if (part.empty() || part.size() > 64) what = "each part must be 1 to 64 characters";
+    for (char c : part) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '-';
+      if (!ok) what = "parts may hold only letters, digits, '_' and '-'";
+    }
+  }
+  if (what == nullptr) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("bad ring name \"", name, "\": ", what,
+                                                 " (expected <experiment>.<trial>.<hop>)"));
+}
+
+absl::StatusOr<std::string> ShmRing::SegmentName(absl::string_view experiment,
+                                                 absl::string_view trial, absl::string_view hop) {
+  std::string name = absl::StrCat(experiment, ".", trial, ".", hop);
+  MOERL_RETURN_IF_ERROR(ValidateName(name));
+  return name;
+}
+
+std::string ShmRing::SegmentPath(absl::string_view name) {
+  return absl::StrCat("/dev/shm/", ShmObjectName(name));
+}
+
+absl::Status ShmRing::Create(const std::string& name, const CreateOptions& options) {
+  MOERL_RETURN_IF_ERROR(ValidateName(name));
+  const uint64_t capacity = shm_ring_internal::AlignSlot(std::max<uint64_t>(options.capacity_bytes, 4096));
+  if (capacity > (1ull << 40)) {
+    return absl::InvalidArgumentError(absl::StrCat("ring capacity ", capacity, " is over 1 TiB"));
+  }
+  bip::shared_memory_object shm;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      bip::permissions perm(0600);
+      shm = bip::shared_memory_object(bip::create_only, ShmObjectName(name).c_str(),
+                                      bip::read_write, perm);
+      break;
+    } catch (const bip::interprocess_exception& e) {
+      if (e.get_error_code() != bip::already_exists_error || attempt > 0) {
+        return absl::InternalError(absl::StrCat("cannot create ring ", name, ": ", e.what()));
+      }
+    }
+    // A segment of this name exists: in use, or left over by a crashed run.
+    absl::StatusOr<std::unique_ptr<ShmRing>> existing = Open(name, RingRole::kObserver);
+    const bool stale = existing.ok() && (*existing)->Stale();
+    if (existing.ok() && !stale) {
+      return absl::AlreadyExistsError(absl::StrCat("ring ", name, " exists and is in use (owner pid ",
+                                                   (*existing)->owner_pid(), ")"));
+    }
+    const std::string why =
+        existing.ok() ? absl::StrCat("its owner (pid ", (*existing)->owner_pid(),
+                                     ") and every participant are gone")
+                      : absl::StrCat("it cannot be opened: ", existing.status().message());
+    if (!options.reclaim_stale) {
+      return absl::FailedPreconditionError(absl::StrCat("ring ", name, " is left over from an earlier run (",
+                                                        why, "); ", RemoveHint(name)));
+    }
+    existing = absl::UnknownError("released");
+    MOERL_RETURN_IF_ERROR(Remove(name));
+  }
+  try {
+    shm.truncate(static_cast<bip::offset_t>(kHeaderBytes + capacity));
+    bip::mapped_region region(shm, bip::read_write);
+    std::memset(region.get_address(), 0, kHeaderBytes);
+    auto* h = new (region.get_address()) SegmentHeader();
+    std::memcpy(h->magic, shm_ring_internal::kSegmentMagic, sizeof(h->magic));
+    h->layout_version = shm_ring_internal::kLayoutVersion;
+    h->header_bytes = kHeaderBytes;
+    h->capacity_bytes = capacity;
+    h->segment_bytes = kHeaderBytes + capacity;
+    h->mode = static_cast<uint32_t>(options.mode);
+    h->expected_producers = options.expected_producers;
+    h->checksum_payloads = options.checksum_payloads ? 1 : 0;
+    h->owner_pid = options.owner_pid > 0 ? options.owner_pid : ::getpid();
+    h->owner_start_time = shm_ring_internal::ProcessStartTime(h->owner_pid);
+    h->owner_pid_namespace = shm_ring_internal::PidNamespaceId();
+    h->created_unix_seconds = static_cast<uint64_t>(::time(nullptr));
+    h->journal.participant_index = shm_ring_internal::kNoOwner;
+    h->journal.slot_position = shm_ring_internal::kNoSlot;
+    MOERL_RETURN_IF_ERROR(shm_ring_internal::InitRobustMutex(&h->mutex));
+    h->ready.store(shm_ring_internal::kReadyValue, std::memory_order_release);
+  } catch (const bip::interprocess_exception& e) {
+    bip::shared_memory_object::remove(ShmObjectName(name).c_str());
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot size ring ", name, " to ", kHeaderBytes + capacity, " bytes: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name, RingRole role) {
+  MOERL_RETURN_IF_ERROR(ValidateName(name));
+  std::unique_ptr<bip::mapped_region> region;
+  try {
+    bip::shared_memory_object shm(bip::open_only, ShmObjectName(name).c_str(), bip::read_write);
+    bip::offset_t size = 0;
+    shm.get_size(size);
+    if (static_cast<uint64_t>(size) < kHeaderBytes) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ring ", name, " is ", size, " bytes, smaller than its header (", kHeaderBytes,
+          "): not a moerl ring or not yet initialised; ", RemoveHint(name)));
+    }
+    // Participants touch the whole ring; fault it in once here instead of
+    // page by page on the hot path.
+    const bip::map_options_t options = role == RingRole::kObserver ? bip::default_map_options : MAP_POPULATE;
+    region = std::make_unique<bip::mapped_region>(shm, bip::read_write, 0, 0, nullptr, options);
+  } catch (const bip::interprocess_exception& e) {
+    if (e.get_error_code() == bip::not_found_error) {
+      return absl::NotFoundError(absl::StrCat("no ring named ", name, " (create it with: bazel run //tools/ring -- create ", name, ")"));
+    }
+    return absl::InternalError(absl::StrCat("cannot open ring ", name, ": ", e.what()));
+  }
+  const auto* h = static_cast<const SegmentHeader*>(region->get_address());
+  // The creator sets `ready` last; give a concurrent Create a moment.
+  for (int i = 0; i < 200 && h->ready.load(std::memory_order_acquire) != shm_ring_internal::kReadyValue; ++i) {
+    ::usleep(5000);
+  }
+  const uint64_t size = region->get_size();
+  std::string problem;
+  if (std::memcmp(h->magic, shm_ring_internal::kSegmentMagic, sizeof(h->magic)) != 0) {
+    problem = "bad magic (not a moerl ring)";
+  } else if (h->ready.load(std::memory_order_acquire) != shm_ring_internal::kReadyValue) {
+    problem = "never finished initialising (its creator died?)";
+  } else if (h->layout_version != shm_ring_internal::kLayoutVersion) {
+    problem = absl::StrCat("layout version ", h->layout_version, ", this build reads version ",
+                           shm_ring_internal::kLayoutVersion);
+  } else if (h->header_bytes != kHeaderBytes) {
+    problem = absl::StrCat("header of ", h->header_bytes, " bytes, expected ", kHeaderBytes);
+  } else if (h->capacity_bytes % shm_ring_internal::kSlotAlign != 0 ||
+             h->segment_bytes != kHeaderBytes + h->capacity_bytes || h->segment_bytes != size) {
+    problem = absl::StrCat("sizes disagree: capacity ", h->capacity_bytes, ", segment ",
+                           h->segment_bytes, ", mapped ", size);
+  } else if (h->mode > static_cast<uint32_t>(DeliveryMode::kAcknowledged)) {
+    problem = absl::StrCat("unknown delivery mode ", h->mode);
+  }
+  if (!problem.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("ring ", name, ": ", problem, "; ", RemoveHint(name)));
+  }
+  std::unique_ptr<ShmRing> ring(new ShmRing(name, std::move(region), role));
+  if (role != RingRole::kObserver) {
+    MOERL_RETURN_IF_ERROR(ring->Lock());
+    std::optional<uint32_t> index =
+        ring->segment_->Register(role, ring->pid_, shm_ring_internal::ProcessStartTime(ring->pid_));
+    if (!index) {
+      ring->segment_->SweepDead(ring->pid_);
+      index = ring->segment_->Register(role, ring->pid_,
+                                       shm_ring_internal::ProcessStartTime(ring->pid_));
+    }
+    ring->Unlock();
+    if (!index) {
+      return absl::ResourceExhaustedError(absl::StrCat("ring ", name, " already has ",
+                                                       shm_ring_internal::kMaxParticipants,
+                                                       " live participants"));
+    }
+    ring->self_ = *index;
+  }
+  return ring;
+}
+
+absl::Status ShmRing::Remove(const std::string& name) {
+  MOERL_RETURN_IF_ERROR(ValidateName(name));
+  if (::access(SegmentPath(name).c_str(), F_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat("no ring named ", name, " (", SegmentPath(name), ")"));
+  }
+  if (!bip::shared_memory_object::remove(ShmObjectName(name).c_str())) {
+    return absl::InternalError(absl::StrCat("cannot remove ring ", name, " (", SegmentPath(name), ")"));
+  }
+  return absl::OkStatus();
+}
+
+ShmRing::ShmRing(std::string name, std::unique_ptr<bip::mapped_region> region, RingRole role)
+    : name_(std::move(name)), region_(std::move(region)), role_(role), pid_(::getpid()) {
+  auto* base = static_cast<char*>(region_->get_address());
+  segment_ = std::make_unique<RingSegment>(reinterpret_cast<SegmentHeader*>(base), base + kHeaderBytes,
+                                           shm_ring_internal::PidNamespaceId());
+}
+
+ShmRing::~ShmRing() {
+  if (self_ == shm_ring_internal::kNoOwner) return;
+  if (!Lock().ok()) return;
+  segment_->Deregister(self_);
+  Unlock();
+  Wake(/*space=*/true);
+  Wake(/*space=*/false);
+}
+
+absl::Status ShmRing::Lock() const {
+  bool owner_died = false;
+  MOERL_RETURN_IF_ERROR(shm_ring_internal::LockRobustMutex(&segment_->header()->mutex, &owner_died));
+  if (owner_died) {
+    segment_->RecoverJournal();
+    segment_->SweepDead(pid_);
+    Wake(true);
+    Wake(false);
+  }
+  return absl::OkStatus();
+}
+
+void ShmRing::Unlock() const { shm_ring_internal::UnlockRobustMutex(&segment_->header()->mutex); }
+
+void ShmRing::Wake(bool space) const {
+  SegmentHeader* h = segment_->header();
+  std::atomic<uint32_t>& seq = space ? h->not_full_seq : h->not_empty_seq;
+  std::atomic<uint32_t>& sleeping = space ? h->not_full_sleeping : h->not_empty_sleeping;
+  seq.fetch_add(1, std::memory_order_seq_cst);
+  // One system call per sleeping episode, not per message: the first waker
+  // clears the flag and wakes every sleeper; each re-checks and, if there is
+  // still nothing for it, sets the flag again before sleeping. (A sleeper
+  // that sets the flag after this exchange sees the new `seq` in FutexWait.)
+  if (sleeping.load(std::memory_order_seq_cst) != 0 && sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    shm_ring_internal::FutexWake(&seq, INT_MAX);
+  }
+}
+
+bool ShmRing::SweepDue() const {
+  const int64_t last = segment_->header()->last_sweep_ns.load(std::memory_order_relaxed);
+  return shm_ring_internal::MonotonicNanos() - last >= absl::ToInt64Nanoseconds(kLivenessInterval);
+}
+
+absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) const {
+  SegmentHeader* h = segment_->header();
+  std::atomic<uint32_t>& seq = for_space ? h->not_full_seq : h->not_empty_seq;
+  std::atomic<uint32_t>& sleeping = for_space ? h->not_full_sleeping : h->not_empty_sleeping;
+  const uint32_t seen = seq.load(std::memory_order_acquire);
+  Unlock();
+  // Bounded spin first (a few microseconds): a busy peer usually changes the
+  // word by then, and sleeping and waking costs two system calls and two
+  // context switches per message. Then sleep on the futex.
+  bool changed = false;
+  const int64_t spin_until = shm_ring_internal::MonotonicNanos() + kSpinNanos;
+  for (int i = 1; !changed; ++i) {
+    shm_ring_internal::CpuRelax();
+    changed = seq.load(std::memory_order_acquire) != seen;
+    if (i % 64 == 0 && shm_ring_internal::MonotonicNanos() >= spin_until) break;
+  }
+  if (!changed) {
+    // seq_cst pairs with Wake: either it sees the flag or FutexWait sees
+    // the new value.
+    sleeping.store(1, std::memory_order_seq_cst);
+    const absl::Duration left = std::min(deadline - absl::Now(), kLivenessInterval);
+    if (left > absl::ZeroDuration()) {
+      shm_ring_internal::FutexWait(&seq, seen, absl::ToInt64Nanoseconds(left));
+    }
+  }
+  MOERL_RETURN_IF_ERROR(Lock());
+  if (SweepDue() && segment_->SweepDead(pid_) > 0) {
+    Wake(true);
+    Wake(false);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShmRing::Push(absl::string_view payload, absl::Duration timeout) {
+  return PushImpl(payload, timeout);
+}
+
+absl::Status ShmRing::TryPush(absl::string_view payload) { return PushImpl(payload, absl::ZeroDuration()); }
+
+absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
+  if (!RingRoleProduces(role_)) {
+    return absl::FailedPreconditionError(absl::StrCat("Push on ring ", name_, ": this participant is not a producer"));
+  }
+  if (producer_closed_) {
+    return absl::FailedPreconditionError(absl::StrCat("Push on ring ", name_, " after CloseProducer"));
+  }
+  if (payload.size() > segment_->largest_payload()) {
+    return absl::InvalidArgumentError(absl::StrCat("message of ", payload.size(), " bytes does not fit ring ", name_,
+                                                   " (largest: ", segment_->largest_payload(), " bytes)"));
+  }
+  LazyDeadline deadline(timeout);
+  MOERL_RETURN_IF_ERROR(Lock());
+  std::optional<uint64_t> pos;
+  for (bool swept = false;;) {
+    pos = segment_->Reserve(static_cast<uint32_t>(payload.size()), self_);
+    if (pos) break;
+    if (timeout == absl::ZeroDuration()) {
+      // A dead consumer may be what keeps the ring full.
+      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
+        swept = true;
+        continue;
+      }
+      Unlock();
+      return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
+    }
+    if (absl::Now() >= deadline.Get()) {
+      Unlock();
+      return absl::DeadlineExceededError(
+          absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
+    }
+    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, deadline.Get()));
+  }
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
+  const bool inline_copy = payload.size() <= kInlineCopyBytes;
+  if (!inline_copy) Unlock();
+  uint32_t crc = 0;
+  if (segment_->header()->checksum_payloads) {
+    crc = Crc32cCopy(segment_->PayloadAt(*pos), payload.data(), payload.size());
+  } else {
+    std::memcpy(segment_->PayloadAt(*pos), payload.data(), payload.size());
+  }
+  if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
+  segment_->Commit(*pos, crc);
+  Unlock();
+  Wake(/*space=*/false);
+  return absl::OkStatus();
+}
+
+absl::Status ShmRing::CloseProducer() {
+  if (!RingRoleProduces(role_)) {
+    return absl::FailedPreconditionError(absl::StrCat("CloseProducer on ring ", name_, ": not a producer"));
+  }
+  if (producer_closed_) return absl::OkStatus();
+  MOERL_RETURN_IF_ERROR(Lock());
+  segment_->MarkProducerClosed(self_);
+  Unlock();
+  producer_closed_ = true;
+  Wake(/*space=*/false);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RingMessage> ShmRing::Pop(absl::Duration timeout) {
+  RingMessage message;
+  MOERL_RETURN_IF_ERROR(PopInto(&message, timeout));
+  return message;
+}
+
+absl::StatusOr<RingMessage> ShmRing::TryPop() { return Pop(absl::ZeroDuration()); }
+
+absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
+  if (!RingRoleConsumes(role_)) {
+    return absl::FailedPreconditionError(absl::StrCat("Pop on ring ", name_, ": this participant is not a consumer"));
+  }
+  LazyDeadline deadline(timeout);
+  MOERL_RETURN_IF_ERROR(Lock());
+  // Busy consumers never wait; look for dead ones now and then anyway, so
+  // that what they held is redelivered.
+  if (++pops_since_sweep_check_ >= 1024) {
+    pops_since_sweep_check_ = 0;
+    if (SweepDue() && segment_->SweepDead(pid_) > 0) {
+      Wake(/*space=*/true);
+      Wake(/*space=*/false);
+    }
+  }
+  std::optional<uint64_t> pos;
+  for (bool swept = false;;) {
+    pos = segment_->Take(self_);
+    if (pos) break;
+    if (segment_->EndOfStream()) {
+      Unlock();
+      return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));
+    }
+    if (timeout == absl::ZeroDuration()) {
+      // A dead consumer may hold a message that is due again.
+      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
+        swept = true;
+        continue;
+      }
+      Unlock();
+      return absl::UnavailableError(absl::StrCat("ring ", name_, " is empty"));
+    }
+    if (absl::Now() >= deadline.Get()) {
+      Unlock();
+      return absl::DeadlineExceededError(
+          absl::StrCat("no message on ring ", name_, " after ", absl::FormatDuration(timeout)));
+    }
+    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/false, deadline.Get()));
+  }
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotTaken);
+  const SlotHeader slot = *segment_->SlotAt(*pos);
+  const bool inline_copy = slot.payload_bytes <= kInlineCopyBytes;
+  if (!inline_copy) Unlock();
+  message->payload.resize(slot.payload_bytes);
+  bool checksum_ok = true;
+  if (segment_->header()->checksum_payloads) {
+    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(*pos), slot.payload_bytes) == slot.crc;
+  } else {
+    std::memcpy(&message->payload[0], segment_->PayloadAt(*pos), slot.payload_bytes);
+  }
+  message->delivery_count = slot.delivery_count;
+  message->ticket = 0;
+  segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadCopiedOut);
+  const bool plain = segment_->mode() == DeliveryMode::kPlain;
+  if (plain) {
+    if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
+    segment_->Release(*pos, /*acked=*/false);
+    const bool end = segment_->EndOfStream();
+    Unlock();
+    Wake(/*space=*/true);
+    if (end) Wake(/*space=*/false);
+  } else if (!checksum_ok) {
+    // Never hand out, nor redeliver forever, a message that fails its check.
+    if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
+    segment_->Release(*pos, /*acked=*/false);
+    Unlock();
+    Wake(/*space=*/true);
+  } else {
+    if (inline_copy) Unlock();
+    message->ticket = *pos + 1;
+  }
+  if (!checksum_ok) {
+    return absl::DataLossError(absl::StrCat("ring ", name_, ": message at position ", *pos, " of ",
+                                            slot.payload_bytes, " bytes fails its checksum"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShmRing::Ack(uint64_t ticket) {
+  if (segment_->mode() == DeliveryMode::kPlain) return absl::OkStatus();
+  if (!RingRoleConsumes(role_)) {
+    return absl::FailedPreconditionError(absl::StrCat("Ack on ring ", name_, ": not a consumer"));
+  }
+  MOERL_RETURN_IF_ERROR(Lock());
+  if (ticket == 0 || !segment_->Holds(ticket - 1, self_)) {
+    Unlock();
+    return absl::NotFoundError(absl::StrCat("ring ", name_, ": ticket ", ticket, " is not held by this consumer"));
+  }
+  segment_->Release(ticket - 1, /*acked=*/true);
+  const bool end = segment_->EndOfStream();
+  Unlock();
+  Wake(/*space=*/true);
+  if (end) Wake(/*space=*/false);
+  return absl::OkStatus();
+}
+
+DeliveryMode ShmRing::delivery_mode() const { return segment_->mode(); }
+
+RingStats ShmRing::Stats() const {
+  if (!Lock().ok()) return RingStats();
+  RingStats stats = segment_->Stats();
+  Unlock();
+  return stats;
+}
+
+std::vector<RingMessage> ShmRing::Peek(size_t max) const {
+  if (!Lock().ok()) return {};
+  std::vector<RingMessage> out = segment_->Peek(max);
+  Unlock();
+  return out;
+}
+
+bool ShmRing::Stale() const {
+  const SegmentHeader* h = segment_->header();
+  // An owner in another PID namespace cannot be checked: not stale.
+  if (h->owner_pid_namespace != segment_->pid_namespace()) return false;
+  if (shm_ring_internal::ProcessAlive(h->owner_pid, h->owner_start_time)) return false;
+  if (!Lock().ok()) return true;
+  const bool alive = segment_->AnyParticipantAlive();
+  Unlock();
+  return !alive;
+}
+
+pid_t ShmRing::owner_pid() const { return segment_->header()->owner_pid; }
+
+}  // namespace moerl

@@ -1,0 +1,166 @@
+// ShmRing: a MessageRing in a named POSIX shared-memory segment, shared by
+// the processes of one node. Variable-size messages, many producers and many
+// consumers, per-producer order, plain or acknowledged delivery.
+//
+//   // Once per run (the pipeline script: `ring create`):
+//   MOERL_ASSIGN_OR_RETURN(std::string name, ShmRing::SegmentName("exp1", "trial0", "prompts"));
+//   MOERL_RETURN_IF_ERROR(ShmRing::Create(name, {.capacity_bytes = 64 << 20}));
+//   // In each stage:
+//   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> ring, ShmRing::Open(name, RingRole::kProducer));
+//   MOERL_RETURN_IF_ERROR(ring->Push(prompt.SerializeAsString(), absl::Seconds(30)));
+//   MOERL_RETURN_IF_ERROR(ring->CloseProducer());
+//   // At the end of the run (`ring remove`):
+//   MOERL_RETURN_IF_ERROR(ShmRing::Remove(name));
+//
+// Status codes, participants and end of stream: see message_ring.h.
+//
+// Segment. Created mode 0600 as /dev/shm/moerl.<name>, where <name> is
+// "<experiment>.<trial>.<hop>", each part 1-64 of [A-Za-z0-9_-]. It starts
+// with magic "MOERLRNG", layout version, header and capacity sizes, all
+// checked by Open before anything else is read. Create finds a segment of the
+// same name left by a crashed run (its owner process and every participant
+// gone) and either reclaims it (CreateOptions::reclaim_stale) or fails with
+// the command that removes it.
+//
+// Space: a message taken in acknowledged mode keeps its place in the ring
+// until it is acknowledged, so consumers that hold many unacknowledged
+// messages can fill the ring and make producers wait.
+//
+// Crash contract (tested by shm_ring_fault_test with SIGKILL at random
+// points, and shm_ring_crash_test at each named point of the protocol):
+// - A producer killed at any instruction never makes a consumer see a torn
+//   or partial message: a message becomes visible only after its payload is
+//   written and checksummed (CRC32C, verified on Pop), and every change of
+//   shared bookkeeping is journaled (shm_ring_segment.h). Its half-written
+//   slot is dropped, and it never blocks the others: the robust mutex passes
+//   to the next locker, and a slot it held is reclaimed once it is found dead.
+// - A consumer killed at any point never blocks the others. A message it
+//   was copying out is delivered again, in both modes (in plain mode unless
+//   the kill lands after Pop released the slot, in its last instructions:
+//   then that one message is lost, never duplicated). In acknowledged mode, a message it took but did not Ack is
+//   delivered again too, with delivery_count + 1. In plain mode a message
+//   whose Pop returned is never delivered again (no duplicates).
+// - Death is noticed by any participant that waits (every kLivenessInterval)
+//   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
+//   so a reused pid is not mistaken for the dead process. Only participants
+//   in the same PID namespace are judged (a tool outside a sandbox does not
+//   declare the sandbox's processes dead).
+//
+// Waiting: a blocked Push or Pop polls for up to 20 microseconds, then
+// sleeps on a futex in the segment (no core is kept spinning); it wakes when
+// the other side makes progress, at its deadline, and every
+// kLivenessInterval to look for dead participants.
+//
+// Threading and ownership: one ShmRing object is one participant, used by
+// one thread at a time; create one per thread, and open it in the process
+// that uses it (after fork(), not before: the participant is recorded with
+// its pid). The segment outlives every process until Remove.
+#ifndef MOERL_COMMON_TRANSPORT_SHM_RING_H_
+#define MOERL_COMMON_TRANSPORT_SHM_RING_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/transport/message_ring.h"
+
+namespace boost {
+namespace interprocess {
+class mapped_region;
+}  // namespace interprocess
+}  // namespace boost
+
+namespace moerl {
+namespace shm_ring_internal {
+class RingSegment;
+}  // namespace shm_ring_internal
+
+class ShmRing : public MessageRing {
+ public:
+  friend class ShmRingTestPeer;  // shm_ring_crash_test
+
+  struct CreateOptions {
+    // Bytes for messages (rounded up to 64). Each message takes its payload
+    // plus a 40-byte header, rounded up to 64 bytes.
+    uint64_t capacity_bytes = 64 << 20;
+    DeliveryMode mode = DeliveryMode::kPlain;
+    // End of stream waits for this many producer registrations (0: one).
+    uint32_t expected_producers = 0;
+    // CRC32C of every payload, checked on Pop.
+    bool checksum_payloads = true;
+    // The process whose life the segment belongs to (the pipeline script);
+    // 0: the creating process. Used only to tell a stale segment.
+    pid_t owner_pid = 0;
+    // If a stale segment of this name exists, remove it and create anew.
+    bool reclaim_stale = false;
+  };
+
+  // How often a waiting participant checks for dead participants.
+  static constexpr absl::Duration kLivenessInterval = absl::Milliseconds(20);
+
+  // "<experiment>.<trial>.<hop>", validated.
+  static absl::StatusOr<std::string> SegmentName(absl::string_view experiment,
+                                                 absl::string_view trial, absl::string_view hop);
+  static absl::Status ValidateName(absl::string_view name);
+  // /dev/shm/moerl.<name>
+  static std::string SegmentPath(absl::string_view name);
+
+  static absl::Status Create(const std::string& name, const CreateOptions& options);
+  static absl::StatusOr<std::unique_ptr<ShmRing>> Open(const std::string& name, RingRole role);
+  static absl::Status Remove(const std::string& name);
+
+  ~ShmRing() override;
+
+  absl::Status Push(absl::string_view payload, absl::Duration timeout) override;
+  absl::Status TryPush(absl::string_view payload) override;
+  absl::Status CloseProducer() override;
+  absl::StatusOr<RingMessage> Pop(absl::Duration timeout) override;
+  absl::StatusOr<RingMessage> TryPop() override;
+  absl::Status Ack(uint64_t ticket) override;
+  DeliveryMode delivery_mode() const override;
+  RingStats Stats() const override;
+
+  // Pop into `message`, reusing its payload's buffer (no allocation per
+  // message once the buffer is large enough). Same status codes as Pop.
+  absl::Status PopInto(RingMessage* message, absl::Duration timeout);
+
+  // Copies of up to `max` queued messages, oldest first, left in the ring
+  // (tools/inspect).
+  std::vector<RingMessage> Peek(size_t max) const;
+  // True if the owner process and every participant are gone.
+  bool Stale() const;
+  pid_t owner_pid() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  ShmRing(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region,
+          RingRole role);
+  absl::Status PushImpl(absl::string_view payload, absl::Duration timeout);
+  // Lock the segment, repairing after a dead owner. Lock failures are
+  // internal invariant failures of the segment (reported as Status).
+  absl::Status Lock() const;
+  void Unlock() const;
+  // With the lock held: sleeps on `seq` until woken or `deadline` (at most
+  // kLivenessInterval), sweeping for dead participants when due.
+  absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
+  // True if no participant looked for dead ones in the last kLivenessInterval.
+  bool SweepDue() const;
+  // After a change that may let waiters of the other side proceed.
+  void Wake(bool space) const;
+
+  std::string name_;
+  std::unique_ptr<boost::interprocess::mapped_region> region_;
+  std::unique_ptr<shm_ring_internal::RingSegment> segment_;
+  RingRole role_;
+  uint32_t self_ = 0xFFFFFFFFu;  // participant index; none for observers
+  pid_t pid_;
+  bool producer_closed_ = false;
+  uint32_t pops_since_sweep_check_ = 0;
+};
+
+}  // namespace moerl
+
+#endif  // MOERL_COMMON_TRANSPORT_SHM_RING_H_

@@ -1,0 +1,304 @@
+// Slot and participant bookkeeping of a ShmRing segment; see
+// shm_ring_segment.h for the states and the journal.
+#include "common/transport/shm_ring_segment.h"
+
+#include <cstring>
+
+#include "common/logging.h"
+#include "common/transport/shm_ring_sync.h"
+
+namespace moerl {
+namespace shm_ring_internal {
+
+void RingSegment::Apply(const State& state, const SlotHeader* slot, uint64_t slot_position,
+                        const Participant* participant, uint32_t participant_index) {
+  Journal& j = h_->journal;
+  j.state = state;
+  j.slot_position = slot != nullptr ? slot_position : kNoSlot;
+  if (slot != nullptr) j.slot = *slot;
+  j.participant_index = participant != nullptr ? participant_index : kNoOwner;
+  if (participant != nullptr) j.participant = *participant;
+  // Crash ordering is about one thread being stopped at an instruction:
+  // x86 makes stores visible in program order, so only the compiler must be
+  // kept from reordering (a signal fence, not a CPU fence).
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j.valid.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalValid);
+  RecoverJournal();
+}
+
+void RingSegment::RecoverJournal() {
+  Journal& j = h_->journal;
+  if (j.valid.load(std::memory_order_relaxed) == 0) return;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  h_->state = j.state;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalHalfApplied);
+  if (j.slot_position != kNoSlot) *SlotAt(j.slot_position) = j.slot;
+  if (j.participant_index < kMaxParticipants) h_->participants[j.participant_index] = j.participant;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j.valid.store(0, std::memory_order_relaxed);
+}
+
+std::optional<uint32_t> RingSegment::Register(RingRole role, pid_t pid, uint64_t start_time) {
+  for (uint32_t i = 0; i < kMaxParticipants; ++i) {
+    if (h_->participants[i].in_use) continue;
+    Participant p{};
+    p.in_use = 1;
+    p.role = static_cast<uint32_t>(role);
+    p.pid = pid;
+    p.start_time = start_time;
+    p.pid_namespace = pid_namespace_;
+    State s = h_->state;
+    if (RingRoleProduces(role)) ++s.producers_registered;
+    if (RingRoleConsumes(role)) ++s.consumers;
+    Apply(s, nullptr, 0, &p, i);
+    return i;
+  }
+  return std::nullopt;
+}
+
+void RingSegment::MarkProducerClosed(uint32_t index) {
+  Participant p = h_->participants[index];
+  if (p.producer_closed) return;
+  p.producer_closed = 1;
+  State s = h_->state;
+  ++s.producers_closed;
+  Apply(s, nullptr, 0, &p, index);
+}
+
+void RingSegment::Deregister(uint32_t index) {
+  // Give back slots first: each step is journaled on its own and leaves a
+  // consistent ring, so a crash here is finished by the next sweep.
+  for (uint64_t pos = h_->state.free_pos; pos < h_->state.tail;) {
+    SlotHeader* slot = SlotAt(pos);
+    const uint64_t total = slot->total_bytes;
+    if (slot->owner == index && slot->state == kTaken) {
+      Requeue(pos);
+    } else if (slot->owner == index && slot->state == kReserved) {
+      SlotHeader abandoned = *slot;
+      abandoned.state = kAbandoned;
+      Apply(h_->state, &abandoned, pos, nullptr, 0);
+    }
+    pos += total;
+  }
+  const Participant old = h_->participants[index];
+  if (!old.in_use) return;
+  const RingRole role = static_cast<RingRole>(old.role);
+  State s = h_->state;
+  if (RingRoleProduces(role) && !old.producer_closed) ++s.producers_died;
+  if (RingRoleConsumes(role)) --s.consumers;
+  Participant freed{};
+  Apply(s, nullptr, 0, &freed, index);
+  AdvanceFree();
+  AdvanceClaim();
+}
+
+int RingSegment::SweepDead(pid_t self_pid) {
+  int dead = 0;
+  for (uint32_t i = 0; i < kMaxParticipants; ++i) {
+    const Participant& p = h_->participants[i];
+    if (!p.in_use || p.pid == self_pid) continue;
+    if (p.pid_namespace != pid_namespace_) continue;
+    if (ProcessAlive(p.pid, p.start_time)) continue;
+    Deregister(i);
+    ++dead;
+  }
+  h_->last_sweep_ns.store(MonotonicNanos(), std::memory_order_relaxed);
+  return dead;
+}
+
+bool RingSegment::AnyParticipantAlive() const {
+  for (uint32_t i = 0; i < kMaxParticipants; ++i) {
+    const Participant& p = h_->participants[i];
+    if (!p.in_use) continue;
+    if (p.pid_namespace != pid_namespace_ || ProcessAlive(p.pid, p.start_time)) return true;
+  }
+  return false;
+}
+
+std::optional<uint64_t> RingSegment::Reserve(uint32_t payload_bytes, uint32_t owner) {
+  const uint64_t need = AlignSlot(kSlotHeaderBytes + payload_bytes);
+  MOERL_CHECK(need <= capacity_) << "caller checks the largest payload";
+  while (true) {
+    const State& cur = h_->state;
+    const uint64_t free_bytes = capacity_ - (cur.tail - cur.free_pos);
+    const uint64_t to_end = capacity_ - cur.tail % capacity_;
+    if (to_end < need) {
+      // The slot would cross the end of the area: pad to the end, then retry
+      // at offset 0. The pad is freed as soon as free_pos reaches it.
+      if (free_bytes < to_end) return std::nullopt;
+      SlotHeader pad{};
+      pad.state = kPad;
+      pad.owner = kNoOwner;
+      pad.position = cur.tail;
+      pad.total_bytes = to_end;
+      State s = cur;
+      s.tail += to_end;
+      Apply(s, &pad, cur.tail, nullptr, 0);
+      AdvanceFree();
+      AdvanceClaim();
+      continue;
+    }
+    if (free_bytes < need) return std::nullopt;
+    SlotHeader slot{};
+    slot.state = kReserved;
+    slot.owner = owner;
+    slot.position = cur.tail;
+    slot.total_bytes = need;
+    slot.payload_bytes = payload_bytes;
+    slot.delivery_count = 1;
+    State s = cur;
+    const uint64_t position = cur.tail;
+    s.tail += need;
+    Apply(s, &slot, position, nullptr, 0);
+    return position;
+  }
+}
+
+void RingSegment::Commit(uint64_t position, uint32_t crc) {
+  SlotHeader slot = *SlotAt(position);
+  MOERL_CHECK(slot.state == kReserved && slot.position == position) << "commit of a slot not reserved";
+  slot.state = kCommitted;
+  slot.crc = crc;
+  State s = h_->state;
+  ++s.pushed;
+  ++s.depth_messages;
+  s.depth_bytes += slot.payload_bytes;
+  Apply(s, &slot, position, nullptr, 0);
+}
+
+std::optional<uint64_t> RingSegment::Take(uint32_t owner) {
+  const State& cur = h_->state;
+  uint64_t pos = cur.requeued > 0 ? cur.free_pos : cur.claim_pos;
+  while (pos < cur.tail) {
+    const SlotHeader* slot = SlotAt(pos);
+    if (slot->state == kCommitted) break;
+    pos += slot->total_bytes;
+  }
+  if (pos >= cur.tail) return std::nullopt;
+  SlotHeader slot = *SlotAt(pos);
+  slot.state = kTaken;
+  slot.owner = owner;
+  State s = cur;
+  if (pos < cur.claim_pos) --s.requeued;
+  --s.depth_messages;
+  s.depth_bytes -= slot.payload_bytes;
+  ++s.in_flight;
+  ++s.popped;
+  // Move claim_pos past what is no longer takeable, counting this slot as taken.
+  while (s.claim_pos < s.tail) {
+    const uint32_t state = s.claim_pos == pos ? kTaken : SlotAt(s.claim_pos)->state;
+    if (state == kCommitted || state == kReserved) break;
+    s.claim_pos += SlotAt(s.claim_pos)->total_bytes;
+  }
+  Apply(s, &slot, pos, nullptr, 0);
+  return pos;
+}
+
+void RingSegment::Requeue(uint64_t position) {
+  SlotHeader slot = *SlotAt(position);
+  slot.state = kCommitted;
+  slot.owner = kNoOwner;
+  ++slot.delivery_count;
+  State s = h_->state;
+  --s.in_flight;
+  ++s.depth_messages;
+  s.depth_bytes += slot.payload_bytes;
+  ++s.redelivered;
+  if (position < s.claim_pos) ++s.requeued;
+  Apply(s, &slot, position, nullptr, 0);
+}
+
+void RingSegment::Release(uint64_t position, bool acked) {
+  SlotHeader slot = *SlotAt(position);
+  slot.state = kFree;
+  State s = h_->state;
+  --s.in_flight;
+  if (acked) ++s.acked;
+  // Move free_pos past freed slots, counting this one as free.
+  while (s.free_pos < s.tail) {
+    const uint32_t state = s.free_pos == position ? kFree : SlotAt(s.free_pos)->state;
+    if (state != kFree && state != kPad && state != kAbandoned) break;
+    s.free_pos += SlotAt(s.free_pos)->total_bytes;
+  }
+  if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
+  Apply(s, &slot, position, nullptr, 0);
+}
+
+bool RingSegment::Holds(uint64_t position, uint32_t owner) const {
+  const State& s = h_->state;
+  if (position < s.free_pos || position >= s.tail || position % kSlotAlign != 0) return false;
+  const SlotHeader* slot = SlotAt(position);
+  return slot->position == position && slot->state == kTaken && slot->owner == owner;
+}
+
+void RingSegment::AdvanceFree() {
+  State s = h_->state;
+  while (s.free_pos < s.tail) {
+    const SlotHeader* slot = SlotAt(s.free_pos);
+    if (slot->state != kFree && slot->state != kPad && slot->state != kAbandoned) break;
+    s.free_pos += slot->total_bytes;
+  }
+  if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
+  if (s.free_pos != h_->state.free_pos) Apply(s, nullptr, 0, nullptr, 0);
+}
+
+void RingSegment::AdvanceClaim() {
+  State s = h_->state;
+  while (s.claim_pos < s.tail) {
+    const uint32_t state = SlotAt(s.claim_pos)->state;
+    if (state == kCommitted || state == kReserved) break;
+    s.claim_pos += SlotAt(s.claim_pos)->total_bytes;
+  }
+  if (s.claim_pos != h_->state.claim_pos) Apply(s, nullptr, 0, nullptr, 0);
+}
+
+bool RingSegment::EndOfStream() const {
+  const State& s = h_->state;
+  const uint32_t wanted = h_->expected_producers > 0 ? h_->expected_producers : 1;
+  return s.producers_registered >= wanted &&
+         s.producers_closed + s.producers_died == s.producers_registered &&
+         s.depth_messages == 0 && s.in_flight == 0;
+}
+
+RingStats RingSegment::Stats() const {
+  const State& s = h_->state;
+  RingStats r;
+  r.capacity_bytes = capacity_;
+  r.depth_messages = s.depth_messages;
+  r.depth_bytes = s.depth_bytes;
+  r.in_flight = s.in_flight;
+  r.pushed = s.pushed;
+  r.popped = s.popped;
+  r.acked = s.acked;
+  r.redelivered = s.redelivered;
+  r.producers_closed = s.producers_closed;
+  r.producers_died = s.producers_died;
+  r.producers_open = s.producers_registered - s.producers_closed - s.producers_died;
+  r.consumers = s.consumers;
+  r.largest_message_bytes = largest_payload();
+  r.end_of_stream = EndOfStream();
+  return r;
+}
+
+std::vector<RingMessage> RingSegment::Peek(size_t max) const {
+  std::vector<RingMessage> out;
+  const State& s = h_->state;
+  for (uint64_t pos = s.free_pos; pos < s.tail && out.size() < max;) {
+    const SlotHeader* slot = SlotAt(pos);
+    if (slot->state == kCommitted) {
+      RingMessage m;
+      m.payload.assign(PayloadAt(pos), slot->payload_bytes);
+      m.delivery_count = slot->delivery_count;
+      m.ticket = pos + 1;
+      out.push_back(std::move(m));
+    }
+    pos += slot->total_bytes;
+  }
+  return out;
+}
+
+}  // namespace shm_ring_internal
+}  // namespace moerl
