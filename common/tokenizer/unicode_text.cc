@@ -5,6 +5,9 @@
 #include <unicode/stringpiece.h>
 #include <unicode/uchar.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include "common/logging.h"
 
 namespace moerl {
@@ -18,6 +21,28 @@ bool AllAscii(absl::string_view text) {
     if (c >= 0x80) return false;
   }
   return true;
+}
+
+// Hugging Face's regex engine (Oniguruma) may know a newer Unicode than the
+// system ICU. For codepoints ICU reports as unassigned, this table (generated
+// from HF by unicode_newer_gen.cc) gives HF's class; it is empty of anything
+// ICU already knows, so ICU stays the source for every assigned codepoint.
+struct NewerRange {
+  char32_t first;
+  char32_t last;
+  CharClass cls;
+};
+constexpr NewerRange kNewerRanges[] = {
+#include "common/tokenizer/unicode_newer_ranges.inc"
+};
+
+CharClass ClassOfUnassigned(char32_t cp) {
+  const NewerRange* end = std::end(kNewerRanges);
+  const NewerRange* it = std::upper_bound(std::begin(kNewerRanges), end, cp,
+                                          [](char32_t c, const NewerRange& r) { return c < r.first; });
+  if (it == std::begin(kNewerRanges)) return CharClass::kOther;
+  --it;
+  return cp <= it->last ? it->cls : CharClass::kOther;
 }
 
 const icu::Normalizer2& Nfc() {
@@ -119,7 +144,9 @@ CharClass ClassifyCodepoint(char32_t cp) {
     return CharClass::kOther;
   }
   if (u_isUWhiteSpace(static_cast<UChar32>(cp))) return CharClass::kSpace;
-  const uint32_t mask = U_MASK(u_charType(static_cast<UChar32>(cp)));
+  const int8_t type = u_charType(static_cast<UChar32>(cp));
+  if (type == U_UNASSIGNED) return ClassOfUnassigned(cp);
+  const uint32_t mask = U_MASK(type);
   if (mask & U_GC_L_MASK) return CharClass::kLetter;
   if (mask & U_GC_N_MASK) return CharClass::kNumber;
   return CharClass::kOther;
