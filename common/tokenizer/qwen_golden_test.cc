@@ -1,8 +1,11 @@
 // Qwen3's tokenizer against Hugging Face `tokenizers`: every case in the
 // fixtures (tools/tokenizer/make_golden_fixtures.py) must give identical ids,
 // decode identically, and round-trip.
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "common/testing/shared_data.h"
@@ -156,6 +159,60 @@ TEST_F(QwenGoldenTest, DecodeOfArbitraryIdsMatchesHuggingFace) {
     auto skipped = tokenizer_->Decode(ids, DecodeOptions{/*skip_special_tokens=*/true});
     ASSERT_TRUE(skipped.ok()) << skipped.status();
     EXPECT_EQ(*skipped, c["text_skip_special"].get<std::string>()) << "case " << i;
+  }
+}
+
+// tokenizer.json at Qwen's scale: the same vocabulary, merges (in the
+// [left, right] form of tokenizers >= 0.20) and added tokens, written the way
+// tokenizers lays the file out, must load and encode the corpus identically.
+TEST_F(QwenGoldenTest, TokenizerJsonOfTheSameFilesEncodesIdentically) {
+  const std::string dir = SharedDataPath("data/qwen-tokenizer");
+  auto vocab_text = tokenizer_testing::ReadWholeFile(dir + "/vocab.json");
+  auto merges_text = tokenizer_testing::ReadWholeFile(dir + "/merges.txt");
+  ASSERT_TRUE(vocab_text.ok() && merges_text.ok());
+  json merges = json::array();
+  for (absl::string_view line : absl::StrSplit(*merges_text, '\n')) {
+    if (line.empty() || absl::StartsWith(line, "#version")) continue;
+    std::vector<std::string> sides = absl::StrSplit(line, ' ');
+    merges.push_back(sides);
+  }
+  json added = json::array();
+  for (const AddedToken& t : tokenizer_->added_tokens()) {
+    added.push_back({{"id", t.id}, {"content", t.content}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", t.special}});
+  }
+  const json pattern = {{"Regex",
+                         "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                         "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}};
+  const json root = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", {{"type", "NFC"}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", pattern}, {"behavior", "Isolated"}, {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}}}}},
+      {"post_processor", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
+        {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+        {"vocab", json::parse(*vocab_text)}, {"merges", merges}}}};
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path = std::string(tmp ? tmp : "/tmp") + "/qwen_tokenizer.json";
+  std::ofstream(path) << root.dump();
+  auto from_json = Tokenizer::FromTokenizerJson(path);
+  ASSERT_TRUE(from_json.ok()) << from_json.status();
+  EXPECT_EQ(from_json->vocab_size(), tokenizer_->vocab_size());
+  EXPECT_EQ(from_json->eos_id(), 151645);  // no tokenizer_config.json beside it: <|im_end|> by default
+  auto lines = tokenizer_testing::ReadTestdataLines("qwen_cases.jsonl");
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  for (size_t i = 0; i < lines->size(); ++i) {
+    const json c = json::parse((*lines)[i]);
+    ASSERT_EQ(from_json->Encode(c["text"].get<std::string>()), IdsOf(c["ids"])) << "case " << i;
   }
 }
 
