@@ -11,6 +11,8 @@ tokenizer files (takes ~1 minute, no network):
 Outputs (all plain text; ids as decimal numbers):
   qwen_cases.jsonl        {"text", "ids", "decoded"} for the hand-made and
                           random corpus, encoded by Qwen3's tokenizer.
+  qwen_pieces.txt         per qwen_cases.jsonl line: the codepoint lengths of
+                          the pieces of HF's Split pre-tokenizer alone.
   qwen_gsm8k.tsv          per GSM8K test row and field (question / answer):
                           row, field, text FNV-1a64, id count, ids FNV-1a64;
                           rows < --full_rows also carry the full id list.
@@ -187,6 +189,11 @@ def main():
     rng = random.Random(20261128)
     texts = handmade_corpus() + random_corpus(rng, 2000)
     write_cases(os.path.join(args.out, "qwen_cases.jsonl"), tok, texts)
+    split = pre_tokenizers.Split(Regex(QWEN_PATTERN), "isolated")
+    with open(os.path.join(args.out, "qwen_pieces.txt"), "w") as f:
+        f.write("# per line of qwen_cases.jsonl: codepoint lengths of HF's Split pieces of the raw text\n")
+        for text in texts:
+            f.write(" ".join(str(len(p)) for p, _ in split.pre_tokenize_str(text)) + "\n")
 
     with open(os.path.join(args.shared, "data/gsm8k/test.jsonl"), encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
