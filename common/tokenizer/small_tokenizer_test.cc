@@ -3,6 +3,7 @@
 // Hugging Face, and the loaders' handling of both merge formats and of bad
 // files.
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -158,6 +159,34 @@ TEST(FromVocabMerges, BadMergeLineIsReportedWithItsLineNumber) {
   auto tok = Tokenizer::FromVocabMerges(dir);
   ASSERT_FALSE(tok.ok());
   EXPECT_NE(tok.status().message().find("merges.txt:3"), absl::string_view::npos) << tok.status();
+}
+
+// Copies share one model and one BPE cache; concurrent Encode must give the
+// single-threaded ids.
+TEST(Encode, ConcurrentCallsOnCopiesGiveTheSameIds) {
+  auto tok = Tokenizer::FromTokenizerJson(kSmallPath);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  auto lines = tokenizer_testing::ReadTestdataLines("small_cases.jsonl");
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> want;
+  for (const std::string& line : *lines) {
+    const json c = json::parse(line);
+    texts.push_back(c["text"]);
+    want.push_back(c["ids"].get<std::vector<int32_t>>());
+  }
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t, copy = *tok] {
+      for (size_t i = 0; i < texts.size(); ++i) {
+        const size_t k = (i * 7 + t * 131) % texts.size();  // different orders
+        mismatches[t] += copy.Encode(texts[k]) != want[k];
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST(Encode, InvalidUtf8IsEncodedAsReplacementCharacters) {
