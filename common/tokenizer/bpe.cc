@@ -55,11 +55,13 @@ absl::StatusOr<BpeModel> BpeModel::Create(
     model.byte_ids_[b] = it->second;
   }
   model.merges_.reserve(merges.size());
+  std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
+    joined.assign(left).append(right);
     auto l = vocab.find(left);
     auto r = vocab.find(right);
-    auto m = vocab.find(absl::StrCat(left, right));
+    auto m = vocab.find(joined);
     if (l == vocab.end() || r == vocab.end() || m == vocab.end()) {
       const std::string& missing =
           l == vocab.end() ? left : (r == vocab.end() ? right : absl::StrCat(left, right));

@@ -161,6 +161,22 @@ TEST(FromVocabMerges, BadMergeLineIsReportedWithItsLineNumber) {
   EXPECT_NE(tok.status().message().find("merges.txt:3"), absl::string_view::npos) << tok.status();
 }
 
+TEST(FromVocabMerges, BadVocabEntryIsReportedWithItsToken) {
+  const std::string dir = TempPath("vm_bad_vocab");
+  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
+  std::ofstream(dir + "/vocab.json") << R"({"a": 0, "b": "one"})";
+  std::ofstream(dir + "/merges.txt") << "#version: 0.2\n";
+  std::ofstream(dir + "/tokenizer_config.json") << "{}";
+  auto tok = Tokenizer::FromVocabMerges(dir);
+  ASSERT_FALSE(tok.ok());
+  EXPECT_NE(tok.status().message().find("[\"b\"]"), absl::string_view::npos) << tok.status();
+
+  std::ofstream(dir + "/vocab.json") << R"({"a": 0, "b": )";
+  tok = Tokenizer::FromVocabMerges(dir);
+  ASSERT_FALSE(tok.ok());
+  EXPECT_NE(tok.status().message().find("byte"), absl::string_view::npos) << tok.status();
+}
+
 // Copies share one model and one BPE cache; concurrent Encode must give the
 // single-threaded ids.
 TEST(Encode, ConcurrentCallsOnCopiesGiveTheSameIds) {

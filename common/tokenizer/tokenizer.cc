@@ -63,8 +63,8 @@ absl::StatusOr<Tokenizer> Tokenizer::FromParts(TokenizerParts parts) {
     }
     model->kind[id] = Model::Kind::kRegular;
     model->id_bytes[id] = token_bytes(token);
-    model->token_to_id[token] = id;
   }
+  model->token_to_id = std::move(parts.vocab);
   for (const AddedToken& t : parts.added_tokens) {
     model->kind[t.id] = Model::Kind::kAdded;
     model->special[t.id] = t.special;

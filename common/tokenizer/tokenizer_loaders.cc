@@ -1,5 +1,6 @@
 // Tokenizer::FromTokenizerJson and Tokenizer::FromVocabMerges: file formats
 // to TokenizerParts. Errors name the file and the JSON key path or line.
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -118,6 +119,61 @@ absl::Status CheckPipeline(const json& root) {
   return absl::OkStatus();
 }
 
+// Streams a vocab.json object straight into parts->vocab (a DOM of 151k
+// entries would double the load time).
+class VocabSax : public nlohmann::json_sax<json> {
+ public:
+  explicit VocabSax(absl::flat_hash_map<std::string, int32_t>* vocab) : vocab_(vocab) {}
+  bool null() override { return Unexpected("null"); }
+  bool boolean(bool) override { return Unexpected("a boolean"); }
+  bool number_integer(number_integer_t v) override { return Id(v); }
+  bool number_unsigned(number_unsigned_t v) override { return Id(static_cast<int64_t>(v)); }
+  bool number_float(number_float_t, const string_t&) override { return Unexpected("a float"); }
+  bool string(string_t&) override { return Unexpected("a string"); }
+  bool binary(binary_t&) override { return Unexpected("binary data"); }
+  bool start_object(std::size_t) override { return ++depth_ == 1 || Unexpected("an object"); }
+  bool end_object() override { return --depth_ == 0; }
+  bool start_array(std::size_t) override { return Unexpected("an array"); }
+  bool end_array() override { return false; }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    error_ = absl::StrCat("invalid JSON at byte ", position, ": ", e.what());
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Id(int64_t v) {
+    if (depth_ != 1 || v < 0 || v > INT32_MAX) return Unexpected(absl::StrCat("id ", v));
+    (*vocab_)[key_] = static_cast<int32_t>(v);
+    return true;
+  }
+  bool Unexpected(absl::string_view what) {
+    if (error_.empty()) {
+      error_ = depth_ == 0 ? absl::StrCat("expected an object of token -> id, found ", what)
+                           : absl::StrCat("[\"", key_, "\"]: expected a non-negative integer id, found ", what);
+    }
+    return false;
+  }
+  absl::flat_hash_map<std::string, int32_t>* vocab_;
+  std::string key_;
+  std::string error_;
+  int depth_ = 0;
+};
+
+absl::Status ParseVocabFile(const std::string& path, TokenizerParts* parts) {
+  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  parts->vocab.reserve(text.size() / 16);
+  VocabSax sax(&parts->vocab);
+  if (!json::sax_parse(text, &sax)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", sax.error().empty() ? "invalid vocab" : sax.error()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseVocab(const json& vocab, absl::string_view where, TokenizerParts* parts) {
   if (!vocab.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected an object of token -> id"));
   parts->vocab.reserve(vocab.size());
@@ -222,8 +278,7 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(const std::string& path) 
 absl::StatusOr<Tokenizer> Tokenizer::FromVocabMerges(const std::string& dir) {
   TokenizerParts parts;
   const std::string vocab_path = dir + "/vocab.json";
-  MOERL_ASSIGN_OR_RETURN(json vocab, ReadJson(vocab_path));
-  MOERL_RETURN_IF_ERROR(ParseVocab(vocab, vocab_path, &parts));
+  MOERL_RETURN_IF_ERROR(ParseVocabFile(vocab_path, &parts));
 
   const std::string merges_path = dir + "/merges.txt";
   MOERL_ASSIGN_OR_RETURN(std::string merges_text, ReadFile(merges_path));
@@ -232,8 +287,13 @@ absl::StatusOr<Tokenizer> Tokenizer::FromVocabMerges(const std::string& dir) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || (line_no == 1 && absl::StartsWith(line, "#version"))) continue;
-    MOERL_RETURN_IF_ERROR(
-        ParseMerge(json(std::string(line)), absl::StrCat(merges_path, ":", line_no), &parts));
+    const size_t space = line.find(' ');
+    if (space == absl::string_view::npos || space == 0 || space + 1 == line.size() ||
+        line.find(' ', space + 1) != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(merges_path, ":", line_no, ": expected \"left right\", found \"", line, "\""));
+    }
+    parts.merges.emplace_back(std::string(line.substr(0, space)), std::string(line.substr(space + 1)));
   }
 
   const std::string config_path = dir + "/tokenizer_config.json";
