@@ -31,6 +31,7 @@ absl::StatusOr<Gsm8kRow> ParseGsm8kRow(absl::string_view line, absl::string_view
                       absl::StrCat("expected a string field \"", key, "\""));
     }
   }
+  row.line_number = line_number;
   row.question = json["question"].get<std::string>();
   row.answer = json["answer"].get<std::string>();
   const size_t marker = row.answer.rfind("####");
@@ -45,18 +46,24 @@ absl::StatusOr<Gsm8kRow> ParseGsm8kRow(absl::string_view line, absl::string_view
   return row;
 }
 
-absl::StatusOr<std::vector<Gsm8kRow>> LoadGsm8kFile(const std::string& path) {
+absl::StatusOr<Gsm8kFile> LoadGsm8kFile(const std::string& path,
+                                        const Gsm8kLoadOptions& options) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open GSM8K file ", path));
-  std::vector<Gsm8kRow> rows;
+  Gsm8kFile file;
   std::string line;
   for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     absl::StatusOr<Gsm8kRow> row = ParseGsm8kRow(line, path, line_number);
-    if (!row.ok()) return row.status();
-    rows.push_back(*std::move(row));
+    if (row.ok()) {
+      file.rows.push_back(*std::move(row));
+      continue;
+    }
+    if (!options.skip_malformed) return row.status();
+    if (file.skipped_rows++ == 0) file.first_skipped = row.status();
   }
-  return rows;
+  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path));
+  return file;
 }
 
 }  // namespace moerl

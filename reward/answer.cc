@@ -1,18 +1,16 @@
 #include "reward/answer.h"
 
-#include <cctype>
-#include <cmath>
-#include <cstdlib>
+#include <optional>
+
+#include "reward/answer_value.h"
 
 namespace moerl {
 namespace {
 
-bool IsDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
-
-std::optional<double> ToNumber(absl::string_view text) {
-  std::optional<std::string> number = ExtractLastNumber(text);
-  if (!number) return std::nullopt;
-  return std::strtod(number->c_str(), nullptr);
+std::optional<AnswerValue> ParseGold(absl::string_view gold) {
+  const size_t hashes = gold.rfind("####");
+  if (hashes != absl::string_view::npos) gold.remove_prefix(hashes + 4);
+  return ParseAnswerValue(gold);
 }
 
 }  // namespace
@@ -22,45 +20,38 @@ const char* ScoreReasonName(ScoreReason reason) {
     case ScoreReason::kNoAnswer: return "no_answer";
     case ScoreReason::kMismatch: return "mismatch";
     case ScoreReason::kMatch: return "match";
+    case ScoreReason::kInvalidGold: return "invalid_gold";
   }
   return "unknown";
 }
 
-std::optional<std::string> ExtractLastNumber(absl::string_view text) {
-  // Scan backwards for the last digit, then extend over digits, commas
-  // between digits, one decimal point and a leading minus sign.
-  size_t end = text.size();
-  while (end > 0 && !IsDigit(text[end - 1])) --end;
-  if (end == 0) return std::nullopt;
-  size_t begin = end;
-  bool seen_point = false;
-  while (begin > 0) {
-    const char c = text[begin - 1];
-    if (IsDigit(c)) {
-      --begin;
-    } else if ((c == ',' || (c == '.' && !seen_point)) && begin >= 2 && IsDigit(text[begin - 2])) {
-      seen_point = seen_point || c == '.';
-      --begin;
-    } else {
-      break;
+Score ScoreCompletion(absl::string_view completion, absl::string_view gold) {
+  Score score;
+  const std::optional<AnswerValue> gold_value = ParseGold(gold);
+  if (!gold_value) {
+    score.reason = ScoreReason::kInvalidGold;
+    return score;
+  }
+  ExtractedAnswer extracted = ExtractAnswer(completion);
+  score.source = extracted.source;
+  if (extracted.texts.empty()) return score;  // kNoAnswer
+  score.answer = extracted.texts.front();
+  score.reason = ScoreReason::kMismatch;
+  std::optional<AnswerValue> first;
+  for (const std::string& text : extracted.texts) {
+    std::optional<AnswerValue> value = ParseAnswerValue(text);
+    if (!value) return score;
+    if (!first) {
+      first = value;
+    } else if (!AnswerValuesMatch(*first, *value) && !AnswerValuesMatch(*value, *first)) {
+      return score;  // several boxes that disagree: hedging is not an answer
     }
   }
-  std::string number;
-  if (begin > 0 && text[begin - 1] == '-') number.push_back('-');
-  for (size_t i = begin; i < end; ++i) {
-    if (text[i] != ',') number.push_back(text[i]);
+  if (AnswerValuesMatch(*gold_value, *first)) {
+    score.reward = 1.0f;
+    score.reason = ScoreReason::kMatch;
   }
-  return number;
-}
-
-Score ScoreCompletion(absl::string_view completion, absl::string_view gold) {
-  std::optional<double> answer = ToNumber(completion);
-  if (!answer) return {0.0f, ScoreReason::kNoAnswer};
-  std::optional<double> expected = ToNumber(gold);
-  if (expected && std::round(*answer * 1e6) == std::round(*expected * 1e6)) {
-    return {1.0f, ScoreReason::kMatch};
-  }
-  return {0.0f, ScoreReason::kMismatch};
+  return score;
 }
 
 }  // namespace moerl

@@ -1,34 +1,43 @@
-// First-cut GSM8K answer check: the last number in a completion against the
-// gold answer, compared numerically after removing thousands separators.
+// The GSM8K reward: 1 if the completion's final answer equals the gold
+// answer, else 0, with the reason (for stats) and what was extracted.
 //
-//   Score s = ScoreCompletion("... so she has 1,200 apples.", "1200");
-//   s.reward == 1.0f, s.reason == ScoreReason::kMatch
+//   Score s = ScoreCompletion("... so she makes \\boxed{\\$18}.", "18");
+//   s.reward == 1.0f, s.reason == ScoreReason::kMatch, s.source == AnswerSource::kBoxed
 //
-// Thread-safe; no state.
+// Extraction order and normalisations are in reward/answer_extraction.h and
+// reward/answer_value.h. The gold is the text after GSM8K's "####" (a whole
+// solution ending in "#### N" is accepted too). Values are compared after
+// rounding to 6 decimals. Several boxes must all hold the same value.
+//
+// Thread-safe; no state; no allocation beyond the extracted strings.
 #ifndef MOERL_REWARD_ANSWER_H_
 #define MOERL_REWARD_ANSWER_H_
 
-#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "reward/answer_extraction.h"
 
 namespace moerl {
 
-enum class ScoreReason { kNoAnswer, kMismatch, kMatch };
+enum class ScoreReason {
+  kNoAnswer,     // nothing that looks like an answer
+  kMismatch,     // an answer that is not the gold value (or boxes disagree)
+  kMatch,        // the gold value
+  kInvalidGold,  // the gold answer itself is not a number (a dataset bug)
+};
 
 struct Score {
   float reward = 0.0f;
   ScoreReason reason = ScoreReason::kNoAnswer;
+  AnswerSource source = AnswerSource::kNone;
+  // The extracted answer as written (first box when there are several).
+  std::string answer;
 };
 
+// "no_answer", "mismatch", "match", "invalid_gold": Trajectory.reward_reason.
 const char* ScoreReasonName(ScoreReason reason);
 
-// The last number in `text` ("-1,234.5" -> "-1234.5"), or nullopt.
-std::optional<std::string> ExtractLastNumber(absl::string_view text);
-
-// 1 if the last number of `completion` equals `gold` numerically (to 6
-// decimals), else 0, with the reason.
 Score ScoreCompletion(absl::string_view completion, absl::string_view gold);
 
 }  // namespace moerl

@@ -21,6 +21,12 @@ namespace {
 static_assert(_GLIBCXX_USE_CXX11_ABI == 1,
               "the torch wheel uses the C++11 ABI; build with it too");
 
+// torch/torch.h is included above, and the wheel ships Protobuf 3.13 headers
+// of its own: the ones our generated code sees must be the system's 3.21,
+// the version of the protoc that generated it and of the library we link.
+static_assert(GOOGLE_PROTOBUF_VERSION == 3021012,
+              "a Protobuf header other than the system's shadows the system one");
+
 TEST(LinkTest, TorchAutogradStep) {
   torch::manual_seed(0);
   // Least squares on y = 3x: one SGD step must reduce the loss.

@@ -1,0 +1,101 @@
+// The dataset feeder and the reward scorer back to back over in-process
+// rings, with a stand-in for the rollout bridge in between: real GSM8K rows
+// in, scored TrajectoryBatch groups out, rewards as expected.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/proto/prompt.pb.h"
+#include "common/proto/trajectory.pb.h"
+#include "common/testing/shared_data.h"
+#include "dataset/feeder.h"
+#include "dataset/testing/fake_ring.h"
+#include "gtest/gtest.h"
+#include "reward/scorer.h"
+
+namespace moerl {
+namespace {
+
+class VectorBatchSink : public BatchSink {
+ public:
+  absl::StatusOr<std::string> WriteBatch(proto::TrajectoryBatch& batch) override {
+    batch.set_batch_index(batches.size());
+    batches.push_back(batch);
+    return absl::StrCat(batches.size() - 1);
+  }
+  std::vector<proto::TrajectoryBatch> batches;
+};
+
+TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
+  const std::string path = SharedDataPath("data/gsm8k/test.jsonl");
+  ASSERT_FALSE(path.empty()) << MissingSharedDataMessage("data/gsm8k/test.jsonl");
+  constexpr uint32_t kSamples = 4;
+  constexpr int kPrompts = 64;
+
+  // Feeder -> prompt ring.
+  FeederConfig config;
+  config.path = path;
+  config.batch_size = 8;
+  config.max_prompts = kPrompts;
+  absl::StatusOr<Gsm8kFeeder> feeder = Gsm8kFeeder::Create(
+      config, ByteTokenize, [](absl::string_view u) { return RenderQwenChatPrompt(u); });
+  ASSERT_TRUE(feeder.ok()) << feeder.status();
+  auto prompts = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 1000);
+  FakeRing feeder_end(prompts, true), bridge_in(prompts, false);
+  RingPromptSink sink(&feeder_end, absl::Seconds(5));
+  FeederReport feeder_report;
+  ASSERT_TRUE(feeder->Run(sink, &feeder_report).ok());
+
+  // Bridge stand-in: n_samples completions per prompt; sample 0 is right.
+  auto trajectories = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 1000);
+  FakeRing bridge_out(trajectories, true), scorer_in(trajectories, false);
+  while (true) {
+    absl::StatusOr<RingMessage> m = bridge_in.Pop(absl::Seconds(5));
+    if (absl::IsOutOfRange(m.status())) break;
+    ASSERT_TRUE(m.ok()) << m.status();
+    proto::Prompt prompt;
+    ASSERT_TRUE(prompt.ParseFromString(m->payload));
+    for (uint32_t i = 0; i < kSamples; ++i) {
+      proto::Trajectory t;
+      t.set_format_version(1);
+      t.set_prompt_id(prompt.id());
+      t.set_group_id(absl::StrCat(prompt.id(), "@", prompt.epoch()));
+      t.set_sample_index(i);
+      t.mutable_prompt_tokens()->CopyFrom(prompt.tokens());
+      t.set_gold_answer(prompt.gold_answer());
+      t.set_output_text(i == 0 ? absl::StrCat("So the answer is \\boxed{", prompt.gold_answer(), "}.")
+                               : i == 1 ? "I cannot solve this." : "The answer is 0.5.");
+      ASSERT_TRUE(bridge_out.Push(t.SerializeAsString(), absl::Seconds(5)).ok());
+    }
+    ASSERT_TRUE(bridge_in.Ack(m->ticket).ok());
+  }
+  ASSERT_TRUE(bridge_out.CloseProducer().ok());
+
+  // Scorer -> batches of 8 groups.
+  ScorerConfig scorer_config;
+  scorer_config.n_samples = kSamples;
+  scorer_config.batch_size = 8;
+  scorer_config.poll_interval = absl::Milliseconds(5);
+  VectorBatchSink batches;
+  TrajectoryScorer scorer(scorer_config, &batches);
+  ScorerReport report;
+  ASSERT_TRUE(scorer.Run(scorer_in, &report).ok());
+
+  ASSERT_EQ(batches.batches.size(), static_cast<size_t>(kPrompts / 8));
+  EXPECT_EQ(report.reasons["match"], kPrompts);
+  EXPECT_EQ(report.reasons["no_answer"], kPrompts);
+  for (const proto::TrajectoryBatch& batch : batches.batches) {
+    ASSERT_EQ(batch.trajectories_size(), static_cast<int>(8 * kSamples));
+    for (int k = 0; k < batch.trajectories_size(); ++k) {
+      const proto::Trajectory& t = batch.trajectories(k);
+      EXPECT_EQ(t.sample_index(), static_cast<uint32_t>(k % kSamples));
+      EXPECT_EQ(t.reward(), t.sample_index() == 0 ? 1.0f : 0.0f)
+          << t.output_text() << " vs gold " << t.gold_answer();
+    }
+  }
+  EXPECT_TRUE(scorer_in.Stats().end_of_stream);
+}
+
+}  // namespace
+}  // namespace moerl

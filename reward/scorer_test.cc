@@ -1,0 +1,255 @@
+#include "reward/scorer.h"
+
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/proto/trajectory.pb.h"
+#include "dataset/delimited_proto_file.h"
+#include "dataset/testing/fake_ring.h"
+#include "gtest/gtest.h"
+#include "reward/scorer_run.h"
+
+namespace moerl {
+namespace {
+
+proto::Trajectory MakeTrajectory(const std::string& group, uint32_t index,
+                                 const std::string& text, const std::string& gold = "18") {
+  proto::Trajectory t;
+  t.set_format_version(1);
+  t.set_prompt_id("gsm8k/train/" + group);
+  t.set_group_id(group);
+  t.set_sample_index(index);
+  t.set_output_text(text);
+  t.set_gold_answer(gold);
+  return t;
+}
+
+// Keeps batches in memory; thread-safe so several scorers can share it.
+class VectorBatchSink : public BatchSink {
+ public:
+  absl::StatusOr<std::string> WriteBatch(proto::TrajectoryBatch& batch) override {
+    absl::MutexLock lock(&mu);
+    batch.set_batch_index(batches.size());
+    batches.push_back(batch);
+    return absl::StrCat("batch ", batch.batch_index());
+  }
+  absl::Mutex mu;
+  std::vector<proto::TrajectoryBatch> batches;
+};
+
+std::multiset<std::string> GroupsIn(const std::vector<proto::TrajectoryBatch>& batches) {
+  std::multiset<std::string> groups;
+  for (const proto::TrajectoryBatch& b : batches) {
+    for (const proto::Trajectory& t : b.trajectories()) {
+      if (t.sample_index() == 0) groups.insert(t.group_id());
+    }
+  }
+  return groups;
+}
+
+ScorerConfig Config(uint32_t n_samples, uint32_t batch_size) {
+  ScorerConfig config;
+  config.n_samples = n_samples;
+  config.batch_size = batch_size;
+  config.poll_interval = absl::Milliseconds(5);
+  return config;
+}
+
+void Push(FakeRing& ring, const proto::Trajectory& t) {
+  ASSERT_TRUE(ring.Push(t.SerializeAsString(), absl::Seconds(1)).ok());
+}
+
+TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
+  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 100);
+  FakeRing producer(state, true), consumer(state, false);
+  // Three groups of two, interleaved and out of order.
+  Push(producer, MakeTrajectory("a", 1, "\\boxed{18}"));
+  Push(producer, MakeTrajectory("b", 0, "no idea"));
+  Push(producer, MakeTrajectory("a", 0, "The answer is 17."));
+  Push(producer, MakeTrajectory("c", 0, "\\boxed{18}"));
+  Push(producer, MakeTrajectory("b", 1, "#### 18"));
+  Push(producer, MakeTrajectory("c", 1, "\\boxed{18}"));
+  ASSERT_TRUE(producer.CloseProducer().ok());
+
+  VectorBatchSink sink;
+  TrajectoryScorer scorer(Config(2, 2), &sink);
+  ScorerReport report;
+  ASSERT_TRUE(scorer.Run(consumer, &report).ok());
+  ASSERT_EQ(sink.batches.size(), 2u);  // 2 groups, then the last 1 at the end
+  const proto::TrajectoryBatch& first = sink.batches[0];
+  EXPECT_EQ(first.group_size(), 2u);
+  ASSERT_EQ(first.trajectories_size(), 4);
+  // Group "a" completed first; its members are contiguous, by sample_index.
+  EXPECT_EQ(first.trajectories(0).group_id(), "a");
+  EXPECT_EQ(first.trajectories(0).sample_index(), 0u);
+  EXPECT_EQ(first.trajectories(0).reward(), 0.0f);
+  EXPECT_EQ(first.trajectories(0).reward_reason(), "mismatch");
+  EXPECT_EQ(first.trajectories(1).reward(), 1.0f);
+  EXPECT_TRUE(first.trajectories(1).scored());
+  EXPECT_EQ(first.trajectories(2).group_id(), "b");
+  EXPECT_EQ(first.trajectories(2).reward_reason(), "no_answer");
+  EXPECT_EQ(sink.batches[1].trajectories_size(), 2);
+  EXPECT_EQ(report.trajectories_scored, 6);
+  EXPECT_EQ(report.reasons["match"], 4);
+  EXPECT_EQ(report.groups_written, 3);
+  const RingStats stats = consumer.Stats();
+  EXPECT_EQ(stats.acked, 6u);
+  EXPECT_TRUE(stats.end_of_stream);
+}
+
+TEST(TrajectoryScorer, AKilledScorerLosesNothing) {
+  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 100);
+  FakeRing producer(state, true);
+  for (const char* g : {"a", "b"}) Push(producer, MakeTrajectory(g, 0, "\\boxed{18}"));
+  Push(producer, MakeTrajectory("a", 1, "\\boxed{18}"));  // "a" complete, batch needs 2 groups
+
+  VectorBatchSink sink;
+  {
+    FakeRing dying(state, false);
+    TrajectoryScorer scorer(Config(2, 2), &sink);
+    ScorerReport report;
+    ASSERT_TRUE(scorer.Run(dying, &report, [] { return true; }).ok());
+    EXPECT_EQ(report.trajectories_scored, 3);
+    EXPECT_TRUE(sink.batches.empty());
+    dying.Abandon();  // the process dies holding three unacknowledged messages
+  }
+  Push(producer, MakeTrajectory("b", 1, "\\boxed{17}"));
+  ASSERT_TRUE(producer.CloseProducer().ok());
+  FakeRing survivor(state, false);
+  TrajectoryScorer scorer(Config(2, 2), &sink);
+  ScorerReport report;
+  ASSERT_TRUE(scorer.Run(survivor, &report).ok());
+  ASSERT_EQ(sink.batches.size(), 1u);
+  EXPECT_EQ(GroupsIn(sink.batches), (std::multiset<std::string>{"a", "b"}));
+  EXPECT_EQ(survivor.Stats().redelivered, 3u);
+  EXPECT_TRUE(survivor.Stats().end_of_stream);
+}
+
+TEST(TrajectoryScorer, SeveralScorersShareOneRingOfGroupMessages) {
+  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 16);
+  constexpr int kGroups = 40;
+  VectorBatchSink sink;
+  std::vector<ScorerReport> reports(3);
+  std::vector<std::thread> scorers;
+  std::vector<std::unique_ptr<FakeRing>> handles;
+  for (int s = 0; s < 3; ++s) handles.push_back(std::make_unique<FakeRing>(state, false));
+  FakeRing producer(state, true);
+  for (int s = 0; s < 3; ++s) {
+    scorers.emplace_back([&, s] {
+      ScorerConfig config = Config(4, 3);
+      config.message_kind = MessageKind::kGroup;
+      TrajectoryScorer scorer(config, &sink);
+      EXPECT_TRUE(scorer.Run(*handles[s], &reports[s]).ok());
+    });
+  }
+  for (int g = 0; g < kGroups; ++g) {
+    proto::TrajectoryBatch group;
+    for (uint32_t i = 0; i < 4; ++i) {
+      *group.add_trajectories() = MakeTrajectory(absl::StrCat("g", g), i, "\\boxed{18}");
+    }
+    ASSERT_TRUE(producer.Push(group.SerializeAsString(), absl::Seconds(5)).ok());
+  }
+  ASSERT_TRUE(producer.CloseProducer().ok());
+  for (std::thread& t : scorers) t.join();
+  const std::multiset<std::string> groups = GroupsIn(sink.batches);
+  EXPECT_EQ(groups.size(), static_cast<size_t>(kGroups));
+  EXPECT_EQ(std::set<std::string>(groups.begin(), groups.end()).size(),
+            static_cast<size_t>(kGroups));  // each exactly once
+  for (const proto::TrajectoryBatch& b : sink.batches) EXPECT_LE(b.trajectories_size(), 12);
+}
+
+TEST(TrajectoryScorer, DropsAndCountsIncompleteGroupsAndDuplicates) {
+  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 100);
+  FakeRing producer(state, true), consumer(state, false);
+  Push(producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));
+  Push(producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));  // a redelivered copy
+  ASSERT_TRUE(producer.CloseProducer().ok());
+  VectorBatchSink sink;
+  TrajectoryScorer scorer(Config(2, 1), &sink);
+  ScorerReport report;
+  ASSERT_TRUE(scorer.Run(consumer, &report).ok());
+  EXPECT_TRUE(sink.batches.empty());
+  EXPECT_EQ(report.incomplete_groups_dropped, 1);
+  EXPECT_EQ(report.duplicates_dropped, 1);
+  EXPECT_TRUE(consumer.Stats().end_of_stream);
+}
+
+TEST(TrajectoryScorer, BadMessagesAreErrorsNamingWhatIsWrong) {
+  auto state = std::make_shared<FakeRingState>(DeliveryMode::kPlain, 100);
+  FakeRing producer(state, true), consumer(state, false);
+  Push(producer, MakeTrajectory("g", 5, "x"));
+  VectorBatchSink sink;
+  TrajectoryScorer scorer(Config(4, 1), &sink);
+  ScorerReport report;
+  absl::Status status = scorer.Run(consumer, &report);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "trajectory of group 'g' sample 5: sample_index must be < gconfig.n_samples=4");
+
+  ASSERT_TRUE(producer.Push(std::string("\xff\xff\xff", 3), absl::Seconds(1)).ok());
+  EXPECT_EQ(scorer.Run(consumer, &report).code(), absl::StatusCode::kInvalidArgument);
+  ScorerConfig zero = Config(0, 1);
+  EXPECT_EQ(zero.Validate().message(), "gconfig.n_samples must be positive, got 0");
+}
+
+std::string TmpDir(const std::string& name) {
+  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+}
+
+TEST(DirectoryBatchSink, NumbersBatchesAcrossSinksWithoutOverwriting) {
+  const std::string dir = TmpDir("shared_batches");
+  DirectoryBatchSink a(dir), b(dir);
+  proto::TrajectoryBatch batch;
+  EXPECT_EQ(*a.WriteBatch(batch), dir + "/000000.rec");
+  EXPECT_EQ(*b.WriteBatch(batch), dir + "/000001.rec");
+  EXPECT_EQ(*b.WriteBatch(batch), dir + "/000002.rec");
+  EXPECT_EQ(*a.WriteBatch(batch), dir + "/000003.rec");
+  EXPECT_EQ(batch.batch_index(), 3u);
+}
+
+// The binary's path: a file of trajectories in, batch files out.
+TEST(RunScorer, ScoresAFileOfTrajectoriesIntoBatchFiles) {
+  const std::string input = TmpDir("trajectories.pb");
+  {
+    auto writer = DelimitedProtoWriter::Create(input);
+    ASSERT_TRUE(writer.ok());
+    for (int g = 0; g < 4; ++g) {
+      for (uint32_t i = 0; i < 2; ++i) {
+        ASSERT_TRUE((*writer)
+                        ->WriteMessage(MakeTrajectory(absl::StrCat("g", g), i,
+                                                      i == 0 ? "\\boxed{18}" : "so 3"))
+                        .ok());
+      }
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  ScorerRunOptions options;
+  options.input_path = input;
+  options.output_dir = TmpDir("run_batches");
+  options.scorer = Config(2, 2);
+  ScorerReport report;
+  ASSERT_TRUE(RunScorer(options, nullptr, &report).ok());
+  ASSERT_EQ(report.batch_locations.size(), 2u);
+  auto reader = DelimitedProtoReader::Open(report.batch_locations[1]);
+  ASSERT_TRUE(reader.ok());
+  std::string payload;
+  ASSERT_TRUE(*(*reader)->Next(&payload));
+  proto::TrajectoryBatch batch;
+  ASSERT_TRUE(batch.ParseFromString(payload));
+  EXPECT_EQ(batch.batch_index(), 1u);
+  ASSERT_EQ(batch.trajectories_size(), 4);
+  EXPECT_EQ(batch.trajectories(0).reward(), 1.0f);
+  EXPECT_EQ(batch.trajectories(1).reward(), 0.0f);
+
+  options.input_path = TmpDir("missing.pb");
+  EXPECT_EQ(RunScorer(options, nullptr, &report).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace moerl
