@@ -142,6 +142,25 @@ TEST(FromTokenizerJson, BadFilesAreErrorsWithLocations) {
   EXPECT_NE(vocab.status().message().find("Ġt"), absl::string_view::npos) << vocab.status();
 }
 
+// A base model's tokenizer_config.json beside tokenizer.json names
+// <|endoftext|> as EOS; the stop ids then hold it once.
+TEST(FromTokenizerJson, TakesEosFromTokenizerConfigBesideIt) {
+  const std::string dir = TempPath("with_config");
+  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
+  std::ofstream(dir + "/tokenizer.json") << SmallJson().dump();
+  std::ofstream(dir + "/tokenizer_config.json") << R"({"eos_token": "<|endoftext|>"})";
+  auto tok = Tokenizer::FromTokenizerJson(dir + "/tokenizer.json");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  const int32_t endoftext = *tok->TokenToId("<|endoftext|>");
+  EXPECT_EQ(tok->eos_id(), endoftext);
+  EXPECT_EQ(tok->stop_ids(), std::vector<int32_t>{endoftext});
+
+  std::ofstream(dir + "/tokenizer_config.json") << R"({"eos_token": "<|no_such_token|>"})";
+  auto bad = Tokenizer::FromTokenizerJson(dir + "/tokenizer.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("<|no_such_token|>"), absl::string_view::npos) << bad.status();
+}
+
 TEST(FromVocabMerges, MissingDirectoryIsNotFound) {
   auto tok = Tokenizer::FromVocabMerges(TempPath("no_such_dir"));
   ASSERT_FALSE(tok.ok());

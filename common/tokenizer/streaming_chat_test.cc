@@ -100,6 +100,7 @@ TEST_F(QwenStreamingChatTest, ChatPromptMatchesTransformersTemplateTextAndIds) {
     options.add_generation_prompt = c["add_generation_prompt"];
     const std::string text = RenderChatPrompt(c["user"].get<std::string>(), options);
     EXPECT_EQ(text, c["text"].get<std::string>()) << line;
+    EXPECT_EQ(shared_->RenderChatPrompt(c["user"].get<std::string>(), options), text);
     EXPECT_EQ(shared_->Encode(text), c["ids"].get<std::vector<int32_t>>()) << line;
   }
 }

@@ -165,6 +165,10 @@ std::optional<int32_t> Tokenizer::TokenToId(absl::string_view token) const {
   return it->second;
 }
 
+std::string Tokenizer::RenderChatPrompt(absl::string_view user, const ChatOptions& options) const {
+  return ::moerl::RenderChatPrompt(user, options);
+}
+
 bool Tokenizer::IsSpecial(int32_t id) const { return id >= 0 && id < vocab_size() && model_->special[id]; }
 int32_t Tokenizer::eos_id() const { return model_->eos_id; }
 std::vector<int32_t> Tokenizer::stop_ids() const { return model_->stop_ids; }

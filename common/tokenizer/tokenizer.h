@@ -13,6 +13,7 @@
 //   MOERL_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::FromVocabMerges(dir));
 //   std::vector<int32_t> ids = tok.Encode("Hello world");     // {9707, 1879}
 //   MOERL_ASSIGN_OR_RETURN(std::string text, tok.Decode(ids));
+//   std::vector<int32_t> prompt = tok.Encode(tok.RenderChatPrompt("What is 2+2?"));
 //
 // Input that is not valid UTF-8 is encoded as if each maximal ill-formed
 // subpart were U+FFFD (HF cannot see such input: it takes Rust strings).
@@ -34,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/tokenizer/chat_template.h"
 
 namespace moerl {
 
@@ -85,6 +87,10 @@ class Tokenizer {
 
   // The id of an added token's content or of a byte-level vocab string.
   std::optional<int32_t> TokenToId(absl::string_view token) const;
+
+  // RenderChatPrompt (chat_template.h): Qwen3's template for one user turn.
+  // The markers it writes are added tokens of every tokenizer moerl ships.
+  std::string RenderChatPrompt(absl::string_view user, const ChatOptions& options = {}) const;
 
   bool IsSpecial(int32_t id) const;
   int32_t eos_id() const;
