@@ -1,0 +1,46 @@
+// Test helpers for the golden fixtures written by
+// tools/tokenizer/make_golden_fixtures.py: reading testdata files, the
+// FNV-1a64 hashes the fixtures use, and loading Qwen3's tokenizer from
+// ../shared (a test that needs it fails with MissingSharedDataMessage when
+// it is absent).
+//
+//   std::vector<std::string> lines = ReadTestdataLines("qwen_cases.jsonl");
+//   MOERL_ASSIGN_OR_RETURN(Tokenizer tok, LoadQwenTokenizer());
+//
+// Test-only; thread-compatible.
+#ifndef MOERL_COMMON_TOKENIZER_GOLDEN_UTIL_H_
+#define MOERL_COMMON_TOKENIZER_GOLDEN_UTIL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "common/tokenizer/tokenizer.h"
+
+namespace moerl {
+namespace tokenizer_testing {
+
+// Non-empty, non-comment ("#...") lines of common/tokenizer/testdata/<name>.
+absl::StatusOr<std::vector<std::string>> ReadTestdataLines(const std::string& name);
+
+// Whole-file read (binary).
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+
+uint64_t Fnv1a64(absl::string_view bytes);
+uint64_t IdsFnv1a64(absl::Span<const int32_t> ids);
+
+// Qwen3's tokenizer from ../shared/data/qwen-tokenizer (vocab + merges).
+// kNotFound carries MissingSharedDataMessage when the files are absent.
+absl::StatusOr<Tokenizer> LoadQwenTokenizer();
+
+// "[1, 2, 3]" for failure messages, and the index of the first difference.
+std::string IdsToString(absl::Span<const int32_t> ids);
+size_t FirstDifference(absl::Span<const int32_t> a, absl::Span<const int32_t> b);
+
+}  // namespace tokenizer_testing
+}  // namespace moerl
+
+#endif  // MOERL_COMMON_TOKENIZER_GOLDEN_UTIL_H_
