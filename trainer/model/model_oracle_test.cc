@@ -103,7 +103,7 @@ TEST(Qwen3MoeOracle, LogitsMatchTransformers) { ExpectLogitsMatch(kMoeDir); }
 
 TEST(Qwen3DenseOracle, LogitsMatchTransformersWithTiedEmbeddings) { ExpectLogitsMatch(kDenseDir); }
 
-TEST(Qwen3MoeOracle, RouterChoicesMatchTransformers) {
+TEST(Qwen3MoeOracle, RouterChoicesAndAuxLossMatchTransformers) {
   Loaded l = Load(kMoeDir);
   ASSERT_TRUE(l.model && l.fx);
   at::NoGradGuard no_grad;
@@ -113,6 +113,9 @@ TEST(Qwen3MoeOracle, RouterChoicesMatchTransformers) {
     at::Tensor want = l.fx->Get("router." + std::to_string(out.moe_layers[i]) + ".topk_ids");
     EXPECT_TRUE(at::equal(out.topk_ids_tk[i], want)) << "layer " << out.moe_layers[i];
   }
+  const double aux_diff = std::abs(out.aux_loss.item<double>() - l.fx->Get("aux_loss").item<double>());
+  EXPECT_LE(aux_diff, 1e-6) << "aux loss " << out.aux_loss.item<double>() << " vs transformers "
+                            << l.fx->Get("aux_loss").item<double>();
 }
 
 TEST(Qwen3MoeOracle, LossAndAllGradientsMatchTransformersOnGroupedPath) {

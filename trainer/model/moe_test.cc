@@ -3,7 +3,10 @@
 #include "trainer/model/moe.h"
 
 #include <ATen/ops/randn.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/tensor.h>
+
+#include <cmath>
 
 #include "gtest/gtest.h"
 
@@ -82,6 +85,13 @@ TEST(LoadBalancingLoss, UniformRoutingGivesTopK) {
   at::Tensor logits = at::zeros({8, 4});
   // topk on ties picks the lowest ids: counts are all on experts 0,1 -> aux = 4 * (2*1*(1/4)) = 2.
   EXPECT_NEAR(LoadBalancingLoss({logits}, 2).item<double>(), 2.0, 1e-6);
+}
+
+TEST(RouterZLoss, EqualLogitsGiveLogESquaredPerLayer) {
+  at::Tensor logits = at::zeros({5, 8});
+  const double per_layer = std::log(8.0) * std::log(8.0);
+  EXPECT_NEAR(RouterZLoss({logits}).item<double>(), per_layer, 1e-5);
+  EXPECT_NEAR(RouterZLoss({logits, logits}).item<double>(), 2 * per_layer, 1e-5);
 }
 
 }  // namespace
