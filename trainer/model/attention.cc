@@ -4,6 +4,7 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
 #include <ATen/ops/split_with_sizes.h>
+#include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 
 #include <cmath>
@@ -44,6 +45,40 @@ at::Tensor AttendOne(const at::Tensor& q_nhd, const at::Tensor& k_mkd, const at:
   return out_hnd.transpose(0, 1);  // [n, h, d]
 }
 
+// One new token per sequence (a decode step): write each token's key/value at
+// its slot's length, then one batched attention call over the slots' caches,
+// masking each row to its own length.
+at::Tensor DecodeStep(const at::Tensor& q_bhd, const at::Tensor& k_bkd, const at::Tensor& v_bkd,
+                      KvCache* cache, int64_t layer) {
+  const int64_t batch = q_bhd.size(0), heads = q_bhd.size(1), d = q_bhd.size(2);
+  const int64_t rep = heads / k_bkd.size(1);
+  std::vector<int64_t> visible;  // keys each row sees: its past + itself
+  int64_t longest = 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    const int64_t slot = cache->slot_of_segment[i];
+    const int64_t past = cache->lengths[slot];
+    MOERL_CHECK(past + 1 <= cache->max_len());
+    cache->k_skmd[layer][slot].narrow(1, past, 1).copy_(k_bkd[i].unsqueeze(1));
+    cache->v_skmd[layer][slot].narrow(1, past, 1).copy_(v_bkd[i].unsqueeze(1));
+    visible.push_back(past + 1);
+    longest = std::max(longest, past + 1);
+  }
+  const auto i64 = q_bhd.options().dtype(at::kLong);
+  at::Tensor slots_b = at::tensor(cache->slot_of_segment, i64);
+  at::Tensor k_bkmd = cache->k_skmd[layer].narrow(2, 0, longest).index_select(0, slots_b);
+  at::Tensor v_bkmd = cache->v_skmd[layer].narrow(2, 0, longest).index_select(0, slots_b);
+  if (rep > 1) {
+    k_bkmd = k_bkmd.repeat_interleave(rep, 1);
+    v_bkmd = v_bkmd.repeat_interleave(rep, 1);
+  }
+  at::Tensor allowed_b11m = at::arange(longest, i64).view({1, 1, 1, longest}) <
+                            at::tensor(visible, i64).view({batch, 1, 1, 1});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor out_bh1d =
+      at::scaled_dot_product_attention(q_bhd.unsqueeze(2), k_bkmd, v_bkmd, allowed_b11m, 0.0, false, scale);
+  return out_bh1d.squeeze(2);  // [B, h, d]
+}
+
 }  // namespace
 
 KvCache KvCache::Allocate(int64_t layers, int64_t slots, int64_t kv_heads, int64_t max_len,
@@ -80,6 +115,9 @@ at::Tensor PackedCausalAttention(const at::Tensor& q_thd, const at::Tensor& k_tk
     at::Tensor out = at::scaled_dot_product_attention(q_bhld, k_bkld, v_bkld, {}, 0.0, true, scale);
     return out.transpose(1, 2).reshape({total, heads, d});  // [B, L, h, d] -> [T, h, d]
   }
+  bool single_tokens = cache != nullptr && segments > 1;
+  for (int64_t len : layout.seq_lens) single_tokens &= len == 1;
+  if (single_tokens) return DecodeStep(q_thd, k_tkd, v_tkd, cache, layer);
   std::vector<at::Tensor> q_parts = at::split_with_sizes(q_thd, layout.seq_lens, 0);
   std::vector<at::Tensor> k_parts = at::split_with_sizes(k_tkd, layout.seq_lens, 0);
   std::vector<at::Tensor> v_parts = at::split_with_sizes(v_tkd, layout.seq_lens, 0);
