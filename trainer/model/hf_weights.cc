@@ -1,0 +1,144 @@
+#include "trainer/model/hf_weights.h"
+
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/empty.h>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/safetensors/checkpoint_dir.h"
+#include "common/status.h"
+
+namespace moerl {
+namespace {
+
+absl::StatusOr<c10::ScalarType> ToScalarType(Dtype dtype, const std::string& name) {
+  switch (dtype) {
+    case Dtype::kF32: return at::kFloat;
+    case Dtype::kBF16: return at::kBFloat16;
+    case Dtype::kF16: return at::kHalf;
+    case Dtype::kF64: return at::kDouble;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" has dtype ", DtypeName(dtype),
+                                                     "; weights must be F32, BF16, F16 or F64"));
+  }
+}
+
+absl::StatusOr<Dtype> ToDtype(c10::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return Dtype::kF32;
+    case at::kBFloat16: return Dtype::kBF16;
+    case at::kHalf: return Dtype::kF16;
+    case at::kDouble: return Dtype::kF64;
+    default: return absl::InvalidArgumentError("save dtype must be float32, bfloat16, float16 or float64");
+  }
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
+
+}  // namespace
+
+std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
+  std::vector<HfBinding> out;
+  const std::string gate_up = "mlp.experts.gate_up_proj", down = "mlp.experts.down_proj";
+  for (auto& item : model.named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    at::Tensor t = grads ? item.value().grad() : item.value();
+    if (absl::EndsWith(name, gate_up)) {
+      const std::string prefix = name.substr(0, name.size() - std::string("gate_up_proj").size());
+      const int64_t f = t.size(1) / 2;
+      for (int64_t e = 0; e < t.size(0); ++e) {
+        out.push_back({absl::StrCat(prefix, e, ".gate_proj.weight"), t[e].narrow(0, 0, f)});
+        out.push_back({absl::StrCat(prefix, e, ".up_proj.weight"), t[e].narrow(0, f, f)});
+      }
+    } else if (absl::EndsWith(name, down)) {
+      const std::string prefix = name.substr(0, name.size() - std::string("down_proj").size());
+      for (int64_t e = 0; e < t.size(0); ++e) {
+        out.push_back({absl::StrCat(prefix, e, ".down_proj.weight"), t[e]});
+      }
+    } else {
+      out.push_back({name, t});
+    }
+  }
+  return out;
+}
+
+absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
+  MOERL_ASSIGN_OR_RETURN(auto ckpt, CheckpointDir::Open(dir));
+  at::NoGradGuard no_grad;
+  std::set<std::string> expected;
+  for (HfBinding& b : HfBindings(*model)) {
+    expected.insert(b.hf_name);
+    auto ref = ckpt->Get(b.hf_name);
+    if (!ref.ok()) return Annotate(ref.status(), "loading weights");
+    const TensorInfo& info = *ref->info;
+    if (info.shape != b.view.sizes().vec()) {
+      return absl::InvalidArgumentError(absl::StrCat(*ref->file, ": tensor \"", b.hf_name, "\" has shape ",
+                                                     ShapeString(info.shape), " but the config implies ",
+                                                     ShapeString(b.view.sizes().vec())));
+    }
+    MOERL_ASSIGN_OR_RETURN(c10::ScalarType type, ToScalarType(info.dtype, b.hf_name));
+    // Copy first: mmapped data need not be aligned.
+    at::Tensor tmp = at::empty(info.shape, at::TensorOptions().dtype(type));
+    if (!ref->bytes.empty()) std::memcpy(tmp.data_ptr(), ref->bytes.data(), ref->bytes.size());
+    b.view.copy_(tmp);
+  }
+  std::vector<std::string> unexpected;
+  for (const std::string& name : ckpt->Names()) {
+    if (expected.count(name)) continue;
+    if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
+    if (absl::EndsWith(name, "rotary_emb.inv_freq")) continue;
+    unexpected.push_back(name);
+  }
+  if (!unexpected.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, ": ", unexpected.size(), " tensor(s) the config does not explain, first \"", unexpected[0],
+        "\" (does config.json match the weights?)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Qwen3Model>> LoadHfModel(const std::string& dir) {
+  MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(dir + "/config.json"));
+  auto model = std::make_shared<Qwen3Model>(config);
+  MOERL_RETURN_IF_ERROR(LoadHfWeights(dir, model.get()));
+  return model;
+}
+
+absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
+                              uint64_t max_shard_bytes) {
+  MOERL_ASSIGN_OR_RETURN(Dtype dtype, ToDtype(save_dtype));
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> keep_alive;
+  std::vector<TensorToWrite> tensors;
+  for (HfBinding& b : HfBindings(model)) {
+    at::Tensor t = b.view.to(save_dtype).contiguous();
+    keep_alive.push_back(t);
+    tensors.push_back({b.hf_name, dtype, t.sizes().vec(),
+                       {static_cast<const uint8_t*>(t.data_ptr()), t.nbytes()}});
+  }
+  MOERL_RETURN_IF_ERROR(WriteCheckpointDir(dir, tensors, max_shard_bytes));
+  ModelConfig config = model.config();
+  std::ofstream out(dir + "/config.json", std::ios::binary | std::ios::trunc);
+  std::string text = config.ToJson();
+  // The saved dtype is what loaders should assume.
+  const std::string from = "\"torch_dtype\": \"float32\"";
+  const size_t at = text.find(from);
+  if (at != std::string::npos) {
+    text.replace(at, from.size(),
+                 absl::StrCat("\"torch_dtype\": \"", save_dtype == at::kBFloat16 ? "bfloat16"
+                                                    : save_dtype == at::kHalf   ? "float16"
+                                                    : save_dtype == at::kDouble ? "float64"
+                                                                                : "float32",
+                              "\""));
+  }
+  out << text;
+  if (!out) return absl::InternalError(absl::StrCat("writing ", dir, "/config.json failed"));
+  return absl::OkStatus();
+}
+
+}  // namespace moerl

@@ -1,0 +1,115 @@
+// The modules of one Qwen3 / Qwen3-MoE decoder layer, as plain
+// torch::nn::Modules for one device. Parameter names follow transformers v5's
+// in-memory names, so a module path plus parameter name is the HF name
+// (self_attn.q_proj.weight, mlp.gate.weight, mlp.experts.gate_up_proj, ...).
+//
+//   h = h + Attention(RmsNorm_in(h));  h = h + Mlp_or_Moe(RmsNorm_post(h))
+//
+// The math of each step is in primitives.h, attention.h and moe.h; these
+// classes own the weights and wire the steps. They know nothing of
+// parallelism: trainer/parallel/ shards them from outside (it may swap the
+// MoE block's TokenDispatcher).
+//
+//   auto layer = std::make_shared<DecoderLayer>(config, /*layer_index=*/0);
+//   LayerOutput out = layer->Forward(h_td, rope, layout, /*cache=*/nullptr);
+//
+// Threading: like any nn::Module, thread-compatible; one forward at a time.
+#ifndef MOERL_TRAINER_MODEL_LAYERS_H_
+#define MOERL_TRAINER_MODEL_LAYERS_H_
+
+#include <torch/nn/module.h>
+
+#include <memory>
+
+#include "trainer/model/attention.h"
+#include "trainer/model/config.h"
+#include "trainer/model/moe.h"
+#include "trainer/model/primitives.h"
+
+namespace moerl {
+
+enum class ExpertPath {
+  kGrouped,    // dispatcher + grouped GEMMs (default)
+  kReference,  // per-expert loop, the reference
+};
+
+// A module holding one tensor named "weight" (a bias-free linear, a norm, an
+// embedding table).
+class WeightModule : public torch::nn::Module {
+ public:
+  explicit WeightModule(at::Tensor init);
+  at::Tensor weight;
+};
+
+class Attention : public torch::nn::Module {
+ public:
+  Attention(const ModelConfig& config, int64_t layer_index);
+  // x_td: normed hidden states. Returns [T, D].
+  at::Tensor Forward(const at::Tensor& x_td, const RopeTables& rope, const PackedLayout& layout,
+                     KvCache* cache);
+
+  std::shared_ptr<WeightModule> q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
+
+ private:
+  int64_t layer_index_, heads_, kv_heads_, head_dim_;
+  double eps_;
+};
+
+class DenseMlp : public torch::nn::Module {
+ public:
+  DenseMlp(int64_t hidden, int64_t intermediate);
+  at::Tensor Forward(const at::Tensor& x_td);
+  std::shared_ptr<WeightModule> gate_proj, up_proj, down_proj;
+};
+
+// Experts stored fused like transformers v5: gate_up_proj [E, 2F, D] (gate
+// rows first), down_proj [E, D, F].
+class Experts : public torch::nn::Module {
+ public:
+  Experts(int64_t num_experts, int64_t hidden, int64_t intermediate);
+  at::Tensor gate_up_proj;
+  at::Tensor down_proj;
+};
+
+class SparseMoe : public torch::nn::Module {
+ public:
+  explicit SparseMoe(const ModelConfig& config);
+  // Returns y_td; fills routing (router logits + top-k) for the losses.
+  at::Tensor Forward(const at::Tensor& x_td, Routing* routing);
+  void set_dispatcher(std::shared_ptr<TokenDispatcher> d) { dispatcher_ = std::move(d); }
+  void set_expert_path(ExpertPath p) { path_ = p; }
+
+  std::shared_ptr<WeightModule> gate;  // router [E, D]
+  std::shared_ptr<Experts> experts;
+
+ private:
+  int64_t num_experts_, top_k_;
+  bool norm_topk_prob_;
+  ExpertPath path_ = ExpertPath::kGrouped;
+  std::shared_ptr<TokenDispatcher> dispatcher_;
+};
+
+struct LayerOutput {
+  at::Tensor h_td;
+  Routing routing;  // empty for dense layers
+};
+
+class DecoderLayer : public torch::nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& config, int64_t layer_index);
+  LayerOutput Forward(const at::Tensor& h_td, const RopeTables& rope, const PackedLayout& layout,
+                      KvCache* cache);
+  bool is_moe() const { return moe != nullptr; }
+
+  std::shared_ptr<WeightModule> input_layernorm, post_attention_layernorm;
+  std::shared_ptr<Attention> self_attn;
+  std::shared_ptr<DenseMlp> mlp;  // exactly one of mlp / moe is set
+  std::shared_ptr<SparseMoe> moe;
+
+ private:
+  double eps_;
+};
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_MODEL_LAYERS_H_

@@ -1,0 +1,136 @@
+#include "trainer/model/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/embedding.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/tensor.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "common/logging.h"
+
+namespace moerl {
+
+ModelInput ModelInput::Pack(const std::vector<std::vector<int64_t>>& sequences) {
+  std::vector<int64_t> tokens, positions;
+  ModelInput in;
+  for (const auto& seq : sequences) {
+    for (size_t i = 0; i < seq.size(); ++i) {
+      tokens.push_back(seq[i]);
+      positions.push_back(static_cast<int64_t>(i));
+    }
+    in.layout.seq_lens.push_back(static_cast<int64_t>(seq.size()));
+  }
+  in.tokens_t = at::tensor(tokens, at::TensorOptions().dtype(at::kLong));
+  in.positions_t = at::tensor(positions, at::TensorOptions().dtype(at::kLong));
+  return in;
+}
+
+Qwen3Model::Qwen3Model(const ModelConfig& c) : config_(c) {
+  MOERL_CHECK(c.Validate().ok());
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  backbone_ = register_module("model", std::make_shared<torch::nn::Module>());
+  embed_tokens_ = backbone_->register_module(
+      "embed_tokens", std::make_shared<WeightModule>(at::empty({c.vocab_size, c.hidden_size}, f32)));
+  auto layers = backbone_->register_module("layers", std::make_shared<torch::nn::Module>());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    layers_.push_back(layers->register_module(std::to_string(l), std::make_shared<DecoderLayer>(c, l)));
+  }
+  norm_ = backbone_->register_module("norm", std::make_shared<WeightModule>(at::ones({c.hidden_size}, f32)));
+  if (!c.tie_word_embeddings) {
+    lm_head_ = register_module(
+        "lm_head", std::make_shared<WeightModule>(at::empty({c.vocab_size, c.hidden_size}, f32)));
+  }
+  InitializeWeights(0);
+}
+
+void Qwen3Model::InitializeWeights(uint64_t seed) {
+  at::NoGradGuard no_grad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    at::Tensor& p = item.value();
+    if (absl::EndsWith(name, "norm.weight")) {
+      p.fill_(1.0);
+    } else {
+      p.normal_(0.0, config_.initializer_range, gen);
+    }
+  }
+}
+
+ModelOutput Qwen3Model::Forward(const ModelInput& input) {
+  ModelOutput out;
+  at::Tensor h_td = at::embedding(embed_tokens_->weight, input.tokens_t);
+  RopeTables rope = MakeRopeTables(input.positions_t, config_.head_dim, config_.rope_theta, h_td.scalar_type());
+  std::vector<at::Tensor> router_logits;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    LayerOutput lo = layers_[l]->Forward(h_td, rope, input.layout, input.cache);
+    h_td = lo.h_td;
+    if (layers_[l]->is_moe()) {
+      out.moe_layers.push_back(static_cast<int64_t>(l));
+      out.topk_ids_tk.push_back(lo.routing.topk_ids_tk);
+      router_logits.push_back(lo.routing.logits_te);
+    }
+  }
+  if (input.cache != nullptr) {
+    for (size_t i = 0; i < input.layout.seq_lens.size(); ++i) {
+      input.cache->lengths[input.cache->slot_of_segment[i]] += input.layout.seq_lens[i];
+    }
+  }
+  if (!router_logits.empty()) {
+    out.aux_loss = LoadBalancingLoss(router_logits, config_.num_experts_per_tok);
+    out.z_loss = RouterZLoss(router_logits);
+  }
+  out.hidden_td = RmsNorm(h_td, norm_->weight, config_.rms_norm_eps);
+  return out;
+}
+
+at::Tensor Qwen3Model::lm_head_weight() const {
+  return lm_head_ ? lm_head_->weight : embed_tokens_->weight;
+}
+
+at::Tensor Qwen3Model::Logits(const at::Tensor& hidden_td) { return at::linear(hidden_td, lm_head_weight()); }
+
+at::Tensor Qwen3Model::CausalLmLoss(const ModelInput& input) {
+  ModelOutput out = Forward(input);
+  // Rows that predict a next token of their own segment, and those targets.
+  std::vector<int64_t> rows, targets;
+  const int64_t* tok = input.tokens_t.data_ptr<int64_t>();
+  int64_t start = 0;
+  for (int64_t len : input.layout.seq_lens) {
+    for (int64_t i = 0; i + 1 < len; ++i) {
+      rows.push_back(start + i);
+      targets.push_back(tok[start + i + 1]);
+    }
+    start += len;
+  }
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  at::Tensor logits_nv = Logits(out.hidden_td.index_select(0, at::tensor(rows, i64))).to(at::kFloat);
+  at::Tensor logp_n = logits_nv.log_softmax(-1).gather(1, at::tensor(targets, i64).unsqueeze(1)).squeeze(1);
+  at::Tensor loss = -logp_n.mean();
+  if (out.aux_loss.defined() && config_.router_aux_loss_coef != 0.0) {
+    loss = loss + out.aux_loss * config_.router_aux_loss_coef;
+  }
+  if (out.z_loss.defined() && config_.router_z_loss_coef != 0.0) {
+    loss = loss + out.z_loss * config_.router_z_loss_coef;
+  }
+  return loss;
+}
+
+void Qwen3Model::SetExpertPath(ExpertPath path) {
+  for (auto& layer : layers_) {
+    if (layer->moe) layer->moe->set_expert_path(path);
+  }
+}
+
+void Qwen3Model::SetDispatcher(const std::shared_ptr<TokenDispatcher>& dispatcher) {
+  for (auto& layer : layers_) {
+    if (layer->moe) layer->moe->set_dispatcher(dispatcher);
+  }
+}
+
+}  // namespace moerl

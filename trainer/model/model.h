@@ -1,0 +1,85 @@
+// Qwen3ForCausalLM: Qwen3-MoE (and dense Qwen3, and the mixed layouts that
+// mlp_only_layers / decoder_sparse_step allow) from an HF config, for one
+// device, as a plain torch::nn::Module.
+//
+//   h = embed[tokens]; for each layer: h = layer(h); h = RmsNorm_final(h)
+//   logits = h lm_head^T   (lm_head = embed when tie_word_embeddings)
+//
+// Inputs are packed: T tokens of several sequences end to end, with their
+// positions and segment lengths; no attention crosses a segment boundary.
+// Parameter names are transformers v5's in-memory names
+// ("model.layers.0.mlp.experts.gate_up_proj"); hf_weights.h maps them to the
+// per-expert checkpoint names.
+//
+//   auto model = std::make_shared<Qwen3Model>(config);
+//   model->InitializeWeights(/*seed=*/1);                // or LoadHfWeights(...)
+//   ModelInput in = ModelInput::Pack({{1, 2, 3}, {4, 5}});
+//   ModelOutput out = model->Forward(in);
+//   at::Tensor logits_tv = model->Logits(out.hidden_td);
+//   model->to(at::kBFloat16);                            // fp32 or bf16
+//
+// Threading: thread-compatible; one forward at a time per model.
+#ifndef MOERL_TRAINER_MODEL_MODEL_H_
+#define MOERL_TRAINER_MODEL_MODEL_H_
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <vector>
+
+#include "trainer/model/layers.h"
+
+namespace moerl {
+
+struct ModelInput {
+  at::Tensor tokens_t;     // int64 [T]
+  at::Tensor positions_t;  // int64 [T]
+  PackedLayout layout;     // segment lengths, sum = T
+  KvCache* cache = nullptr;  // generation only; cache->slot_of_segment set
+
+  // Packs whole sequences with positions 0..len-1 each.
+  static ModelInput Pack(const std::vector<std::vector<int64_t>>& sequences);
+};
+
+struct ModelOutput {
+  at::Tensor hidden_td;                // after the final norm, model dtype
+  at::Tensor aux_loss;                 // fp32 scalar; undefined without MoE layers
+  at::Tensor z_loss;                   // fp32 scalar; undefined without MoE layers
+  std::vector<int64_t> moe_layers;     // layer index of each entry below
+  std::vector<at::Tensor> topk_ids_tk; // chosen experts per MoE layer
+};
+
+class Qwen3Model : public torch::nn::Module {
+ public:
+  explicit Qwen3Model(const ModelConfig& config);
+
+  // From-scratch init: normal(0, initializer_range) for matrices, ones for
+  // norms; the same seed gives the same weights.
+  void InitializeWeights(uint64_t seed);
+
+  ModelOutput Forward(const ModelInput& input);
+  at::Tensor Logits(const at::Tensor& hidden_td);
+  // [V, D]: lm_head, or the embedding table when tied.
+  at::Tensor lm_head_weight() const;
+
+  // Loss the oracle uses: mean next-token CE within each segment, plus
+  // router_aux_loss_coef * aux (+ router_z_loss_coef * z) for MoE models.
+  at::Tensor CausalLmLoss(const ModelInput& input);
+
+  void SetExpertPath(ExpertPath path);
+  void SetDispatcher(const std::shared_ptr<TokenDispatcher>& dispatcher);
+
+  const ModelConfig& config() const { return config_; }
+  const std::vector<std::shared_ptr<DecoderLayer>>& layers() const { return layers_; }
+  c10::ScalarType dtype() const { return embed_tokens_->weight.scalar_type(); }
+
+ private:
+  ModelConfig config_;
+  std::shared_ptr<torch::nn::Module> backbone_;  // "model"
+  std::shared_ptr<WeightModule> embed_tokens_, norm_, lm_head_;
+  std::vector<std::shared_ptr<DecoderLayer>> layers_;
+};
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_MODEL_MODEL_H_

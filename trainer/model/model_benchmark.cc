@@ -1,0 +1,192 @@
+// Model benchmarks, with their peers measured in the same run:
+//   - a large fp32 GEMM (the machine's achievable FLOP/s),
+//   - a training step (forward + backward of the causal-LM loss) in tokens/s
+//     and FLOP/s, against transformers' Qwen3MoeForCausalLM,
+//   - batched greedy generation with the KV cache in tokens/s, against
+//     transformers' generate().
+// The transformers side runs tools/model/bench_transformers.py (python3 with
+// torch + transformers) with the same thread count and shapes.
+//
+//   bazel run //trainer/model:model_benchmark -- --threads=2
+//   (flags: --threads --batch --seq --steps --rounds --gen_batch --prompt --new_tokens --skip_python)
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/randint.h>
+#include <ATen/ops/randn.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "rollout/engine/engine.h"
+#include "trainer/model/model.h"
+
+namespace moerl {
+namespace {
+
+struct Flags {
+  int threads = 2, batch = 8, seq = 512, steps = 2, gen_batch = 8, prompt = 32, new_tokens = 32;
+  int rounds = 2;  // moerl and transformers alternate; best of each is kept
+  bool skip_python = false;
+  std::string config = "trainer/model/configs/bench-moe.json";
+};
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double GemmFlops(int64_t n) {
+  at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
+  a.mm(b);  // warm-up
+  const int reps = 5;
+  const double start = Now();
+  for (int i = 0; i < reps; ++i) a.mm(b);
+  return 2.0 * n * n * n * reps / (Now() - start);
+}
+
+// Forward FLOPs per token of a training sequence of length `seq` (matmuls
+// only): projections, causal attention, router, active experts, LM head.
+double ForwardFlopsPerToken(const ModelConfig& c, int64_t seq) {
+  const double h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  double per_layer_attn = 2 * (h * q + 2 * h * kv + q * h) + 2 * 2 * (seq / 2.0) * q;
+  double total = 2 * h * c.vocab_size;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    total += per_layer_attn;
+    total += c.IsMoeLayer(l) ? 2 * h * c.num_experts + c.num_experts_per_tok * 6 * h * c.moe_intermediate_size
+                             : 6 * h * c.intermediate_size;
+  }
+  return total;
+}
+
+std::string PythonPeer(const Flags& f) {
+  const std::string cmd = absl::StrCat(
+      "python3 tools/model/bench_transformers.py --threads ", f.threads, " --config ", f.config, " --batch ",
+      f.batch, " --seq ", f.seq, " --steps ", f.steps, " --gen_batch ", f.gen_batch, " --prompt ", f.prompt,
+      " --new_tokens ", f.new_tokens, " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return "";
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), p)) out += buf;
+  pclose(p);
+  return out;
+}
+
+double JsonNumber(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return 0;
+  return std::atof(json.c_str() + at + key.size() + 3);
+}
+
+int Run(const Flags& f) {
+  at::set_num_threads(f.threads);
+  auto config = ModelConfig::FromFile(f.config);
+  if (!config.ok()) {
+    std::cerr << config.status() << "\n";
+    return 1;
+  }
+  auto model = std::make_shared<Qwen3Model>(*config);
+  model->InitializeWeights(0);
+  double gemm = GemmFlops(2048);
+
+  // Training step.
+  at::Tensor ids = at::randint(config->vocab_size, {f.batch * f.seq});
+  std::vector<std::vector<int64_t>> seqs(f.batch);
+  const int64_t* p = ids.data_ptr<int64_t>();
+  for (int b = 0; b < f.batch; ++b) seqs[b].assign(p + b * f.seq, p + (b + 1) * f.seq);
+  ModelInput in = ModelInput::Pack(seqs);
+  double train_tps = 0, gen_tps = 0, hf_train = 0, hf_gen = 0;
+  std::string peer;
+  auto step = [&] {
+    model->CausalLmLoss(in).backward();
+    for (auto& param : model->parameters()) param.mutable_grad() = at::Tensor();
+  };
+  const double tokens = static_cast<double>(f.batch) * f.seq;
+  step();  // warm-up
+
+  // Generation: greedy, fixed length (no stop ids).
+  GenerationEngine engine(model);
+  at::Tensor pids = at::randint(config->vocab_size, {f.gen_batch * f.prompt});
+  std::vector<std::vector<int64_t>> prompts(f.gen_batch);
+  for (int b = 0; b < f.gen_batch; ++b) {
+    prompts[b].assign(pids.data_ptr<int64_t>() + b * f.prompt, pids.data_ptr<int64_t>() + (b + 1) * f.prompt);
+  }
+  SamplingConfig sc;
+  sc.temperature = 0.0;
+  sc.max_new_tokens = 4;
+  (void)engine.Generate(prompts, sc);  // warm-up
+  sc.max_new_tokens = f.new_tokens;
+  for (int round = 0; round < f.rounds; ++round) {
+    gemm = std::max(gemm, GemmFlops(2048));
+    double start = Now();
+    for (int i = 0; i < f.steps; ++i) step();
+    train_tps = std::max(train_tps, tokens * f.steps / (Now() - start));
+    start = Now();
+    auto gen = engine.Generate(prompts, sc);
+    if (!gen.ok()) {
+      std::cerr << gen.status() << "\n";
+      return 1;
+    }
+    gen_tps = std::max(gen_tps, static_cast<double>(f.gen_batch) * f.new_tokens / (Now() - start));
+    if (f.skip_python) continue;
+    peer = PythonPeer(f);
+    hf_train = std::max(hf_train, JsonNumber(peer, "train_tokens_per_s"));
+    hf_gen = std::max(hf_gen, JsonNumber(peer, "generate_tokens_per_s"));
+  }
+  const double train_flops = 3 * ForwardFlopsPerToken(*config, f.seq) * train_tps;
+
+  std::printf("threads=%d config=%s batch=%dx%d, best of %d alternating rounds\n", f.threads,
+              f.config.c_str(), f.batch, f.seq, f.rounds);
+  std::printf("gemm fp32 n=2048:          %8.1f GFLOP/s\n", gemm / 1e9);
+  std::printf("moerl train step:          %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM)\n", train_tps,
+              train_flops / 1e9, 100 * train_flops / gemm);
+  std::printf("moerl generate (batch %d): %8.1f tokens/s\n", f.gen_batch, gen_tps);
+  if (f.skip_python) return 0;
+  if (hf_train <= 0) {
+    std::printf("transformers peer failed (python3 + torch + transformers needed): %s\n", peer.c_str());
+    return 1;
+  }
+  std::printf("transformers train step:   %8.1f tokens/s  -> moerl/transformers = %.2fx\n", hf_train,
+              train_tps / hf_train);
+  std::printf("transformers generate():   %8.1f tokens/s  -> moerl/transformers = %.2fx\n", hf_gen,
+              gen_tps / hf_gen);
+  return 0;
+}
+
+}  // namespace
+}  // namespace moerl
+
+int main(int argc, char** argv) {
+  moerl::Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto eq = arg.find('=');
+    std::string key = arg.substr(0, eq), value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+    int v = 0;
+    const bool num = absl::SimpleAtoi(value, &v);
+    if (key == "--threads" && num) f.threads = v;
+    else if (key == "--batch" && num) f.batch = v;
+    else if (key == "--seq" && num) f.seq = v;
+    else if (key == "--steps" && num) f.steps = v;
+    else if (key == "--gen_batch" && num) f.gen_batch = v;
+    else if (key == "--prompt" && num) f.prompt = v;
+    else if (key == "--new_tokens" && num) f.new_tokens = v;
+    else if (key == "--rounds" && num) f.rounds = v;
+    else if (key == "--config") f.config = value;
+    else if (key == "--skip_python") f.skip_python = true;
+    else {
+      std::cerr << "unknown flag " << arg << "\n";
+      return 2;
+    }
+  }
+  // bazel run starts in the runfiles tree; the python script and configs are
+  // addressed from the workspace root.
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    if (chdir(ws) != 0) return 1;
+  }
+  return moerl::Run(f);
+}

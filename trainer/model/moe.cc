@@ -1,0 +1,112 @@
+#include "trainer/model/moe.h"
+
+#include <ATen/ops/argsort.h>
+#include <ATen/ops/bincount.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/logsumexp.h>
+#include <ATen/ops/silu.h>
+#include <ATen/ops/split_with_sizes.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+
+#include "common/logging.h"
+#include "trainer/model/primitives.h"
+
+namespace moerl {
+
+Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, bool norm_topk_prob) {
+  Routing r;
+  r.logits_te = at::linear(x_td, gate_ed);
+  at::Tensor probs_te = r.logits_te.softmax(-1, at::kFloat);
+  auto [values_tk, ids_tk] = probs_te.topk(top_k, -1);
+  if (norm_topk_prob) values_tk = values_tk / values_tk.sum({-1}, /*keepdim=*/true);
+  r.topk_ids_tk = ids_tk;
+  r.topk_weights_tk = values_tk.to(r.logits_te.scalar_type());
+  return r;
+}
+
+DispatchedTokens LocalTokenDispatcher::Dispatch(const at::Tensor& x_td, const Routing& routing,
+                                                int64_t num_experts) {
+  const int64_t top_k = routing.topk_ids_tk.size(1);
+  at::Tensor ids_n = routing.topk_ids_tk.reshape({-1});               // [T*k], token-major
+  at::Tensor order_n = at::argsort(ids_n, /*stable=*/true, 0, false);  // group by expert
+  DispatchedTokens d;
+  d.num_tokens = x_td.size(0);
+  d.source_token_n = order_n.div(top_k, "floor");
+  d.tokens_nd = x_td.index_select(0, d.source_token_n);
+  d.weights_n = routing.topk_weights_tk.reshape({-1}).index_select(0, order_n);
+  at::Tensor counts_e = at::bincount(ids_n, {}, num_experts);
+  const int64_t* c = counts_e.data_ptr<int64_t>();
+  d.tokens_per_expert.assign(c, c + num_experts);
+  return d;
+}
+
+at::Tensor LocalTokenDispatcher::Combine(const at::Tensor& expert_out_nd, const DispatchedTokens& d) {
+  at::Tensor weighted_nd = expert_out_nd * d.weights_n.unsqueeze(1);
+  at::Tensor y_td = at::zeros({d.num_tokens, expert_out_nd.size(1)}, expert_out_nd.options());
+  // index_add is sequential on CPU: deterministic accumulation order.
+  return y_td.index_add(0, d.source_token_n, weighted_nd);
+}
+
+at::Tensor GroupedExperts(const at::Tensor& tokens_nd, const std::vector<int64_t>& tokens_per_expert,
+                          const at::Tensor& gate_up_efd, const at::Tensor& down_edf) {
+  MOERL_CHECK(static_cast<int64_t>(tokens_per_expert.size()) == gate_up_efd.size(0));
+  std::vector<at::Tensor> rows = at::split_with_sizes(tokens_nd, tokens_per_expert, 0);
+  std::vector<at::Tensor> outs;
+  outs.reserve(rows.size());
+  for (size_t e = 0; e < rows.size(); ++e) {
+    if (tokens_per_expert[e] == 0) continue;
+    outs.push_back(SwiGluFused(rows[e], gate_up_efd[e], down_edf[e]));
+  }
+  if (outs.empty()) return tokens_nd.new_zeros({0, down_edf.size(1)});
+  return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+}
+
+at::Tensor ExpertLoopReference(const at::Tensor& x_td, const Routing& routing,
+                               const at::Tensor& gate_up_efd, const at::Tensor& down_edf) {
+  at::Tensor y_td = at::zeros_like(x_td);
+  const int64_t num_experts = gate_up_efd.size(0);
+  for (int64_t e = 0; e < num_experts; ++e) {
+    // Positions (token, slot) that chose expert e.
+    at::Tensor hit_tk = routing.topk_ids_tk.eq(e);
+    at::Tensor where = hit_tk.nonzero();  // [n, 2]: token, slot
+    if (where.size(0) == 0) continue;
+    at::Tensor token_n = where.select(1, 0);
+    at::Tensor slot_n = where.select(1, 1);
+    at::Tensor out_nd = SwiGluFused(x_td.index_select(0, token_n), gate_up_efd[e], down_edf[e]);
+    const int64_t top_k = routing.topk_weights_tk.size(1);
+    at::Tensor w_n = routing.topk_weights_tk.reshape({-1}).index_select(0, token_n * top_k + slot_n);
+    y_td = y_td.index_add(0, token_n, out_nd * w_n.unsqueeze(1));
+  }
+  return y_td;
+}
+
+at::Tensor LoadBalancingLoss(const std::vector<at::Tensor>& logits_te_per_layer, int64_t top_k) {
+  MOERL_CHECK(!logits_te_per_layer.empty());
+  const int64_t num_experts = logits_te_per_layer[0].size(1);
+  at::Tensor counts_e = at::zeros({num_experts}, logits_te_per_layer[0].options().dtype(at::kFloat));
+  at::Tensor prob_sum_e = counts_e.clone();
+  int64_t rows = 0;
+  for (const at::Tensor& logits_te : logits_te_per_layer) {
+    at::Tensor probs_te = logits_te.softmax(-1);
+    at::Tensor ids_tk = std::get<1>(probs_te.topk(top_k, -1));
+    counts_e = counts_e + at::bincount(ids_tk.reshape({-1}), {}, num_experts).to(at::kFloat);
+    prob_sum_e = prob_sum_e + probs_te.to(at::kFloat).sum(0);
+    rows += logits_te.size(0);
+  }
+  const double n = static_cast<double>(rows);
+  return ((counts_e / n) * (prob_sum_e / n)).sum() * static_cast<double>(num_experts);
+}
+
+at::Tensor RouterZLoss(const std::vector<at::Tensor>& logits_te_per_layer) {
+  MOERL_CHECK(!logits_te_per_layer.empty());
+  at::Tensor total;
+  for (const at::Tensor& logits_te : logits_te_per_layer) {
+    at::Tensor z = at::logsumexp(logits_te.to(at::kFloat), {-1}).pow(2).mean();
+    total = total.defined() ? total + z : z;
+  }
+  return total;
+}
+
+}  // namespace moerl
