@@ -153,9 +153,15 @@ cc_library(
     deps = [":torch", "@cuda//:cuda"],
 )
 
-exports_files(["version.txt"])
+exports_files(["version.txt", "python3"])
 """.format(root = root, version = version, lib = lib, rpaths = repr(rpaths), cuda_rpaths = repr(cuda_rpaths)))
     ctx.file("version.txt", version + "\n")
+
+    # The interpreter that owns this torch, for tests that run a Python
+    # oracle (transformers) under Bazel's fixed PATH.
+    python = ctx.os.environ.get("MOERL_PYTHON", "python3")
+    exe = _run(ctx, [python, "-c", "import sys; print(sys.executable)"], "python3")
+    ctx.file("python3", "#!/bin/sh\nexec %s \"$@\"\n" % exe, executable = True)
 
 libtorch_repository = repository_rule(
     implementation = _libtorch_impl,
