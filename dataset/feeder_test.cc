@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto/prompt.pb.h"
-#include "dataset/delimited_proto_file.h"
 #include "dataset/testing/fake_ring.h"
 #include "gtest/gtest.h"
 
@@ -204,33 +203,6 @@ TEST(Gsm8kFeeder, AFullRingIsAnErrorThatSaysWhereItStopped) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(report.prompts_published, 3);
   EXPECT_EQ(report.next, (DataPosition{0, 3}));
-}
-
-TEST(DelimitedProtoFile, RoundTripsAndReportsTruncation) {
-  const std::string path = TmpPath("prompts.pb");
-  auto writer = DelimitedProtoWriter::Create(path);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  proto::Prompt prompt;
-  prompt.set_id("gsm8k/train/7");
-  ASSERT_TRUE((*writer)->WriteMessage(prompt).ok());
-  ASSERT_TRUE((*writer)->Write(std::string(300, 'z')).ok());
-  ASSERT_TRUE((*writer)->Close().ok());
-  auto reader = DelimitedProtoReader::Open(path);
-  ASSERT_TRUE(reader.ok());
-  std::string payload;
-  ASSERT_TRUE(*(*reader)->Next(&payload));
-  proto::Prompt back;
-  ASSERT_TRUE(back.ParseFromString(payload));
-  EXPECT_EQ(back.id(), "gsm8k/train/7");
-  ASSERT_TRUE(*(*reader)->Next(&payload));
-  EXPECT_EQ(payload.size(), 300u);
-  EXPECT_FALSE(*(*reader)->Next(&payload));
-
-  std::ofstream(TmpPath("torn.pb"), std::ios::binary) << std::string("\x05" "ab", 3);
-  auto torn = DelimitedProtoReader::Open(TmpPath("torn.pb"));
-  absl::StatusOr<bool> next = (*torn)->Next(&payload);
-  EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(next.status().message().find("truncated message at byte 0"), std::string::npos);
 }
 
 }  // namespace

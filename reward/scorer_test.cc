@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/proto/trajectory.pb.h"
-#include "dataset/delimited_proto_file.h"
+#include "common/transport/record_io.h"
 #include "dataset/testing/fake_ring.h"
 #include "gtest/gtest.h"
 #include "reward/scorer_run.h"
@@ -215,9 +215,9 @@ TEST(DirectoryBatchSink, NumbersBatchesAcrossSinksWithoutOverwriting) {
 
 // The binary's path: a file of trajectories in, batch files out.
 TEST(RunScorer, ScoresAFileOfTrajectoriesIntoBatchFiles) {
-  const std::string input = TmpDir("trajectories.pb");
+  const std::string input = TmpDir("trajectories.rec");
   {
-    auto writer = DelimitedProtoWriter::Create(input);
+    auto writer = RecordWriter::Create(input);
     ASSERT_TRUE(writer.ok());
     for (int g = 0; g < 4; ++g) {
       for (uint32_t i = 0; i < 2; ++i) {
@@ -236,18 +236,16 @@ TEST(RunScorer, ScoresAFileOfTrajectoriesIntoBatchFiles) {
   ScorerReport report;
   ASSERT_TRUE(RunScorer(options, nullptr, &report).ok());
   ASSERT_EQ(report.batch_locations.size(), 2u);
-  auto reader = DelimitedProtoReader::Open(report.batch_locations[1]);
+  auto reader = RecordReader::Open(report.batch_locations[1]);
   ASSERT_TRUE(reader.ok());
-  std::string payload;
-  ASSERT_TRUE(*(*reader)->Next(&payload));
   proto::TrajectoryBatch batch;
-  ASSERT_TRUE(batch.ParseFromString(payload));
+  ASSERT_TRUE(*(*reader)->NextMessage(&batch));
   EXPECT_EQ(batch.batch_index(), 1u);
   ASSERT_EQ(batch.trajectories_size(), 4);
   EXPECT_EQ(batch.trajectories(0).reward(), 1.0f);
   EXPECT_EQ(batch.trajectories(1).reward(), 0.0f);
 
-  options.input_path = TmpDir("missing.pb");
+  options.input_path = TmpDir("missing.rec");
   EXPECT_EQ(RunScorer(options, nullptr, &report).code(), absl::StatusCode::kNotFound);
 }
 
