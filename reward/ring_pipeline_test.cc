@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/proto/prompt.pb.h"
 #include "common/proto/trajectory.pb.h"
 #include "common/transport/record_io.h"
 #include "common/transport/shm_ring.h"
@@ -20,6 +19,7 @@
 #include "common/status.h"
 #include "gtest/gtest.h"
 #include "reward/scorer_run.h"
+#include "reward/testing/stand_in_bridge.h"
 
 namespace moerl {
 namespace {
@@ -47,37 +47,6 @@ class ScopedRing {
   std::string name_;
   absl::Status status_;
 };
-
-// Stand-in for the rollout bridge: each prompt becomes kSamples trajectories,
-// sample 0 answering with the gold answer, the others with a wrong one.
-absl::Status Bridge(const std::string& prompts_ring, const std::string& trajectories_ring,
-                    int* prompts_seen) {
-  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> in,
-                         ShmRing::Open(prompts_ring, RingRole::kConsumer));
-  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> out,
-                         ShmRing::Open(trajectories_ring, RingRole::kProducer));
-  while (true) {
-    absl::StatusOr<RingMessage> message = in->Pop(absl::Seconds(30));
-    if (absl::IsOutOfRange(message.status())) break;
-    MOERL_RETURN_IF_ERROR(message.status());
-    proto::Prompt prompt;
-    if (!prompt.ParseFromString(message->payload)) return absl::DataLossError("bad prompt");
-    ++*prompts_seen;
-    for (uint32_t i = 0; i < kSamples; ++i) {
-      proto::Trajectory t;
-      t.set_format_version(1);
-      t.set_prompt_id(prompt.id());
-      t.set_group_id(absl::StrCat(prompt.id(), "@", prompt.epoch()));
-      t.set_sample_index(i);
-      t.mutable_prompt_tokens()->CopyFrom(prompt.tokens());
-      t.set_gold_answer(prompt.gold_answer());
-      t.set_output_text(i == 0 ? absl::StrCat("So \\boxed{", prompt.gold_answer(), "}.")
-                               : "The answer is 123456.");
-      MOERL_RETURN_IF_ERROR(out->Push(t.SerializeAsString(), absl::Seconds(30)));
-    }
-  }
-  return out->CloseProducer();
-}
 
 std::vector<std::string> BatchFiles(const std::string& dir) {
   std::vector<std::string> files;
@@ -113,9 +82,11 @@ TEST(RingPipeline, FeederPromptsReachTheScorerAndComeOutAsScoredBatchFiles) {
 
   // Consumers attach first; the feeder's and bridge's producers attach on Open.
   absl::Status bridge_status, feeder_status, scorer_status;
-  int prompts_seen = 0;
-  std::thread bridge(
-      [&] { bridge_status = Bridge(prompts.name(), trajectories.name(), &prompts_seen); });
+  StandInBridgeReport bridge_report;
+  std::thread bridge([&] {
+    bridge_status =
+        RunStandInBridge(prompts.name(), trajectories.name(), kSamples, &bridge_report);
+  });
   FeederReport feeder_report;
   std::thread feeder_thread(
       [&] { feeder_status = RunFeeder(feeder, *tokenizer, nullptr, &feeder_report); });
@@ -128,7 +99,7 @@ TEST(RingPipeline, FeederPromptsReachTheScorerAndComeOutAsScoredBatchFiles) {
   ASSERT_TRUE(scorer_status.ok()) << scorer_status;
 
   EXPECT_EQ(feeder_report.prompts_published, 10);
-  EXPECT_EQ(prompts_seen, 10);
+  EXPECT_EQ(bridge_report.prompts, 10);
   EXPECT_EQ(report.trajectories_scored, 30);
   EXPECT_EQ(report.groups_written, 10);
   EXPECT_EQ(report.batches_written, 3);  // 4 + 4 + 2 groups
