@@ -87,6 +87,20 @@ TEST(LoadFeederSettings, AnUnknownDatasetKeyIsAnErrorNamingItsFullPath) {
       << settings.status();  // the closest valid key
 }
 
+TEST(LoadFeederSettings, AMisspeltTrainDatasetKeyIsAnErrorNotASilentDefault) {
+  absl::StatusOr<FeederSettings> settings =
+      Load(kYaml, {"dataset.print_gold=true", "+train_dataset.batchsize=4"});
+  ASSERT_FALSE(settings.ok());
+  EXPECT_TRUE(absl::StrContains(settings.status().message(), "train_dataset.batchsize"))
+      << settings.status();
+  EXPECT_TRUE(absl::StrContains(settings.status().message(), "train_dataset.batch_size"))
+      << settings.status();
+  // AReaL's own keys that the feeder does not use are fine.
+  settings = Load(kYaml, {"dataset.print_gold=true", "+train_dataset.type=rl",
+                          "+train_dataset.num_workers=4", "+train_dataset.pin_memory=true"});
+  EXPECT_TRUE(settings.ok()) << settings.status();
+}
+
 TEST(LoadFeederSettings, BadValuesAreErrorsNamingTheKey) {
   struct Case {
     std::vector<std::string> overrides;

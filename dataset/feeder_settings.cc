@@ -9,6 +9,12 @@
 namespace moerl {
 
 void FeederSettings::Declare(ConfigSchema* schema) {
+  // The feeder owns train_dataset: a misspelt key there would silently
+  // change the data. AReaL's keys it does not use are accepted.
+  schema->OwnSection("train_dataset");
+  schema->String("train_dataset.type", &unused_type, "AReaL's dataset type (accepted, unused)");
+  schema->Bool("train_dataset.pin_memory", &unused_pin_memory, "accepted, unused");
+  schema->Int("train_dataset.num_workers", &unused_num_workers, "accepted, unused", 0);
   schema->String("train_dataset.path", &path, "GSM8K-format jsonl file");
   schema->Int("train_dataset.batch_size", &batch_size, "prompts per step", 1);
   schema->OptionalInt("train_dataset.max_length", &max_length,

@@ -12,6 +12,7 @@
 //   train_dataset.shuffle       default true
 //   train_dataset.drop_last     default true
 //   train_dataset.split         default "train" (used in prompt ids)
+//   train_dataset.type / pin_memory / num_workers: AReaL's, accepted, unused
 //   seed                        default 1
 //   total_train_epochs          >= 1, default 1
 //   tokenizer_path, actor.path  a Qwen tokenizer directory or tokenizer.json;
@@ -23,7 +24,8 @@
 //   dataset.skip_malformed, dataset.start_epoch, dataset.start_index,
 //   dataset.max_prompts, dataset.push_timeout_s, dataset.progress_every,
 //   dataset.name
-// The `dataset` section is owned: an unknown dataset.* key is an error.
+// The `train_dataset` and `dataset` sections are owned: an unknown key in
+// them is an error naming its full path and the closest valid key.
 //
 // Plain data; thread-compatible.
 #ifndef MOERL_DATASET_FEEDER_SETTINGS_H_
@@ -62,6 +64,10 @@ struct FeederSettings {
   double push_timeout_s = 600;
   int64_t progress_every = 1000;
   std::string dataset_name = "gsm8k";
+
+  std::string unused_type;
+  bool unused_pin_memory = false;
+  int64_t unused_num_workers = 0;
 
   void Declare(ConfigSchema* schema);
   // Exactly one destination; positive timeout; resume position in range.

@@ -1,5 +1,7 @@
 #include "reward/scorer.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <set>
@@ -247,6 +249,29 @@ TEST(RunScorer, ScoresAFileOfTrajectoriesIntoBatchFiles) {
 
   options.input_path = TmpDir("missing.rec");
   EXPECT_EQ(RunScorer(options, nullptr, &report).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RunScorer, ATruncatedTrajectoryFileIsDataLossNamingTheFile) {
+  const std::string input = TmpDir("cut.rec");
+  {
+    auto writer = RecordWriter::Create(input);
+    ASSERT_TRUE(writer.ok());
+    for (uint32_t i = 0; i < 2; ++i) {
+      ASSERT_TRUE((*writer)->WriteMessage(MakeTrajectory("g", i, "\\boxed{18}")).ok());
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  // Cut the end marker off, as a crash while copying would.
+  ASSERT_EQ(::truncate(input.c_str(), 40), 0);
+  ScorerRunOptions options;
+  options.input_path = input;
+  options.output_dir = TmpDir("cut_batches");
+  options.scorer = Config(2, 1);
+  ScorerReport report;
+  const absl::Status status = RunScorer(options, nullptr, &report);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_NE(status.message().find("cut.rec"), std::string::npos) << status;
+  EXPECT_EQ(report.batches_written, 0);
 }
 
 }  // namespace
