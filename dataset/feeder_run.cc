@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -58,6 +59,43 @@ class ProgressSink : public PromptSink {
   PromptSink* inner_;
   int64_t every_;
   int64_t count_ = 0;
+};
+
+// Publishes into a ring, waiting for space in short slices so that a stop
+// request is noticed while the ring is full (the usual state: the feeder
+// runs ahead of training). A stop while waiting is kCancelled.
+class StoppableRingSink : public PromptSink {
+ public:
+  StoppableRingSink(MessageRing* ring, absl::Duration timeout,
+                    const std::function<bool()>& should_stop)
+      : ring_(ring), timeout_(timeout), should_stop_(should_stop) {}
+  absl::Status Publish(const proto::Prompt& prompt) override {
+    buffer_.clear();
+    if (!prompt.SerializeToString(&buffer_)) {
+      return absl::InternalError(absl::StrCat("cannot serialize prompt ", prompt.id()));
+    }
+    const absl::Time deadline = absl::Now() + timeout_;
+    while (true) {
+      const absl::Duration left = deadline - absl::Now();
+      const absl::Status status = ring_->Push(buffer_, std::min(left, kSlice));
+      if (!absl::IsDeadlineExceeded(status)) return status;
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "no ring space for dataset.push_timeout_s=", absl::ToDoubleSeconds(timeout_), " s"));
+      }
+      if (should_stop_ && should_stop_()) {
+        return absl::CancelledError("stopped while waiting for ring space");
+      }
+    }
+  }
+  absl::Status Close() override { return ring_->CloseProducer(); }
+
+ private:
+  static constexpr absl::Duration kSlice = absl::Milliseconds(100);
+  MessageRing* ring_;
+  absl::Duration timeout_;
+  const std::function<bool()>& should_stop_;
+  std::string buffer_;
 };
 
 class RecordFileSink : public PromptSink {
@@ -131,8 +169,8 @@ absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenize
         ShmRing::Open(settings.ring, RingRole::kProducer);
     if (!opened.ok()) return Annotate(opened.status(), "dataset.ring=" + settings.ring);
     ring = std::move(opened).value();
-    sink = std::make_unique<RingPromptSink>(ring.get(),
-                                            absl::Seconds(settings.push_timeout_s));
+    sink = std::make_unique<StoppableRingSink>(
+        ring.get(), absl::Seconds(settings.push_timeout_s), should_stop);
   } else if (!settings.output_path.empty()) {
     MOERL_ASSIGN_OR_RETURN(std::unique_ptr<RecordWriter> writer,
                            RecordWriter::Create(settings.output_path));
@@ -143,7 +181,10 @@ absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenize
   ProgressSink progress(sink.get(), settings.progress_every);
   // On error the ring producer is not closed: consumers see it as died
   // (RingStats::producers_died), not as a clean end.
-  const absl::Status status = feeder.Run(progress, report, should_stop);
+  absl::Status status = feeder.Run(progress, report, should_stop);
+  if (absl::IsCancelled(status) && should_stop && should_stop()) {
+    status = sink->Close();  // a requested stop, not a failure
+  }
   MOERL_LOG(INFO) << "feeder: " << report->prompts_published << " prompts published ("
                   << report->prompts_per_epoch << " per epoch; " << report->rows_too_long
                   << " rows over max_length, " << report->rows_malformed_skipped

@@ -13,8 +13,11 @@
 //                        e.g. `ring create`), as a producer; closed at the end
 //   dataset.output_path  a record file (RecordWriter; appears on success)
 //   dataset.print_gold   gold answers on stdout, one per line
-// Logs progress every dataset.progress_every prompts and a summary with the
-// resume position. Thread: the caller's.
+// A stop (should_stop) ends the run cleanly, also while waiting for ring
+// space (checked every 100 ms): the destination is closed and OK returned,
+// report->next being the first prompt not published. Logs progress every
+// dataset.progress_every prompts and a summary with the resume position.
+// Thread: the caller's.
 #ifndef MOERL_DATASET_FEEDER_RUN_H_
 #define MOERL_DATASET_FEEDER_RUN_H_
 

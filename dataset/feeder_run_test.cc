@@ -5,15 +5,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/proto/prompt.pb.h"
 #include "common/transport/record_io.h"
+#include "common/transport/shm_ring.h"
 #include "dataset/prompt.h"
 #include "gtest/gtest.h"
 
@@ -180,6 +185,56 @@ TEST(RunFeeder, WritesChatTemplatedTokenizedPromptsIntoARecordFile) {
     EXPECT_EQ(prompt.tokens(0), *tokenizer->TokenToId("<|im_start|>"));
   }
   EXPECT_EQ(count, 10);
+}
+
+// The feeder usually waits on a full ring; SIGTERM must still stop it
+// promptly, close its producer and say where to resume.
+TEST(RunFeeder, AStopWhileTheRingIsFullEndsCleanlyWithTheResumePosition) {
+  const std::string name = *ShmRing::SegmentName(
+      "feedertest", absl::StrCat("stop-", ::getpid()), "prompts");
+  ShmRing::CreateOptions ring_options;
+  ring_options.capacity_bytes = 4096;  // the smallest ring: a dozen prompts
+  ring_options.reclaim_stale = true;
+  ASSERT_TRUE(ShmRing::Create(name, ring_options).ok());
+  absl::StatusOr<std::unique_ptr<ShmRing>> consumer = ShmRing::Open(name, RingRole::kConsumer);
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+
+  absl::StatusOr<FeederSettings> settings =
+      Load(kYaml, {"dataset.print_gold=false", "+dataset.ring=" + name,
+                   "+dataset.push_timeout_s=60", "train_dataset.batch_size=1",
+                   "total_train_epochs=50"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  absl::StatusOr<Tokenizer> tokenizer = LoadPromptTokenizer("", "");
+  ASSERT_TRUE(tokenizer.ok());
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    stop = true;
+  });
+  FeederReport report;
+  const absl::Time start = absl::Now();
+  const absl::Status status = RunFeeder(*settings, *tokenizer, [&] { return stop.load(); }, &report);
+  const absl::Duration took = absl::Now() - start;
+  stopper.join();
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_LT(took, absl::Seconds(5));
+  EXPECT_FALSE(report.finished);
+  EXPECT_GT(report.prompts_published, 0);
+  EXPECT_LT(report.prompts_published, 250);
+  EXPECT_EQ(report.next.epoch * 5 + report.next.index,
+            static_cast<uint64_t>(report.prompts_published));
+  // What was published is there, then a clean end of stream.
+  int64_t popped = 0;
+  while (true) {
+    absl::StatusOr<RingMessage> m = (*consumer)->Pop(absl::Seconds(5));
+    if (absl::IsOutOfRange(m.status())) break;
+    ASSERT_TRUE(m.ok()) << m.status();
+    ++popped;
+  }
+  EXPECT_EQ(popped, report.prompts_published);
+  EXPECT_EQ((*consumer)->Stats().producers_died, 0u);
+  consumer->reset();
+  EXPECT_TRUE(ShmRing::Remove(name).ok());
 }
 
 TEST(RunFeeder, AMissingRingIsAnErrorNamingTheKey) {
