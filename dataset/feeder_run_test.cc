@@ -117,7 +117,8 @@ TEST(LoadFeederSettings, BadValuesAreErrorsNamingTheKey) {
       {{"total_train_epochs=0", "dataset.print_gold=true"}, "total_train_epochs"},
       {{"~train_dataset.path", "dataset.print_gold=true"}, "train_dataset.path"},
       {{}, "exactly one of dataset.ring, dataset.output_path or dataset.print_gold"},
-      {{"dataset.print_gold=true", "+dataset.output_path=x.rec"}, "exactly one of"},
+      {{"dataset.print_gold=true", "+dataset.output_path=x.rec"},
+       "got dataset.ring='', dataset.output_path='x.rec', dataset.print_gold=true"},
       {{"dataset.print_gold=true", "+dataset.push_timeout_s=0"}, "dataset.push_timeout_s"},
   };
   for (const Case& c : cases) {

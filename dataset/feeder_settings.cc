@@ -46,8 +46,10 @@ absl::Status FeederSettings::Validate() const {
   const int destinations = !ring.empty() + !output_path.empty() + print_gold;
   if (destinations != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "give exactly one of dataset.ring, dataset.output_path or dataset.print_gold=true (got ",
-        destinations, ")"));
+        "give exactly one of dataset.ring, dataset.output_path or dataset.print_gold=true; got "
+        "dataset.ring='",
+        ring, "', dataset.output_path='", output_path,
+        "', dataset.print_gold=", print_gold ? "true" : "false"));
   }
   if (!(push_timeout_s > 0) || !std::isfinite(push_timeout_s)) {
     return absl::InvalidArgumentError(

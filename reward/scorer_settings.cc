@@ -27,7 +27,9 @@ void ScorerSettings::Declare(ConfigSchema* schema) {
 
 absl::Status ScorerSettings::Validate() const {
   if (ring.empty() == input_path.empty()) {
-    return absl::InvalidArgumentError("give exactly one of reward.ring or reward.input_path");
+    return absl::InvalidArgumentError(
+        absl::StrCat("give exactly one of reward.ring or reward.input_path; got reward.ring='",
+                     ring, "', reward.input_path='", input_path, "'"));
   }
   if (!(poll_interval_s > 0) || !std::isfinite(poll_interval_s)) {
     return absl::InvalidArgumentError(

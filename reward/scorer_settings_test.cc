@@ -75,7 +75,9 @@ TEST(LoadScorerRunOptions, BadValuesAreErrorsNamingTheKey) {
       {{"gconfig.n_samples=0"}, "gconfig.n_samples"},
       {{"gconfig.n_samples=four"}, "gconfig.n_samples"},
       {{"train_dataset.batch_size=-1"}, "train_dataset.batch_size"},
-      {{"+reward.input_path=t.rec"}, "exactly one of reward.ring or reward.input_path"},
+      {{"+reward.input_path=t.rec"},
+       "exactly one of reward.ring or reward.input_path; got "
+       "reward.ring='gsm8k-grpo.trial0.trajectories', reward.input_path='t.rec'"},
       {{"~reward.ring"}, "exactly one of reward.ring or reward.input_path"},
       {{"~trial_name"}, "experiment_name and trial_name"},
       {{"experiment_name=bad_name"}, "experiment_name"},
