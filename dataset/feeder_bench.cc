@@ -1,10 +1,12 @@
 // Feeder throughput, end to end into a ring: prompts per second from GSM8K
-// jsonl to Prompt messages popped by a consumer thread, against a peer
-// measured in the same run: pushing the same number of pre-serialized prompts
-// through the same ring (the transport's ceiling).
-//   bazel run -c opt //dataset:feeder_bench -- $PWD/../shared/data/gsm8k/train.jsonl 3
-// INTERIM: the ring is the test FakeRing (mutex + deque) and the tokenizer
-// ByteTokenize; rerun with ShmRing and the BPE tokenizer when they land.
+// jsonl to Prompt messages popped by a consumer thread from a ShmRing, with
+// the real tokenizer (the shipped small one, or argv[3]: a Qwen tokenizer
+// directory or tokenizer.json), against a peer measured in the same run:
+// pushing the same number of pre-serialized prompts through a ShmRing of the
+// same size (the transport's ceiling).
+//   bazel run -c opt //dataset:feeder_bench -- $PWD/../shared/data/gsm8k/train.jsonl 3 [tokenizer]
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,8 +14,10 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "common/transport/shm_ring.h"
 #include "dataset/feeder.h"
-#include "dataset/testing/fake_ring.h"
+#include "dataset/feeder_run.h"
 
 namespace {
 
@@ -21,43 +25,57 @@ double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Pops until end of stream; returns the number of messages.
-int64_t Drain(moerl::MessageRing& ring) {
+// Opens a consumer on `name` and pops until end of stream.
+int64_t Drain(const std::string& name) {
+  auto ring = moerl::ShmRing::Open(name, moerl::RingRole::kConsumer);
+  if (!ring.ok()) return -1;
   int64_t n = 0;
-  while (ring.Pop(absl::Seconds(10)).ok()) ++n;
+  moerl::RingMessage message;
+  while ((*ring)->PopInto(&message, absl::Seconds(10)).ok()) ++n;
   return n;
 }
+
+// A ring for one measurement, removed at the end.
+struct BenchRing {
+  explicit BenchRing(const std::string& hop)
+      : name(absl::StrCat("bench.feeder-", ::getpid(), ".", hop)) {
+    moerl::ShmRing::CreateOptions options;
+    options.capacity_bytes = 16 << 20;
+    ok = moerl::ShmRing::Create(name, options).ok();
+  }
+  ~BenchRing() { moerl::ShmRing::Remove(name).IgnoreError(); }
+  std::string name;
+  bool ok = false;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: feeder_bench <train.jsonl> [epochs]\n");
+    std::fprintf(stderr, "usage: feeder_bench <train.jsonl> [epochs] [tokenizer]\n");
     return 2;
   }
-  moerl::FeederConfig config;
-  config.path = argv[1];
-  config.total_train_epochs = argc > 2 ? static_cast<uint32_t>(std::atoi(argv[2])) : 3;
-  config.batch_size = 256;
-  config.max_length = 1024;
-  auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<moerl::Gsm8kFeeder> feeder = moerl::Gsm8kFeeder::Create(
-      config, moerl::ByteTokenize,
-      [](absl::string_view user) { return moerl::RenderQwenChatPrompt(user); });
-  if (!feeder.ok()) {
-    std::fprintf(stderr, "feeder_bench: %s\n", std::string(feeder.status().message()).c_str());
+  moerl::FeederSettings settings;
+  settings.path = argv[1];
+  settings.total_train_epochs = argc > 2 ? std::atoi(argv[2]) : 3;
+  settings.batch_size = 256;
+  settings.max_length = 1024;
+  auto tokenizer = moerl::LoadPromptTokenizer(argc > 3 ? argv[3] : "", argv[0]);
+  if (!tokenizer.ok()) {
+    std::fprintf(stderr, "feeder_bench: %s\n", std::string(tokenizer.status().message()).c_str());
     return 1;
   }
-  const double load_seconds = Seconds(start);
+  BenchRing ring("prompts"), peer_ring("peer");
+  if (!ring.ok || !peer_ring.ok) return 1;
+  settings.ring = ring.name;
+  settings.progress_every = 0;
 
-  auto state = std::make_shared<moerl::FakeRingState>(moerl::DeliveryMode::kPlain, 1024);
-  moerl::FakeRing producer(state, true), consumer(state, false);
+  // RunFeeder = load + render + tokenize + publish, as the binary runs it.
   int64_t popped = 0;
-  std::thread drain([&] { popped = Drain(consumer); });
-  moerl::RingPromptSink sink(&producer, absl::Seconds(10));
+  std::thread drain([&] { popped = Drain(ring.name); });
   moerl::FeederReport report;
-  start = std::chrono::steady_clock::now();
-  const absl::Status status = feeder->Run(sink, &report);
+  auto start = std::chrono::steady_clock::now();
+  const absl::Status status = moerl::RunFeeder(settings, *tokenizer, nullptr, &report);
   drain.join();
   const double run_seconds = Seconds(start);
   if (!status.ok() || popped != report.prompts_published) {
@@ -67,28 +85,35 @@ int main(int argc, char** argv) {
   }
 
   // Peer: the same count of pre-serialized prompts through a fresh ring.
+  auto feeder = moerl::Gsm8kFeeder::Create(
+      settings.ToFeederConfig(), [&](absl::string_view t) { return tokenizer->Encode(t); },
+      [&](absl::string_view u) {
+        moerl::ChatOptions chat;
+        chat.enable_thinking = false;  // as RunFeeder renders
+        return tokenizer->RenderChatPrompt(u, chat);
+      });
   const std::string payload = feeder->PromptAt({0, 0}).SerializeAsString();
-  auto peer_state = std::make_shared<moerl::FakeRingState>(moerl::DeliveryMode::kPlain, 1024);
-  moerl::FakeRing peer_producer(peer_state, true), peer_consumer(peer_state, false);
   int64_t peer_popped = 0;
-  std::thread peer_drain([&] { peer_popped = Drain(peer_consumer); });
+  std::thread peer_drain([&] { peer_popped = Drain(peer_ring.name); });
+  auto producer = moerl::ShmRing::Open(peer_ring.name, moerl::RingRole::kProducer);
+  if (!producer.ok()) return 1;
   start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < report.prompts_published; ++i) {
-    if (!peer_producer.Push(payload, absl::Seconds(10)).ok()) return 1;
+    if (!(*producer)->Push(payload, absl::Seconds(10)).ok()) return 1;
   }
-  (void)peer_producer.CloseProducer();
+  (void)(*producer)->CloseProducer();
   peer_drain.join();
   const double peer_seconds = Seconds(start);
 
   const double rate = report.prompts_published / run_seconds;
   const double peer_rate = peer_popped / peer_seconds;
-  std::printf("load+render+tokenize: %lld rows in %.3f s = %.0f rows/s\n",
-              static_cast<long long>(report.rows_read), load_seconds,
-              report.rows_read / load_seconds);
-  std::printf("feeder into ring: %lld prompts (%u epochs) in %.3f s = %.0f prompts/s\n",
-              static_cast<long long>(report.prompts_published), config.total_train_epochs,
-              run_seconds, rate);
-  std::printf("peer (pre-serialized pushes, same ring): %.0f messages/s; feeder/peer = %.2f\n",
+  std::printf("feeder end to end (load + render + tokenize + publish into ShmRing): %lld rows, "
+              "%lld prompts (%lld epochs) in %.3f s = %.0f prompts/s\n",
+              static_cast<long long>(report.rows_read),
+              static_cast<long long>(report.prompts_published),
+              static_cast<long long>(settings.total_train_epochs), run_seconds, rate);
+  std::printf("peer (pre-serialized pushes, same-size ShmRing): %.0f messages/s; feeder/peer = "
+              "%.3f\n",
               peer_rate, rate / peer_rate);
   return 0;
 }

@@ -1,35 +1,113 @@
 #include "dataset/feeder_run.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "common/config/cli.h"
 #include "common/logging.h"
 #include "common/status.h"
-#include "dataset/delimited_proto_file.h"
+#include "common/transport/record_io.h"
+#include "common/transport/shm_ring.h"
 
 namespace moerl {
 namespace {
 
-// Writes prompts to a file, logging progress.
-class FileSink : public PromptSink {
+bool IsDirectory(const std::string& path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+bool Exists(const std::string& path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+std::string FindRunfile(const std::string& relative, const std::string& argv0) {
+  std::vector<std::string> roots;
+  for (const char* env : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
+    if (const char* dir = std::getenv(env); dir != nullptr) roots.push_back(dir);
+  }
+  if (!argv0.empty()) roots.push_back(argv0 + ".runfiles");
+  for (const std::string& root : roots) {
+    const std::string candidate = absl::StrCat(root, "/moerl/", relative);
+    if (Exists(candidate)) return candidate;
+  }
+  return relative;  // the working directory (bazel test / bazel run)
+}
+
+// Adds progress logging to another sink.
+class ProgressSink : public PromptSink {
  public:
-  FileSink(std::unique_ptr<DelimitedProtoWriter> writer, int64_t progress_every)
-      : writer_(std::move(writer)), progress_every_(progress_every) {}
+  ProgressSink(PromptSink* inner, int64_t every) : inner_(inner), every_(every) {}
   absl::Status Publish(const proto::Prompt& prompt) override {
-    MOERL_RETURN_IF_ERROR(writer_->WriteMessage(prompt));
-    if (progress_every_ > 0 && ++count_ % progress_every_ == 0) {
+    MOERL_RETURN_IF_ERROR(inner_->Publish(prompt));
+    if (every_ > 0 && ++count_ % every_ == 0) {
       MOERL_LOG(INFO) << "published " << count_ << " prompts (epoch " << prompt.epoch()
                       << ", index " << prompt.index() << ")";
     }
     return absl::OkStatus();
   }
+  absl::Status Close() override { return inner_->Close(); }
+
+ private:
+  PromptSink* inner_;
+  int64_t every_;
+  int64_t count_ = 0;
+};
+
+// Publishes into a ring, waiting for space in short slices so that a stop
+// request is noticed while the ring is full (the usual state: the feeder
+// runs ahead of training). A stop while waiting is kCancelled.
+class StoppableRingSink : public PromptSink {
+ public:
+  StoppableRingSink(MessageRing* ring, absl::Duration timeout,
+                    const std::function<bool()>& should_stop)
+      : ring_(ring), timeout_(timeout), should_stop_(should_stop) {}
+  absl::Status Publish(const proto::Prompt& prompt) override {
+    buffer_.clear();
+    if (!prompt.SerializeToString(&buffer_)) {
+      return absl::InternalError(absl::StrCat("cannot serialize prompt ", prompt.id()));
+    }
+    const absl::Time deadline = absl::Now() + timeout_;
+    while (true) {
+      const absl::Duration left = deadline - absl::Now();
+      const absl::Status status = ring_->Push(buffer_, std::min(left, kSlice));
+      if (!absl::IsDeadlineExceeded(status)) return status;
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "no ring space for dataset.push_timeout_s=", absl::ToDoubleSeconds(timeout_), " s"));
+      }
+      if (should_stop_ && should_stop_()) {
+        return absl::CancelledError("stopped while waiting for ring space");
+      }
+    }
+  }
+  absl::Status Close() override { return ring_->CloseProducer(); }
+
+ private:
+  static constexpr absl::Duration kSlice = absl::Milliseconds(100);
+  MessageRing* ring_;
+  absl::Duration timeout_;
+  const std::function<bool()>& should_stop_;
+  std::string buffer_;
+};
+
+class RecordFileSink : public PromptSink {
+ public:
+  explicit RecordFileSink(std::unique_ptr<RecordWriter> writer) : writer_(std::move(writer)) {}
+  absl::Status Publish(const proto::Prompt& prompt) override {
+    return writer_->WriteMessage(prompt);
+  }
   absl::Status Close() override { return writer_->Close(); }
 
  private:
-  std::unique_ptr<DelimitedProtoWriter> writer_;
-  int64_t progress_every_;
-  int64_t count_ = 0;
+  std::unique_ptr<RecordWriter> writer_;
 };
 
 class GoldPrintingSink : public PromptSink {
@@ -46,30 +124,73 @@ class GoldPrintingSink : public PromptSink {
 
 }  // namespace
 
-absl::Status RunFeeder(const FeederRunOptions& options, const std::function<bool()>& should_stop,
-                       FeederReport* report) {
-  if (options.output_path.empty() == !options.print_gold) {
-    return absl::InvalidArgumentError("give exactly one of --output <file> or --print_gold");
+absl::StatusOr<FeederSettings> LoadFeederSettings(const std::vector<std::string>& args) {
+  MOERL_ASSIGN_OR_RETURN(CommandLine cli, ParseCommandLine(args, {}));
+  MOERL_ASSIGN_OR_RETURN(ConfigTree tree, LoadConfig(cli));
+  FeederSettings settings;
+  MOERL_RETURN_IF_ERROR(settings.Load(tree));
+  return settings;
+}
+
+absl::StatusOr<Tokenizer> LoadPromptTokenizer(const std::string& path, const std::string& argv0) {
+  std::string file = path;
+  if (path.empty()) {
+    file = FindRunfile(kSmallTokenizerRunfile, argv0);
+  } else if (IsDirectory(path)) {
+    file = path + "/tokenizer.json";
+    if (!Exists(file)) {
+      absl::StatusOr<Tokenizer> tokenizer = Tokenizer::FromVocabMerges(path);
+      if (!tokenizer.ok()) return Annotate(tokenizer.status(), "loading tokenizer " + path);
+      return tokenizer;
+    }
   }
+  absl::StatusOr<Tokenizer> tokenizer = Tokenizer::FromTokenizerJson(file);
+  if (!tokenizer.ok()) return Annotate(tokenizer.status(), "loading tokenizer " + file);
+  return tokenizer;
+}
+
+absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenizer,
+                       const std::function<bool()>& should_stop, FeederReport* report) {
+  MOERL_RETURN_IF_ERROR(settings.Validate());
+  ChatOptions chat;
+  chat.enable_thinking = false;
   MOERL_ASSIGN_OR_RETURN(
       Gsm8kFeeder feeder,
-      Gsm8kFeeder::Create(options.feeder, ByteTokenize,
-                          [](absl::string_view user) { return RenderQwenChatPrompt(user); }));
+      Gsm8kFeeder::Create(
+          settings.ToFeederConfig(),
+          [tokenizer](absl::string_view text) { return tokenizer.Encode(text); },
+          [tokenizer, chat](absl::string_view user) {
+            return tokenizer.RenderChatPrompt(user, chat);
+          }));
+  std::unique_ptr<ShmRing> ring;
   std::unique_ptr<PromptSink> sink;
-  if (options.print_gold) {
-    sink = std::make_unique<GoldPrintingSink>();
+  if (!settings.ring.empty()) {
+    absl::StatusOr<std::unique_ptr<ShmRing>> opened =
+        ShmRing::Open(settings.ring, RingRole::kProducer);
+    if (!opened.ok()) return Annotate(opened.status(), "dataset.ring=" + settings.ring);
+    ring = std::move(opened).value();
+    sink = std::make_unique<StoppableRingSink>(
+        ring.get(), absl::Seconds(settings.push_timeout_s), should_stop);
+  } else if (!settings.output_path.empty()) {
+    MOERL_ASSIGN_OR_RETURN(std::unique_ptr<RecordWriter> writer,
+                           RecordWriter::Create(settings.output_path));
+    sink = std::make_unique<RecordFileSink>(std::move(writer));
   } else {
-    MOERL_ASSIGN_OR_RETURN(std::unique_ptr<DelimitedProtoWriter> writer,
-                           DelimitedProtoWriter::Create(options.output_path));
-    sink = std::make_unique<FileSink>(std::move(writer), options.progress_every);
+    sink = std::make_unique<GoldPrintingSink>();
   }
-  const absl::Status status = feeder.Run(*sink, report, should_stop);
+  ProgressSink progress(sink.get(), settings.progress_every);
+  // On error the ring producer is not closed: consumers see it as died
+  // (RingStats::producers_died), not as a clean end.
+  absl::Status status = feeder.Run(progress, report, should_stop);
+  if (absl::IsCancelled(status) && should_stop && should_stop()) {
+    status = sink->Close();  // a requested stop, not a failure
+  }
   MOERL_LOG(INFO) << "feeder: " << report->prompts_published << " prompts published ("
                   << report->prompts_per_epoch << " per epoch; " << report->rows_too_long
                   << " rows over max_length, " << report->rows_malformed_skipped
                   << " malformed rows skipped); " << (report->finished ? "finished" : "stopped")
-                  << "; resume with --start_epoch=" << report->next.epoch
-                  << " --start_index=" << report->next.index;
+                  << "; resume with dataset.start_epoch=" << report->next.epoch
+                  << " dataset.start_index=" << report->next.index;
   return status;
 }
 

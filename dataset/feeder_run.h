@@ -1,39 +1,51 @@
-// RunFeeder: what the dataset_feeder binary does, as a library call.
+// The dataset_feeder binary as library calls: load the configuration, load
+// the tokenizer, publish prompts.
 //
-//   FeederRunOptions options;
-//   options.feeder.path = "train.jsonl";
-//   options.output_path = "prompts.rec";   // or print_gold = true
+//   MOERL_ASSIGN_OR_RETURN(FeederSettings settings, LoadFeederSettings(args));
+//   MOERL_ASSIGN_OR_RETURN(Tokenizer tok, LoadPromptTokenizer(settings.TokenizerPath(), argv[0]));
 //   FeederReport report;
-//   absl::Status status = RunFeeder(options, should_stop, &report);
+//   MOERL_RETURN_IF_ERROR(RunFeeder(settings, tok, should_stop, &report));
 //
-// Wiring (INTERIM, until //common/transport and //common/tokenizer land):
-// prompts are rendered with RenderQwenChatPrompt, tokenized with
-// ByteTokenize, and written to a DelimitedProtoWriter file; with print_gold
-// each prompt's gold answer is printed to stdout instead, one per line (the
-// smoke pipeline reads that). Swapping in ShmRing + RingPromptSink,
-// RecordWriter and the real tokenizer changes only this file.
-//
-// Logs progress every `progress_every` prompts. Thread: the caller's.
+// Prompts are Gsm8kUserContent(question) rendered with the tokenizer's chat
+// template (Qwen3, enable_thinking=false, as AReaL's GSM8K workflow) and
+// encoded with it. They go to exactly one destination:
+//   dataset.ring         an existing ShmRing (by name; the caller creates it,
+//                        e.g. `ring create`), as a producer; closed at the end
+//   dataset.output_path  a record file (RecordWriter; appears on success)
+//   dataset.print_gold   gold answers on stdout, one per line
+// A stop (should_stop) ends the run cleanly, also while waiting for ring
+// space (checked every 100 ms): the destination is closed and OK returned,
+// report->next being the first prompt not published. Logs progress every
+// dataset.progress_every prompts and a summary with the resume position.
+// Thread: the caller's.
 #ifndef MOERL_DATASET_FEEDER_RUN_H_
 #define MOERL_DATASET_FEEDER_RUN_H_
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/tokenizer/tokenizer.h"
 #include "dataset/feeder.h"
+#include "dataset/feeder_settings.h"
 
 namespace moerl {
 
-struct FeederRunOptions {
-  FeederConfig feeder;
-  std::string output_path;  // Prompt records; empty with print_gold
-  bool print_gold = false;
-  int64_t progress_every = 1000;
-};
+// The tokenizer file shipped with the binary (its runfiles).
+inline constexpr char kSmallTokenizerRunfile[] = "common/tokenizer/data/moerl-gsm8k-bpe.json";
 
-absl::Status RunFeeder(const FeederRunOptions& options, const std::function<bool()>& should_stop,
-                       FeederReport* report);
+// `--config <yaml> key=value ...` (args without argv[0]) -> validated settings.
+absl::StatusOr<FeederSettings> LoadFeederSettings(const std::vector<std::string>& args);
+
+// `path`: a directory (tokenizer.json, else vocab.json + merges.txt) or a
+// tokenizer.json file; empty: kSmallTokenizerRunfile, looked up in
+// $RUNFILES_DIR, $TEST_SRCDIR, <argv0>.runfiles and the working directory.
+absl::StatusOr<Tokenizer> LoadPromptTokenizer(const std::string& path, const std::string& argv0);
+
+absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenizer,
+                       const std::function<bool()>& should_stop, FeederReport* report);
 
 }  // namespace moerl
 

@@ -8,12 +8,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto/prompt.pb.h"
-#include "dataset/delimited_proto_file.h"
-#include "dataset/testing/fake_ring.h"
+#include "common/transport/in_process_ring.h"
 #include "gtest/gtest.h"
 
 namespace moerl {
 namespace {
+
+// An in-process ring (common/transport/in_process_ring.h) of `mode`.
+std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode,
+                                                   uint64_t capacity_bytes = 1 << 20) {
+  InProcessRing::Options options;
+  options.capacity_bytes = capacity_bytes;
+  options.mode = mode;
+  return InProcessRing::CreateChannel(options);
+}
 
 // Collects what the feeder publishes.
 class VectorSink : public PromptSink {
@@ -176,14 +184,15 @@ TEST(Gsm8kFeeder, MalformedRowsFailOrAreSkippedAndCounted) {
 
 TEST(Gsm8kFeeder, PublishesIntoARingAndClosesTheProducer) {
   FeederConfig config = BaseConfig(WriteRows("ring.jsonl", 4));
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kPlain, 100);
-  FakeRing producer(state, true), consumer(state, false);
-  RingPromptSink sink(&producer, absl::Seconds(1));
+  auto state = NewChannel(DeliveryMode::kPlain);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  RingPromptSink sink(producer.get(), absl::Seconds(1));
   FeederReport report;
   ASSERT_TRUE(MakeFeeder(config)->Run(sink, &report).ok());
   int received = 0;
   while (true) {
-    absl::StatusOr<RingMessage> m = consumer.Pop(absl::Seconds(1));
+    absl::StatusOr<RingMessage> m = consumer->Pop(absl::Seconds(1));
     if (absl::IsOutOfRange(m.status())) break;
     ASSERT_TRUE(m.ok()) << m.status();
     proto::Prompt prompt;
@@ -196,41 +205,19 @@ TEST(Gsm8kFeeder, PublishesIntoARingAndClosesTheProducer) {
 
 TEST(Gsm8kFeeder, AFullRingIsAnErrorThatSaysWhereItStopped) {
   FeederConfig config = BaseConfig(WriteRows("full.jsonl", 4));
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kPlain, 3);
-  FakeRing producer(state, true);
-  RingPromptSink sink(&producer, absl::Milliseconds(5));
+  // Room for exactly the first three prompts.
+  uint64_t capacity = 0;
+  for (uint64_t i = 0; i < 3; ++i) {
+    capacity += MakeFeeder(config)->PromptAt({0, i}).ByteSizeLong() + InProcessRing::kOverheadBytes;
+  }
+  auto state = NewChannel(DeliveryMode::kPlain, capacity);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  RingPromptSink sink(producer.get(), absl::Milliseconds(5));
   FeederReport report;
   absl::Status status = MakeFeeder(config)->Run(sink, &report);
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(report.prompts_published, 3);
   EXPECT_EQ(report.next, (DataPosition{0, 3}));
-}
-
-TEST(DelimitedProtoFile, RoundTripsAndReportsTruncation) {
-  const std::string path = TmpPath("prompts.pb");
-  auto writer = DelimitedProtoWriter::Create(path);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  proto::Prompt prompt;
-  prompt.set_id("gsm8k/train/7");
-  ASSERT_TRUE((*writer)->WriteMessage(prompt).ok());
-  ASSERT_TRUE((*writer)->Write(std::string(300, 'z')).ok());
-  ASSERT_TRUE((*writer)->Close().ok());
-  auto reader = DelimitedProtoReader::Open(path);
-  ASSERT_TRUE(reader.ok());
-  std::string payload;
-  ASSERT_TRUE(*(*reader)->Next(&payload));
-  proto::Prompt back;
-  ASSERT_TRUE(back.ParseFromString(payload));
-  EXPECT_EQ(back.id(), "gsm8k/train/7");
-  ASSERT_TRUE(*(*reader)->Next(&payload));
-  EXPECT_EQ(payload.size(), 300u);
-  EXPECT_FALSE(*(*reader)->Next(&payload));
-
-  std::ofstream(TmpPath("torn.pb"), std::ios::binary) << std::string("\x05" "ab", 3);
-  auto torn = DelimitedProtoReader::Open(TmpPath("torn.pb"));
-  absl::StatusOr<bool> next = (*torn)->Next(&payload);
-  EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(next.status().message().find("truncated message at byte 0"), std::string::npos);
 }
 
 }  // namespace

@@ -9,9 +9,10 @@
 // depend on a tokenizer implementation. With common/tokenizer:
 //   RenderPromptFn render = [&](absl::string_view u) { return tok.RenderChatPrompt(u, opts); };
 //   TokenizeFn tokenize = [&](absl::string_view t) { return tok.Encode(t); };
-// Until that library lands, RenderQwenChatPrompt (Qwen3's template with
-// enable_thinking=false, no system turn) and ByteTokenize (one id per UTF-8
-// byte) are the defaults of the dataset_feeder binary.
+// The dataset_feeder binary does exactly that (dataset/feeder_run.h).
+// RenderQwenChatPrompt (Qwen3's template with enable_thinking=false, no
+// system turn) and ByteTokenize (one id per UTF-8 byte) are tokenizer-free
+// stand-ins for unit tests.
 //
 // Thread-safe; no state.
 #ifndef MOERL_DATASET_PROMPT_H_

@@ -10,12 +10,21 @@
 #include "common/proto/trajectory.pb.h"
 #include "common/testing/shared_data.h"
 #include "dataset/feeder.h"
-#include "dataset/testing/fake_ring.h"
+#include "common/transport/in_process_ring.h"
 #include "gtest/gtest.h"
 #include "reward/scorer.h"
 
 namespace moerl {
 namespace {
+
+// An in-process ring (common/transport/in_process_ring.h) of `mode`.
+std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode,
+                                                   uint64_t capacity_bytes = 1 << 20) {
+  InProcessRing::Options options;
+  options.capacity_bytes = capacity_bytes;
+  options.mode = mode;
+  return InProcessRing::CreateChannel(options);
+}
 
 class VectorBatchSink : public BatchSink {
  public:
@@ -41,17 +50,19 @@ TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
   absl::StatusOr<Gsm8kFeeder> feeder = Gsm8kFeeder::Create(
       config, ByteTokenize, [](absl::string_view u) { return RenderQwenChatPrompt(u); });
   ASSERT_TRUE(feeder.ok()) << feeder.status();
-  auto prompts = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 1000);
-  FakeRing feeder_end(prompts, true), bridge_in(prompts, false);
-  RingPromptSink sink(&feeder_end, absl::Seconds(5));
+  auto prompts = NewChannel(DeliveryMode::kAcknowledged);
+  std::unique_ptr<MessageRing> feeder_end = InProcessRing::Attach(prompts, RingRole::kProducer);
+  std::unique_ptr<MessageRing> bridge_in = InProcessRing::Attach(prompts, RingRole::kConsumer);
+  RingPromptSink sink(feeder_end.get(), absl::Seconds(5));
   FeederReport feeder_report;
   ASSERT_TRUE(feeder->Run(sink, &feeder_report).ok());
 
   // Bridge stand-in: n_samples completions per prompt; sample 0 is right.
-  auto trajectories = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 1000);
-  FakeRing bridge_out(trajectories, true), scorer_in(trajectories, false);
+  auto trajectories = NewChannel(DeliveryMode::kAcknowledged);
+  std::unique_ptr<MessageRing> bridge_out = InProcessRing::Attach(trajectories, RingRole::kProducer);
+  std::unique_ptr<MessageRing> scorer_in = InProcessRing::Attach(trajectories, RingRole::kConsumer);
   while (true) {
-    absl::StatusOr<RingMessage> m = bridge_in.Pop(absl::Seconds(5));
+    absl::StatusOr<RingMessage> m = bridge_in->Pop(absl::Seconds(5));
     if (absl::IsOutOfRange(m.status())) break;
     ASSERT_TRUE(m.ok()) << m.status();
     proto::Prompt prompt;
@@ -66,11 +77,11 @@ TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
       t.set_gold_answer(prompt.gold_answer());
       t.set_output_text(i == 0 ? absl::StrCat("So the answer is \\boxed{", prompt.gold_answer(), "}.")
                                : i == 1 ? "I cannot solve this." : "The answer is 0.5.");
-      ASSERT_TRUE(bridge_out.Push(t.SerializeAsString(), absl::Seconds(5)).ok());
+      ASSERT_TRUE(bridge_out->Push(t.SerializeAsString(), absl::Seconds(5)).ok());
     }
-    ASSERT_TRUE(bridge_in.Ack(m->ticket).ok());
+    ASSERT_TRUE(bridge_in->Ack(m->ticket).ok());
   }
-  ASSERT_TRUE(bridge_out.CloseProducer().ok());
+  ASSERT_TRUE(bridge_out->CloseProducer().ok());
 
   // Scorer -> batches of 8 groups.
   ScorerConfig scorer_config;
@@ -80,7 +91,7 @@ TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
   VectorBatchSink batches;
   TrajectoryScorer scorer(scorer_config, &batches);
   ScorerReport report;
-  ASSERT_TRUE(scorer.Run(scorer_in, &report).ok());
+  ASSERT_TRUE(scorer.Run(*scorer_in, &report).ok());
 
   ASSERT_EQ(batches.batches.size(), static_cast<size_t>(kPrompts / 8));
   EXPECT_EQ(report.reasons["match"], kPrompts);
@@ -94,7 +105,7 @@ TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
           << t.output_text() << " vs gold " << t.gold_answer();
     }
   }
-  EXPECT_TRUE(scorer_in.Stats().end_of_stream);
+  EXPECT_TRUE(scorer_in->Stats().end_of_stream);
 }
 
 }  // namespace

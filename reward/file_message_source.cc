@@ -6,15 +6,15 @@
 
 namespace moerl {
 
-FileMessageSource::FileMessageSource(std::unique_ptr<DelimitedProtoReader> reader)
+FileMessageSource::FileMessageSource(std::unique_ptr<RecordReader> reader)
     : reader_(std::move(reader)) {
   stats_.producers_closed = 1;
 }
 
 absl::StatusOr<std::unique_ptr<FileMessageSource>> FileMessageSource::Open(
     const std::string& path) {
-  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<DelimitedProtoReader> reader,
-                         DelimitedProtoReader::Open(path));
+  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<RecordReader> reader,
+                         RecordReader::Open(path));
   return std::unique_ptr<FileMessageSource>(new FileMessageSource(std::move(reader)));
 }
 

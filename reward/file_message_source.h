@@ -1,8 +1,7 @@
 // FileMessageSource: a record file of messages seen as a consumer-only
 // MessageRing whose producers have all closed, so that the reward scorer can
 // read Trajectory messages from a file exactly as it reads them from a ring
-// ("the scorer from a record file"). INTERIM format: protobuf-delimited (see
-// dataset/delimited_proto_file.h) until record files land.
+// ("the scorer from a record file"; common/transport/record_io.h).
 //
 //   MOERL_ASSIGN_OR_RETURN(auto source, FileMessageSource::Open("trajectories.rec"));
 //   scorer.Run(*source, &report);
@@ -17,7 +16,7 @@
 #include <string>
 
 #include "common/transport/message_ring.h"
-#include "dataset/delimited_proto_file.h"
+#include "common/transport/record_io.h"
 
 namespace moerl {
 
@@ -35,8 +34,8 @@ class FileMessageSource : public MessageRing {
   RingStats Stats() const override { return stats_; }
 
  private:
-  explicit FileMessageSource(std::unique_ptr<DelimitedProtoReader> reader);
-  std::unique_ptr<DelimitedProtoReader> reader_;
+  explicit FileMessageSource(std::unique_ptr<RecordReader> reader);
+  std::unique_ptr<RecordReader> reader_;
   RingStats stats_;
 };
 

@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "common/proto/formats.h"
 #include "common/status.h"
-#include "dataset/delimited_proto_file.h"
+#include "common/transport/record_io.h"
 #include "reward/answer.h"
 
 namespace moerl {
@@ -32,8 +32,7 @@ absl::StatusOr<std::string> DirectoryBatchSink::WriteBatch(proto::TrajectoryBatc
                                        reinterpret_cast<uintptr_t>(this));
   while (true) {
     batch.set_batch_index(next_index_);
-    MOERL_ASSIGN_OR_RETURN(std::unique_ptr<DelimitedProtoWriter> writer,
-                           DelimitedProtoWriter::Create(tmp));
+    MOERL_ASSIGN_OR_RETURN(std::unique_ptr<RecordWriter> writer, RecordWriter::Create(tmp));
     MOERL_RETURN_IF_ERROR(writer->WriteMessage(batch));
     MOERL_RETURN_IF_ERROR(writer->Close());
     const std::string path = absl::StrFormat("%s/%06d.rec", dir_, next_index_);

@@ -80,9 +80,8 @@ class BatchSink {
   virtual absl::StatusOr<std::string> WriteBatch(proto::TrajectoryBatch& batch) = 0;
 };
 
-// Writes <dir>/<NNNNNN>.rec, one TrajectoryBatch per file (INTERIM format:
-// a protobuf-delimited file, see dataset/delimited_proto_file.h, until
-// record files land). The number is claimed atomically (link(2) of a
+// Writes <dir>/<NNNNNN>.rec, one TrajectoryBatch per record file
+// (common/transport/record_io.h). The number is claimed atomically (link(2) of a
 // finished temporary file), so several scorers writing into one directory
 // number their batches 0, 1, 2, ... in the order they completed them, and
 // batch_index in the file equals the number.

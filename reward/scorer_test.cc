@@ -1,5 +1,7 @@
 #include "reward/scorer.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <set>
@@ -10,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/proto/trajectory.pb.h"
-#include "dataset/delimited_proto_file.h"
-#include "dataset/testing/fake_ring.h"
+#include "common/transport/record_io.h"
+#include "common/transport/in_process_ring.h"
 #include "gtest/gtest.h"
 #include "reward/scorer_run.h"
 
@@ -61,26 +63,36 @@ ScorerConfig Config(uint32_t n_samples, uint32_t batch_size) {
   return config;
 }
 
-void Push(FakeRing& ring, const proto::Trajectory& t) {
+// An in-process ring (common/transport/in_process_ring.h) of `mode`.
+std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode,
+                                                   uint64_t capacity_bytes = 1 << 20) {
+  InProcessRing::Options options;
+  options.capacity_bytes = capacity_bytes;
+  options.mode = mode;
+  return InProcessRing::CreateChannel(options);
+}
+
+void Push(MessageRing& ring, const proto::Trajectory& t) {
   ASSERT_TRUE(ring.Push(t.SerializeAsString(), absl::Seconds(1)).ok());
 }
 
 TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 100);
-  FakeRing producer(state, true), consumer(state, false);
+  auto state = NewChannel(DeliveryMode::kAcknowledged);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
   // Three groups of two, interleaved and out of order.
-  Push(producer, MakeTrajectory("a", 1, "\\boxed{18}"));
-  Push(producer, MakeTrajectory("b", 0, "no idea"));
-  Push(producer, MakeTrajectory("a", 0, "The answer is 17."));
-  Push(producer, MakeTrajectory("c", 0, "\\boxed{18}"));
-  Push(producer, MakeTrajectory("b", 1, "#### 18"));
-  Push(producer, MakeTrajectory("c", 1, "\\boxed{18}"));
-  ASSERT_TRUE(producer.CloseProducer().ok());
+  Push(*producer, MakeTrajectory("a", 1, "\\boxed{18}"));
+  Push(*producer, MakeTrajectory("b", 0, "no idea"));
+  Push(*producer, MakeTrajectory("a", 0, "The answer is 17."));
+  Push(*producer, MakeTrajectory("c", 0, "\\boxed{18}"));
+  Push(*producer, MakeTrajectory("b", 1, "#### 18"));
+  Push(*producer, MakeTrajectory("c", 1, "\\boxed{18}"));
+  ASSERT_TRUE(producer->CloseProducer().ok());
 
   VectorBatchSink sink;
   TrajectoryScorer scorer(Config(2, 2), &sink);
   ScorerReport report;
-  ASSERT_TRUE(scorer.Run(consumer, &report).ok());
+  ASSERT_TRUE(scorer.Run(*consumer, &report).ok());
   ASSERT_EQ(sink.batches.size(), 2u);  // 2 groups, then the last 1 at the end
   const proto::TrajectoryBatch& first = sink.batches[0];
   EXPECT_EQ(first.group_size(), 2u);
@@ -98,48 +110,48 @@ TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
   EXPECT_EQ(report.trajectories_scored, 6);
   EXPECT_EQ(report.reasons["match"], 4);
   EXPECT_EQ(report.groups_written, 3);
-  const RingStats stats = consumer.Stats();
+  const RingStats stats = consumer->Stats();
   EXPECT_EQ(stats.acked, 6u);
   EXPECT_TRUE(stats.end_of_stream);
 }
 
 TEST(TrajectoryScorer, AKilledScorerLosesNothing) {
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 100);
-  FakeRing producer(state, true);
-  for (const char* g : {"a", "b"}) Push(producer, MakeTrajectory(g, 0, "\\boxed{18}"));
-  Push(producer, MakeTrajectory("a", 1, "\\boxed{18}"));  // "a" complete, batch needs 2 groups
+  auto state = NewChannel(DeliveryMode::kAcknowledged);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  for (const char* g : {"a", "b"}) Push(*producer, MakeTrajectory(g, 0, "\\boxed{18}"));
+  Push(*producer, MakeTrajectory("a", 1, "\\boxed{18}"));  // "a" complete, batch needs 2 groups
 
   VectorBatchSink sink;
   {
-    FakeRing dying(state, false);
+    std::unique_ptr<MessageRing> dying = InProcessRing::Attach(state, RingRole::kConsumer);
     TrajectoryScorer scorer(Config(2, 2), &sink);
     ScorerReport report;
-    ASSERT_TRUE(scorer.Run(dying, &report, [] { return true; }).ok());
+    ASSERT_TRUE(scorer.Run(*dying, &report, [] { return true; }).ok());
     EXPECT_EQ(report.trajectories_scored, 3);
     EXPECT_TRUE(sink.batches.empty());
-    dying.Abandon();  // the process dies holding three unacknowledged messages
+    // The scorer dies holding three unacknowledged messages (end of scope).
   }
-  Push(producer, MakeTrajectory("b", 1, "\\boxed{17}"));
-  ASSERT_TRUE(producer.CloseProducer().ok());
-  FakeRing survivor(state, false);
+  Push(*producer, MakeTrajectory("b", 1, "\\boxed{17}"));
+  ASSERT_TRUE(producer->CloseProducer().ok());
+  std::unique_ptr<MessageRing> survivor = InProcessRing::Attach(state, RingRole::kConsumer);
   TrajectoryScorer scorer(Config(2, 2), &sink);
   ScorerReport report;
-  ASSERT_TRUE(scorer.Run(survivor, &report).ok());
+  ASSERT_TRUE(scorer.Run(*survivor, &report).ok());
   ASSERT_EQ(sink.batches.size(), 1u);
   EXPECT_EQ(GroupsIn(sink.batches), (std::multiset<std::string>{"a", "b"}));
-  EXPECT_EQ(survivor.Stats().redelivered, 3u);
-  EXPECT_TRUE(survivor.Stats().end_of_stream);
+  EXPECT_EQ(survivor->Stats().redelivered, 3u);
+  EXPECT_TRUE(survivor->Stats().end_of_stream);
 }
 
 TEST(TrajectoryScorer, SeveralScorersShareOneRingOfGroupMessages) {
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 16);
+  auto state = NewChannel(DeliveryMode::kAcknowledged, 16 * 4096);
   constexpr int kGroups = 40;
   VectorBatchSink sink;
   std::vector<ScorerReport> reports(3);
   std::vector<std::thread> scorers;
-  std::vector<std::unique_ptr<FakeRing>> handles;
-  for (int s = 0; s < 3; ++s) handles.push_back(std::make_unique<FakeRing>(state, false));
-  FakeRing producer(state, true);
+  std::vector<std::unique_ptr<MessageRing>> handles;
+  for (int s = 0; s < 3; ++s) handles.push_back(InProcessRing::Attach(state, RingRole::kConsumer));
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
   for (int s = 0; s < 3; ++s) {
     scorers.emplace_back([&, s] {
       ScorerConfig config = Config(4, 3);
@@ -153,9 +165,9 @@ TEST(TrajectoryScorer, SeveralScorersShareOneRingOfGroupMessages) {
     for (uint32_t i = 0; i < 4; ++i) {
       *group.add_trajectories() = MakeTrajectory(absl::StrCat("g", g), i, "\\boxed{18}");
     }
-    ASSERT_TRUE(producer.Push(group.SerializeAsString(), absl::Seconds(5)).ok());
+    ASSERT_TRUE(producer->Push(group.SerializeAsString(), absl::Seconds(5)).ok());
   }
-  ASSERT_TRUE(producer.CloseProducer().ok());
+  ASSERT_TRUE(producer->CloseProducer().ok());
   for (std::thread& t : scorers) t.join();
   const std::multiset<std::string> groups = GroupsIn(sink.batches);
   EXPECT_EQ(groups.size(), static_cast<size_t>(kGroups));
@@ -165,35 +177,37 @@ TEST(TrajectoryScorer, SeveralScorersShareOneRingOfGroupMessages) {
 }
 
 TEST(TrajectoryScorer, DropsAndCountsIncompleteGroupsAndDuplicates) {
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kAcknowledged, 100);
-  FakeRing producer(state, true), consumer(state, false);
-  Push(producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));
-  Push(producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));  // a redelivered copy
-  ASSERT_TRUE(producer.CloseProducer().ok());
+  auto state = NewChannel(DeliveryMode::kAcknowledged);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  Push(*producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));
+  Push(*producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));  // a redelivered copy
+  ASSERT_TRUE(producer->CloseProducer().ok());
   VectorBatchSink sink;
   TrajectoryScorer scorer(Config(2, 1), &sink);
   ScorerReport report;
-  ASSERT_TRUE(scorer.Run(consumer, &report).ok());
+  ASSERT_TRUE(scorer.Run(*consumer, &report).ok());
   EXPECT_TRUE(sink.batches.empty());
   EXPECT_EQ(report.incomplete_groups_dropped, 1);
   EXPECT_EQ(report.duplicates_dropped, 1);
-  EXPECT_TRUE(consumer.Stats().end_of_stream);
+  EXPECT_TRUE(consumer->Stats().end_of_stream);
 }
 
 TEST(TrajectoryScorer, BadMessagesAreErrorsNamingWhatIsWrong) {
-  auto state = std::make_shared<FakeRingState>(DeliveryMode::kPlain, 100);
-  FakeRing producer(state, true), consumer(state, false);
-  Push(producer, MakeTrajectory("g", 5, "x"));
+  auto state = NewChannel(DeliveryMode::kPlain);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  Push(*producer, MakeTrajectory("g", 5, "x"));
   VectorBatchSink sink;
   TrajectoryScorer scorer(Config(4, 1), &sink);
   ScorerReport report;
-  absl::Status status = scorer.Run(consumer, &report);
+  absl::Status status = scorer.Run(*consumer, &report);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "trajectory of group 'g' sample 5: sample_index must be < gconfig.n_samples=4");
 
-  ASSERT_TRUE(producer.Push(std::string("\xff\xff\xff", 3), absl::Seconds(1)).ok());
-  EXPECT_EQ(scorer.Run(consumer, &report).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(producer->Push(std::string("\xff\xff\xff", 3), absl::Seconds(1)).ok());
+  EXPECT_EQ(scorer.Run(*consumer, &report).code(), absl::StatusCode::kInvalidArgument);
   ScorerConfig zero = Config(0, 1);
   EXPECT_EQ(zero.Validate().message(), "gconfig.n_samples must be positive, got 0");
 }
@@ -215,9 +229,9 @@ TEST(DirectoryBatchSink, NumbersBatchesAcrossSinksWithoutOverwriting) {
 
 // The binary's path: a file of trajectories in, batch files out.
 TEST(RunScorer, ScoresAFileOfTrajectoriesIntoBatchFiles) {
-  const std::string input = TmpDir("trajectories.pb");
+  const std::string input = TmpDir("trajectories.rec");
   {
-    auto writer = DelimitedProtoWriter::Create(input);
+    auto writer = RecordWriter::Create(input);
     ASSERT_TRUE(writer.ok());
     for (int g = 0; g < 4; ++g) {
       for (uint32_t i = 0; i < 2; ++i) {
@@ -236,19 +250,40 @@ TEST(RunScorer, ScoresAFileOfTrajectoriesIntoBatchFiles) {
   ScorerReport report;
   ASSERT_TRUE(RunScorer(options, nullptr, &report).ok());
   ASSERT_EQ(report.batch_locations.size(), 2u);
-  auto reader = DelimitedProtoReader::Open(report.batch_locations[1]);
+  auto reader = RecordReader::Open(report.batch_locations[1]);
   ASSERT_TRUE(reader.ok());
-  std::string payload;
-  ASSERT_TRUE(*(*reader)->Next(&payload));
   proto::TrajectoryBatch batch;
-  ASSERT_TRUE(batch.ParseFromString(payload));
+  ASSERT_TRUE(*(*reader)->NextMessage(&batch));
   EXPECT_EQ(batch.batch_index(), 1u);
   ASSERT_EQ(batch.trajectories_size(), 4);
   EXPECT_EQ(batch.trajectories(0).reward(), 1.0f);
   EXPECT_EQ(batch.trajectories(1).reward(), 0.0f);
 
-  options.input_path = TmpDir("missing.pb");
+  options.input_path = TmpDir("missing.rec");
   EXPECT_EQ(RunScorer(options, nullptr, &report).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RunScorer, ATruncatedTrajectoryFileIsDataLossNamingTheFile) {
+  const std::string input = TmpDir("cut.rec");
+  {
+    auto writer = RecordWriter::Create(input);
+    ASSERT_TRUE(writer.ok());
+    for (uint32_t i = 0; i < 2; ++i) {
+      ASSERT_TRUE((*writer)->WriteMessage(MakeTrajectory("g", i, "\\boxed{18}")).ok());
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  // Cut the end marker off, as a crash while copying would.
+  ASSERT_EQ(::truncate(input.c_str(), 40), 0);
+  ScorerRunOptions options;
+  options.input_path = input;
+  options.output_dir = TmpDir("cut_batches");
+  options.scorer = Config(2, 1);
+  ScorerReport report;
+  const absl::Status status = RunScorer(options, nullptr, &report);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_NE(status.message().find("cut.rec"), std::string::npos) << status;
+  EXPECT_EQ(report.batches_written, 0);
 }
 
 }  // namespace

@@ -21,7 +21,17 @@ sample="$root/dataset/testdata/sample.jsonl"
 
 echo "moerl pipeline (smoke): the GRPO loop is not built yet; checking each stage binary"
 
-mapfile -t golds < <("$feeder" --input "$sample")
+# Stages take `--config <yaml>` plus key=value overrides (docs/config.md).
+tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/moerl-pipeline.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/smoke.yaml" <<YAML
+experiment_name: smoke
+trial_name: trial0
+train_dataset:
+  path: $sample
+YAML
+
+mapfile -t golds < <("$feeder" --config "$tmp/smoke.yaml" +dataset.print_gold=true)
 echo "dataset_feeder: ${#golds[@]} prompts from $(basename "$sample")"
 [[ ${#golds[@]} -gt 0 ]] || { echo "pipeline: feeder produced no prompts" >&2; exit 1; }
 
