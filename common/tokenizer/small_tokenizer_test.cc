@@ -196,6 +196,19 @@ TEST(FromVocabMerges, BadVocabEntryIsReportedWithItsToken) {
   EXPECT_NE(tok.status().message().find("byte"), absl::string_view::npos) << tok.status();
 }
 
+TEST(FromTokenizerJson, FarOutIdIsAnErrorNotAGiantAllocation) {
+  json j = SmallJson();
+  j["model"]["vocab"]["Ġfarout"] = 2000000000;
+  auto far = Tokenizer::FromTokenizerJson(WriteJson("far_id.json", j));
+  ASSERT_FALSE(far.ok());
+  EXPECT_NE(far.status().message().find("2000000000"), absl::string_view::npos) << far.status();
+
+  j["model"]["vocab"]["Ġfarout"] = 4294967296;  // does not fit int32: never truncated
+  auto wide = Tokenizer::FromTokenizerJson(WriteJson("wide_id.json", j));
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("Ġfarout"), absl::string_view::npos) << wide.status();
+}
+
 // Copies share one model and one BPE cache; concurrent Encode must give the
 // single-threaded ids.
 TEST(Encode, ConcurrentCallsOnCopiesGiveTheSameIds) {

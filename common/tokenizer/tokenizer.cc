@@ -47,7 +47,16 @@ absl::StatusOr<Tokenizer> Tokenizer::FromParts(TokenizerParts parts) {
     }
     max_id = std::max(max_id, t.id);
   }
-  const size_t size = static_cast<size_t>(max_id + 1);
+  // Ids index dense tables: a vocabulary with a far-out id would allocate
+  // gigabytes for nothing (and INT32_MAX + 1 overflows).
+  const int64_t id_limit =
+      static_cast<int64_t>(parts.vocab.size() + parts.added_tokens.size()) + (int64_t{1} << 20);
+  if (max_id >= id_limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "token id ", max_id, " is far beyond the vocabulary's ", parts.vocab.size(),
+        " tokens (ids must be dense, below ", id_limit, ")"));
+  }
+  const size_t size = static_cast<size_t>(max_id) + 1;
   model->id_bytes.resize(size);
   model->kind.assign(size, Model::Kind::kNone);
   model->special.assign(size, false);

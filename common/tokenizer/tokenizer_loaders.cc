@@ -178,9 +178,11 @@ absl::Status ParseVocab(const json& vocab, absl::string_view where, TokenizerPar
   if (!vocab.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected an object of token -> id"));
   parts->vocab.reserve(vocab.size());
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, "[\"", it.key(), "\"]: expected an integer id, found ", it.value().dump()));
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
+        it.value().get<int64_t>() > INT32_MAX) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, "[\"", it.key(), "\"]: expected an integer id in [0, 2^31), found ",
+          it.value().dump()));
     }
     parts->vocab[it.key()] = it.value().get<int32_t>();
   }
@@ -259,8 +261,10 @@ absl::StatusOr<Tokenizer> Tokenizer::FromTokenizerJson(const std::string& path) 
   }
   for (size_t i = 0; added.is_array() && i < added.size(); ++i) {
     const std::string where = absl::StrCat(path, ": added_tokens[", i, "]");
-    if (!Get(added[i], "id").is_number_integer()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": expected an object with an integer \"id\""));
+    const json& id = Get(added[i], "id");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": expected an object with an integer \"id\" in [0, 2^31)"));
     }
     MOERL_RETURN_IF_ERROR(ParseAddedToken(added[i], where, Get(added[i], "id").get<int32_t>(), &parts));
   }

@@ -72,7 +72,12 @@ absl::StatusOr<ModelShape> ParseModelShape(absl::string_view json_text, absl::st
                                               s.hidden_size / s.num_heads));
   MOERL_ASSIGN_OR_RETURN(s.vocab_size, IntField(j, "vocab_size", source, true));
   MOERL_ASSIGN_OR_RETURN(s.intermediate_size, IntField(j, "intermediate_size", source, true));
-  MOERL_ASSIGN_OR_RETURN(s.num_experts, IntField(j, "num_experts", source, false, 0, 0));
+  // transformers v5 configs may spell it num_local_experts (the trainer's
+  // ModelConfig accepts both).
+  const char* experts_key = j.contains("num_experts") || !j.contains("num_local_experts")
+                                ? "num_experts"
+                                : "num_local_experts";
+  MOERL_ASSIGN_OR_RETURN(s.num_experts, IntField(j, experts_key, source, false, 0, 0));
   if (s.num_experts > 0) {
     MOERL_ASSIGN_OR_RETURN(s.experts_per_token, IntField(j, "num_experts_per_tok", source, true));
     MOERL_ASSIGN_OR_RETURN(s.moe_intermediate_size,

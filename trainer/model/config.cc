@@ -146,6 +146,29 @@ absl::Status ModelConfig::Validate() const {
   MOERL_RETURN_IF_ERROR(positive(num_key_value_heads, "num_key_value_heads"));
   MOERL_RETURN_IF_ERROR(positive(head_dim, "head_dim"));
   MOERL_RETURN_IF_ERROR(positive(decoder_sparse_step, "decoder_sparse_step"));
+  // Far above any real model, low enough that loops and allocations driven by
+  // these values cannot hang or overflow.
+  auto at_most = [](int64_t v, int64_t limit, const char* key) -> absl::Status {
+    if (v <= limit) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("key \"", key, "\" is ", v, ", above the supported maximum ", limit));
+  };
+  constexpr int64_t kMaxDim = int64_t{1} << 24;
+  MOERL_RETURN_IF_ERROR(at_most(vocab_size, kMaxDim, "vocab_size"));
+  MOERL_RETURN_IF_ERROR(at_most(hidden_size, kMaxDim, "hidden_size"));
+  MOERL_RETURN_IF_ERROR(at_most(intermediate_size, kMaxDim, "intermediate_size"));
+  MOERL_RETURN_IF_ERROR(at_most(moe_intermediate_size, kMaxDim, "moe_intermediate_size"));
+  MOERL_RETURN_IF_ERROR(at_most(head_dim, 1 << 16, "head_dim"));
+  MOERL_RETURN_IF_ERROR(at_most(num_hidden_layers, 4096, "num_hidden_layers"));
+  MOERL_RETURN_IF_ERROR(at_most(num_attention_heads, 1 << 16, "num_attention_heads"));
+  MOERL_RETURN_IF_ERROR(at_most(num_experts, 1 << 16, "num_experts"));
+  for (int64_t layer : mlp_only_layers) {
+    if (layer < 0 || layer >= num_hidden_layers) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key \"mlp_only_layers\" holds layer ", layer, ", outside [0, num_hidden_layers=",
+          num_hidden_layers, ")"));
+    }
+  }
   if (head_dim % 2 != 0) {
     return absl::InvalidArgumentError(absl::StrCat("key \"head_dim\" must be even for RoPE, found ", head_dim));
   }

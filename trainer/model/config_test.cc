@@ -52,6 +52,28 @@ TEST(ModelConfig, ErrorsNameTheKey) {
   EXPECT_NE(std::string(gqa.status().message()).find("num_key_value_heads"), std::string::npos);
 }
 
+TEST(ModelConfig, HostileSizesAreErrorsNamingTheKey) {
+  auto layers = ModelConfig::FromJson(R"({"model_type":"qwen3","vocab_size":10,"hidden_size":8,
+      "num_hidden_layers":1000000000000,"num_attention_heads":2,"intermediate_size":8})",
+                                      "cfg.json");
+  ASSERT_FALSE(layers.ok());
+  EXPECT_NE(std::string(layers.status().message()).find("num_hidden_layers"), std::string::npos)
+      << layers.status();
+  auto vocab = ModelConfig::FromJson(R"({"model_type":"qwen3","vocab_size":4000000000,"hidden_size":8,
+      "num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":8})",
+                                     "cfg.json");
+  ASSERT_FALSE(vocab.ok());
+  EXPECT_NE(std::string(vocab.status().message()).find("vocab_size"), std::string::npos)
+      << vocab.status();
+  auto dense = ModelConfig::FromJson(R"({"model_type":"qwen3_moe","vocab_size":10,"hidden_size":8,
+      "num_hidden_layers":2,"num_attention_heads":2,"intermediate_size":8,"num_experts":4,
+      "num_experts_per_tok":2,"moe_intermediate_size":4,"mlp_only_layers":[5]})",
+                                     "cfg.json");
+  ASSERT_FALSE(dense.ok());
+  EXPECT_NE(std::string(dense.status().message()).find("mlp_only_layers"), std::string::npos)
+      << dense.status();
+}
+
 TEST(ModelConfig, ToJsonRoundTrips) {
   const std::string path = SharedDataPath("data/qwen3-configs/Qwen3-235B-A22B_config.json");
   if (path.empty()) GTEST_FAIL() << MissingSharedDataMessage("data/qwen3-configs/Qwen3-235B-A22B_config.json");

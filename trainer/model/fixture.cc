@@ -1,5 +1,7 @@
 #include "trainer/model/fixture.h"
 
+#include "common/logging.h"
+
 #include <ATen/ops/empty.h>
 
 #include <cstring>
@@ -28,7 +30,10 @@ absl::StatusOr<std::unique_ptr<OracleFixture>> OracleFixture::Open(const std::st
 
 at::Tensor OracleFixture::Get(const std::string& name) const {
   const TensorInfo* info = file_->Find(name);
-  if (info == nullptr) return at::Tensor();
+  // A fixture without the tensor is broken test data: fail naming it rather
+  // than hand an undefined tensor to the comparison.
+  MOERL_CHECK(info != nullptr) << "oracle fixture has no tensor \"" << name
+                               << "\"; regenerate it with tools/model/make_oracle_fixture.py";
   c10::ScalarType type = at::kFloat;
   if (info->dtype == Dtype::kI64) type = at::kLong;
   if (info->dtype == Dtype::kI32) type = at::kInt;

@@ -36,7 +36,8 @@ DispatchedTokens LocalTokenDispatcher::Dispatch(const at::Tensor& x_td, const Ro
   d.source_token_n = order_n.div(top_k, "floor");
   d.tokens_nd = x_td.index_select(0, d.source_token_n);
   d.weights_n = routing.topk_weights_tk.reshape({-1}).index_select(0, order_n);
-  at::Tensor counts_e = at::bincount(ids_n, {}, num_experts);
+  // Read on the host: data_ptr of a CUDA tensor is a device address.
+  at::Tensor counts_e = at::bincount(ids_n, {}, num_experts).to(at::kCPU);
   const int64_t* c = counts_e.data_ptr<int64_t>();
   d.tokens_per_expert.assign(c, c + num_experts);
   return d;
