@@ -31,11 +31,6 @@ using shm_ring_internal::SlotHeader;
 
 namespace {
 
-// Payloads up to this size are copied while holding the mutex (one lock per
-// operation); larger ones outside it, so producers and consumers copy in
-// parallel.
-constexpr uint64_t kInlineCopyBytes = 4096;
-
 // How long a waiter polls the wake-up word before it sleeps on the futex.
 // Short against the cost of a sleep and wake-up (two system calls, two
 // context switches), too short to count as spinning a core.
@@ -48,23 +43,14 @@ std::string RemoveHint(absl::string_view name) {
 }
 
 // The deadline of a call, computed only once the call has to wait (reading
-// the clock costs as much as an uncontended Push).
-class LazyDeadline {
- public:
-  explicit LazyDeadline(absl::Duration timeout) : timeout_(timeout) {}
-  absl::Time Get() {
-    if (!known_) {
-      deadline_ = timeout_ == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout_;
-      known_ = true;
-    }
-    return deadline_;
+// the clock costs as much as an uncontended Push). *deadline is
+// absl::InfinitePast() until then.
+absl::Time DeadlineOf(absl::Duration timeout, absl::Time* deadline) {
+  if (*deadline == absl::InfinitePast()) {
+    *deadline = timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
   }
-
- private:
-  absl::Duration timeout_;
-  absl::Time deadline_;
-  bool known_ = false;
-};
+  return *deadline;
+}
 
 }  // namespace
 
@@ -330,23 +316,29 @@ absl::Status ShmRing::Push(absl::string_view payload, absl::Duration timeout) {
 
 absl::Status ShmRing::TryPush(absl::string_view payload) { return PushImpl(payload, absl::ZeroDuration()); }
 
-absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
+absl::Status ShmRing::CheckPush(size_t bytes) const {
   if (!RingRoleProduces(role_)) {
     return absl::FailedPreconditionError(absl::StrCat("Push on ring ", name_, ": this participant is not a producer"));
   }
   if (producer_closed_) {
     return absl::FailedPreconditionError(absl::StrCat("Push on ring ", name_, " after CloseProducer"));
   }
-  if (payload.size() > segment_->largest_payload()) {
-    return absl::InvalidArgumentError(absl::StrCat("message of ", payload.size(), " bytes does not fit ring ", name_,
+  if (reserved_pos_ != ~0ull) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Push on ring ", name_, " while a ReservePush is not committed"));
+  }
+  if (bytes > segment_->largest_payload()) {
+    return absl::InvalidArgumentError(absl::StrCat("message of ", bytes, " bytes does not fit ring ", name_,
                                                    " (largest: ", segment_->largest_payload(), " bytes)"));
   }
-  LazyDeadline deadline(timeout);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
   MOERL_RETURN_IF_ERROR(Lock());
-  std::optional<uint64_t> pos;
   for (bool swept = false;;) {
-    pos = segment_->Reserve(static_cast<uint32_t>(payload.size()), self_);
-    if (pos) break;
+    std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
+    if (pos) return *pos;
     if (timeout == absl::ZeroDuration()) {
       // A dead consumer may be what keeps the ring full.
       if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
@@ -356,25 +348,35 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
       Unlock();
       return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
     }
-    if (absl::Now() >= deadline.Get()) {
+    if (absl::Now() >= DeadlineOf(timeout, deadline)) {
       Unlock();
       return absl::DeadlineExceededError(
           absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
     }
-    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, deadline.Get()));
+    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, *deadline));
   }
+}
+
+absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
+  MOERL_RETURN_IF_ERROR(CheckPush(payload.size()));
+  absl::Time deadline = absl::InfinitePast();
+  MOERL_ASSIGN_OR_RETURN(const uint64_t pos, ReserveLocked(payload.size(), timeout, &deadline));
+  return FinishPush(pos, payload);
+}
+
+absl::Status ShmRing::FinishPush(uint64_t pos, absl::string_view payload) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
   const bool inline_copy = payload.size() <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   uint32_t crc = 0;
   if (segment_->header()->checksum_payloads) {
-    crc = Crc32cCopy(segment_->PayloadAt(*pos), payload.data(), payload.size());
+    crc = Crc32cCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
   } else {
-    std::memcpy(segment_->PayloadAt(*pos), payload.data(), payload.size());
+    std::memcpy(segment_->PayloadAt(pos), payload.data(), payload.size());
   }
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
-  segment_->Commit(*pos, crc);
+  segment_->Commit(pos, crc);
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -385,6 +387,7 @@ absl::Status ShmRing::CloseProducer() {
     return absl::FailedPreconditionError(absl::StrCat("CloseProducer on ring ", name_, ": not a producer"));
   }
   if (producer_closed_) return absl::OkStatus();
+  if (reserved_pos_ != ~0ull) MOERL_RETURN_IF_ERROR(AbortPush());
   MOERL_RETURN_IF_ERROR(Lock());
   segment_->MarkProducerClosed(self_);
   Unlock();
@@ -401,12 +404,14 @@ absl::StatusOr<RingMessage> ShmRing::Pop(absl::Duration timeout) {
 
 absl::StatusOr<RingMessage> ShmRing::TryPop() { return Pop(absl::ZeroDuration()); }
 
-absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
+absl::Status ShmRing::CheckPop() const {
   if (!RingRoleConsumes(role_)) {
     return absl::FailedPreconditionError(absl::StrCat("Pop on ring ", name_, ": this participant is not a consumer"));
   }
-  LazyDeadline deadline(timeout);
-  MOERL_RETURN_IF_ERROR(Lock());
+  return absl::OkStatus();
+}
+
+void ShmRing::SweepNowAndThenLocked() {
   // Busy consumers never wait; look for dead ones now and then anyway, so
   // that what they held is redelivered.
   if (++pops_since_sweep_check_ >= 1024) {
@@ -416,10 +421,15 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
       Wake(/*space=*/false);
     }
   }
-  std::optional<uint64_t> pos;
+}
+
+absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout) {
+  absl::Time deadline = absl::InfinitePast();
+  MOERL_RETURN_IF_ERROR(Lock());
+  SweepNowAndThenLocked();
   for (bool swept = false;;) {
-    pos = segment_->Take(self_);
-    if (pos) break;
+    std::optional<uint64_t> pos = segment_->Take(self_);
+    if (pos) return *pos;
     if (segment_->EndOfStream()) {
       Unlock();
       return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));
@@ -433,23 +443,33 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
       Unlock();
       return absl::UnavailableError(absl::StrCat("ring ", name_, " is empty"));
     }
-    if (absl::Now() >= deadline.Get()) {
+    if (absl::Now() >= DeadlineOf(timeout, &deadline)) {
       Unlock();
       return absl::DeadlineExceededError(
           absl::StrCat("no message on ring ", name_, " after ", absl::FormatDuration(timeout)));
     }
-    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/false, deadline.Get()));
+    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/false, deadline));
   }
+}
+
+absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
+  MOERL_RETURN_IF_ERROR(CheckPop());
+  if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
+  MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
+  return FinishPop(pos, message);
+}
+
+absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotTaken);
-  const SlotHeader slot = *segment_->SlotAt(*pos);
+  const SlotHeader slot = *segment_->SlotAt(pos);
   const bool inline_copy = slot.payload_bytes <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   message->payload.resize(slot.payload_bytes);
   bool checksum_ok = true;
   if (segment_->header()->checksum_payloads) {
-    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(*pos), slot.payload_bytes) == slot.crc;
+    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.crc;
   } else {
-    std::memcpy(&message->payload[0], segment_->PayloadAt(*pos), slot.payload_bytes);
+    std::memcpy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes);
   }
   message->delivery_count = slot.delivery_count;
   message->ticket = 0;
@@ -457,7 +477,7 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   const bool plain = segment_->mode() == DeliveryMode::kPlain;
   if (plain) {
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
-    segment_->Release(*pos, /*acked=*/false);
+    segment_->Release(pos, /*acked=*/false);
     const bool end = segment_->EndOfStream();
     Unlock();
     Wake(/*space=*/true);
@@ -465,15 +485,15 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   } else if (!checksum_ok) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
-    segment_->Release(*pos, /*acked=*/false);
+    segment_->Release(pos, /*acked=*/false);
     Unlock();
     Wake(/*space=*/true);
   } else {
     if (inline_copy) Unlock();
-    message->ticket = *pos + 1;
+    message->ticket = pos + 1;
   }
   if (!checksum_ok) {
-    return absl::DataLossError(absl::StrCat("ring ", name_, ": message at position ", *pos, " of ",
+    return absl::DataLossError(absl::StrCat("ring ", name_, ": message at position ", pos, " of ",
                                             slot.payload_bytes, " bytes fails its checksum"));
   }
   return absl::OkStatus();
