@@ -9,6 +9,8 @@
 //   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> ring, ShmRing::Open(name, RingRole::kProducer));
 //   MOERL_RETURN_IF_ERROR(ring->Push(prompt.SerializeAsString(), absl::Seconds(30)));
 //   MOERL_RETURN_IF_ERROR(ring->CloseProducer());
+//   // Faster: ring->PushBatch(small_messages, timeout), ring->PopBatch(&messages, 64, timeout),
+//   // and ring->PopView(&view, timeout) ... ring->ReleaseView(view) (no copy) for large ones.
 //   // At the end of the run (`ring remove`):
 //   MOERL_RETURN_IF_ERROR(ShmRing::Remove(name));
 //
@@ -40,6 +42,14 @@
 //   then that one message is lost, never duplicated). In acknowledged mode, a message it took but did not Ack is
 //   delivered again too, with delivery_count + 1. In plain mode a message
 //   whose Pop returned is never delivered again (no duplicates).
+// - The fast paths keep this per message: PushBatch publishes a batch of
+//   small messages with one journal entry (all of them or none become
+//   visible), PopBatch in plain mode frees a batch with one (a consumer
+//   killed after it loses at most that batch, never duplicates), and a
+//   message held through PopView is delivered again if its holder dies
+//   before ReleaseView, in both modes (so a view is at-least-once in plain
+//   mode; the repeat carries delivery_count > 1). Tested by
+//   shm_ring_fast_fault_test.
 // - Death is noticed by any participant that waits (every kLivenessInterval)
 //   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
 //   so a reused pid is not mistaken for the dead process. Only participants
