@@ -423,11 +423,17 @@ void ShmRing::SweepNowAndThenLocked() {
   }
 }
 
-absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout) {
+absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front,
+                                             size_t front_max, size_t* front_taken) {
   absl::Time deadline = absl::InfinitePast();
   MOERL_RETURN_IF_ERROR(Lock());
   SweepNowAndThenLocked();
   for (bool swept = false;;) {
+    if (front != nullptr) {
+      *front_taken = segment_->ConsumeFront(front, front_max, kInlineCopyBytes,
+                                            segment_->header()->checksum_payloads != 0);
+      if (*front_taken > 0) return uint64_t{0};
+    }
     std::optional<uint64_t> pos = segment_->Take(self_);
     if (pos) return *pos;
     if (segment_->EndOfStream()) {

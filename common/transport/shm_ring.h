@@ -208,8 +208,12 @@ class ShmRing : public MessageRing {
   // `timeout`); on success returns with the lock held.
   absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
   // Locks, then takes the oldest message, waiting like Pop; on success
-  // returns with the lock held.
-  absl::StatusOr<uint64_t> TakeLocked(absl::Duration timeout);
+  // returns with the lock held. With `front` (plain mode, PopBatch): first
+  // tries RingSegment::ConsumeFront into it each time round; if that got
+  // messages, *front_taken is their number and the position returned means
+  // nothing.
+  absl::StatusOr<uint64_t> TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front = nullptr,
+                                      size_t front_max = 0, size_t* front_taken = nullptr);
   // With the lock held and slot `pos` reserved: writes `payload`, commits
   // and unlocks.
   absl::Status FinishPush(uint64_t pos, absl::string_view payload);

@@ -147,21 +147,19 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
   if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
   const bool plain = segment_->mode() == DeliveryMode::kPlain;
   const bool checksum = segment_->header()->checksum_payloads != 0;
-  if (plain) {
-    // The common case: the oldest messages, freed together.
-    MOERL_RETURN_IF_ERROR(Lock());
-    SweepNowAndThenLocked();
-    const size_t n = segment_->ConsumeFront(messages, std::min(max, kMaxBatch), kInlineCopyBytes, checksum);
-    const bool end = n > 0 && segment_->EndOfStream();
-    Unlock();
-    if (n > 0) {
-      Wake(/*space=*/true);
-      if (end) Wake(/*space=*/false);
-      return n;
-    }
-  }
   if (messages->empty()) messages->emplace_back();
-  MOERL_ASSIGN_OR_RETURN(uint64_t pos, TakeLocked(timeout));
+  // Plain mode, the common case: the oldest messages, freed together (one
+  // journal entry), tried first and again after every wait.
+  size_t front_taken = 0;
+  MOERL_ASSIGN_OR_RETURN(uint64_t pos, TakeLocked(timeout, plain ? messages : nullptr,
+                                                  std::min(max, kMaxBatch), &front_taken));
+  if (front_taken > 0) {
+    const bool end = segment_->EndOfStream();
+    Unlock();
+    Wake(/*space=*/true);
+    if (end) Wake(/*space=*/false);
+    return front_taken;
+  }
   if (segment_->SlotAt(pos)->payload_bytes > kInlineCopyBytes) {
     // A large message is copied outside the lock, alone.
     MOERL_RETURN_IF_ERROR(FinishPop(pos, &(*messages)[0]));
