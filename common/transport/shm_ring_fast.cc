@@ -34,7 +34,8 @@ absl::Status ShmRing::PopView(MessageView* view, absl::Duration timeout) {
   Unlock();
   // The slot is ours (kTaken) until released: read it without the lock.
   const char* data = segment_->PayloadAt(pos);
-  if (segment_->header()->checksum_payloads && Crc32cExtend(0, data, slot.payload_bytes) != slot.crc) {
+  // Just written by another process: not in this core's caches.
+  if (segment_->header()->checksum_payloads && Crc32cExtendUncached(0, data, slot.payload_bytes) != slot.crc) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     MOERL_RETURN_IF_ERROR(Lock());
     segment_->Release(pos, /*acked=*/false);
