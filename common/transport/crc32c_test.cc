@@ -8,6 +8,7 @@
 namespace moerl {
 namespace {
 
+using crc32c_internal::ExtendFolding;
 using crc32c_internal::ExtendHardware;
 using crc32c_internal::ExtendSoftware;
 using crc32c_internal::HardwareAvailable;
@@ -66,6 +67,22 @@ TEST(Crc32c, HardwareAndSoftwareAgreeOnEveryLengthAndSplit) {
   }
 }
 
+// ExtendFolding (Crc32cExtendUncached) folds inputs of 256 bytes and more
+// with PCLMULQDQ where the CPU has it: every length around its 64-byte steps.
+TEST(Crc32c, HardwareAndSoftwareAgreeAroundTheFoldingSteps) {
+  if (!HardwareAvailable()) GTEST_SKIP() << "this CPU has no SSE4.2";
+  std::mt19937 rng(13);
+  std::string data(5000, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  for (size_t n = 200; n <= 1100; ++n) {
+    for (size_t shift : {0, 5}) {
+      EXPECT_EQ(ExtendFolding(0x89abcdefu, data.data() + shift, n),
+                ExtendSoftware(0x89abcdefu, data.data() + shift, n))
+          << "length " << n << " shift " << shift;
+    }
+  }
+}
+
 TEST(Crc32c, CopyGivesTheSameBytesAndChecksum) {
   std::mt19937 rng(11);
   std::string data(20000, '\0');
@@ -83,6 +100,7 @@ TEST(Crc32c, CopyGivesTheSameBytesAndChecksum) {
 TEST(Crc32c, ExtendEqualsWholeBuffer) {
   const std::string a = "hello, ", b = "world";
   EXPECT_EQ(Crc32cExtend(Crc32c(a), b.data(), b.size()), Crc32c(a + b));
+  EXPECT_EQ(Crc32cExtendUncached(Crc32c(a), b.data(), b.size()), Crc32c(a + b));
 }
 
 TEST(Crc32c, SingleBitFlipsChangeTheChecksum) {

@@ -1,5 +1,6 @@
-// ShmRing: segment creation and checks, and the Push/Pop/Ack protocol on
-// top of RingSegment (shm_ring_segment.h).
+// ShmRing: the Push/Pop/Ack protocol on
+// top of RingSegment (shm_ring_segment.h); creating and opening segments:
+// shm_ring_create.cc; batches and views: shm_ring_fast.cc.
 #include "common/transport/shm_ring.h"
 
 #include <sys/mman.h>
@@ -31,216 +32,22 @@ using shm_ring_internal::SlotHeader;
 
 namespace {
 
-// Payloads up to this size are copied while holding the mutex (one lock per
-// operation); larger ones outside it, so producers and consumers copy in
-// parallel.
-constexpr uint64_t kInlineCopyBytes = 4096;
-
 // How long a waiter polls the wake-up word before it sleeps on the futex.
 // Short against the cost of a sleep and wake-up (two system calls, two
 // context switches), too short to count as spinning a core.
 constexpr int64_t kSpinNanos = 20000;
 
-std::string ShmObjectName(absl::string_view name) { return absl::StrCat("moerl.", name); }
-
-std::string RemoveHint(absl::string_view name) {
-  return absl::StrCat("remove it with: bazel run //tools/ring -- remove ", name);
-}
-
 // The deadline of a call, computed only once the call has to wait (reading
-// the clock costs as much as an uncontended Push).
-class LazyDeadline {
- public:
-  explicit LazyDeadline(absl::Duration timeout) : timeout_(timeout) {}
-  absl::Time Get() {
-    if (!known_) {
-      deadline_ = timeout_ == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout_;
-      known_ = true;
-    }
-    return deadline_;
+// the clock costs as much as an uncontended Push). *deadline is
+// absl::InfinitePast() until then.
+absl::Time DeadlineOf(absl::Duration timeout, absl::Time* deadline) {
+  if (*deadline == absl::InfinitePast()) {
+    *deadline = timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
   }
-
- private:
-  absl::Duration timeout_;
-  absl::Time deadline_;
-  bool known_ = false;
-};
+  return *deadline;
+}
 
 }  // namespace
-
-absl::Status ShmRing::ValidateName(absl::string_view name) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '.');
-  const char* what = nullptr;
-  if (parts.size() != 3) what = "it must have three dot-separated parts";
-  for (absl::string_view part : parts) {
-    if (what != nullptr) break;
-    if (part.empty() || part.size() > 64) what = "each part must be 1 to 64 characters";
-    for (char c : part) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '_' || c == '-';
-      if (!ok) what = "parts may hold only letters, digits, '_' and '-'";
-    }
-  }
-  if (what == nullptr) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("bad ring name \"", name, "\": ", what,
-                                                 " (expected <experiment>.<trial>.<hop>)"));
-}
-
-absl::StatusOr<std::string> ShmRing::SegmentName(absl::string_view experiment,
-                                                 absl::string_view trial, absl::string_view hop) {
-  std::string name = absl::StrCat(experiment, ".", trial, ".", hop);
-  MOERL_RETURN_IF_ERROR(ValidateName(name));
-  return name;
-}
-
-std::string ShmRing::SegmentPath(absl::string_view name) {
-  return absl::StrCat("/dev/shm/", ShmObjectName(name));
-}
-
-absl::Status ShmRing::Create(const std::string& name, const CreateOptions& options) {
-  MOERL_RETURN_IF_ERROR(ValidateName(name));
-  const uint64_t capacity = shm_ring_internal::AlignSlot(std::max<uint64_t>(options.capacity_bytes, 4096));
-  if (capacity > (1ull << 40)) {
-    return absl::InvalidArgumentError(absl::StrCat("ring capacity ", capacity, " is over 1 TiB"));
-  }
-  bip::shared_memory_object shm;
-  for (int attempt = 0;; ++attempt) {
-    try {
-      bip::permissions perm(0600);
-      shm = bip::shared_memory_object(bip::create_only, ShmObjectName(name).c_str(),
-                                      bip::read_write, perm);
-      break;
-    } catch (const bip::interprocess_exception& e) {
-      if (e.get_error_code() != bip::already_exists_error || attempt > 0) {
-        return absl::InternalError(absl::StrCat("cannot create ring ", name, ": ", e.what()));
-      }
-    }
-    // A segment of this name exists: in use, or left over by a crashed run.
-    absl::StatusOr<std::unique_ptr<ShmRing>> existing = Open(name, RingRole::kObserver);
-    const bool stale = existing.ok() && (*existing)->Stale();
-    if (existing.ok() && !stale) {
-      return absl::AlreadyExistsError(absl::StrCat("ring ", name, " exists and is in use (owner pid ",
-                                                   (*existing)->owner_pid(), ")"));
-    }
-    const std::string why =
-        existing.ok() ? absl::StrCat("its owner (pid ", (*existing)->owner_pid(),
-                                     ") and every participant are gone")
-                      : absl::StrCat("it cannot be opened: ", existing.status().message());
-    if (!options.reclaim_stale) {
-      return absl::FailedPreconditionError(absl::StrCat("ring ", name, " is left over from an earlier run (",
-                                                        why, "); ", RemoveHint(name)));
-    }
-    existing = absl::UnknownError("released");
-    MOERL_RETURN_IF_ERROR(Remove(name));
-  }
-  try {
-    shm.truncate(static_cast<bip::offset_t>(kHeaderBytes + capacity));
-    bip::mapped_region region(shm, bip::read_write);
-    std::memset(region.get_address(), 0, kHeaderBytes);
-    auto* h = new (region.get_address()) SegmentHeader();
-    std::memcpy(h->magic, shm_ring_internal::kSegmentMagic, sizeof(h->magic));
-    h->layout_version = shm_ring_internal::kLayoutVersion;
-    h->header_bytes = kHeaderBytes;
-    h->capacity_bytes = capacity;
-    h->segment_bytes = kHeaderBytes + capacity;
-    h->mode = static_cast<uint32_t>(options.mode);
-    h->expected_producers = options.expected_producers;
-    h->checksum_payloads = options.checksum_payloads ? 1 : 0;
-    h->owner_pid = options.owner_pid > 0 ? options.owner_pid : ::getpid();
-    h->owner_start_time = shm_ring_internal::ProcessStartTime(h->owner_pid);
-    h->owner_pid_namespace = shm_ring_internal::PidNamespaceId();
-    h->created_unix_seconds = static_cast<uint64_t>(::time(nullptr));
-    h->journal.participant_index = shm_ring_internal::kNoOwner;
-    h->journal.slot_position = shm_ring_internal::kNoSlot;
-    MOERL_RETURN_IF_ERROR(shm_ring_internal::InitRobustMutex(&h->mutex));
-    h->ready.store(shm_ring_internal::kReadyValue, std::memory_order_release);
-  } catch (const bip::interprocess_exception& e) {
-    bip::shared_memory_object::remove(ShmObjectName(name).c_str());
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot size ring ", name, " to ", kHeaderBytes + capacity, " bytes: ", e.what()));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name, RingRole role) {
-  MOERL_RETURN_IF_ERROR(ValidateName(name));
-  std::unique_ptr<bip::mapped_region> region;
-  try {
-    bip::shared_memory_object shm(bip::open_only, ShmObjectName(name).c_str(), bip::read_write);
-    bip::offset_t size = 0;
-    shm.get_size(size);
-    if (static_cast<uint64_t>(size) < kHeaderBytes) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "ring ", name, " is ", size, " bytes, smaller than its header (", kHeaderBytes,
-          "): not a moerl ring or not yet initialised; ", RemoveHint(name)));
-    }
-    // Participants touch the whole ring; fault it in once here instead of
-    // page by page on the hot path.
-    const bip::map_options_t options = role == RingRole::kObserver ? bip::default_map_options : MAP_POPULATE;
-    region = std::make_unique<bip::mapped_region>(shm, bip::read_write, 0, 0, nullptr, options);
-  } catch (const bip::interprocess_exception& e) {
-    if (e.get_error_code() == bip::not_found_error) {
-      return absl::NotFoundError(absl::StrCat("no ring named ", name, " (create it with: bazel run //tools/ring -- create ", name, ")"));
-    }
-    return absl::InternalError(absl::StrCat("cannot open ring ", name, ": ", e.what()));
-  }
-  const auto* h = static_cast<const SegmentHeader*>(region->get_address());
-  // The creator sets `ready` last; give a concurrent Create a moment.
-  for (int i = 0; i < 200 && h->ready.load(std::memory_order_acquire) != shm_ring_internal::kReadyValue; ++i) {
-    ::usleep(5000);
-  }
-  const uint64_t size = region->get_size();
-  std::string problem;
-  if (std::memcmp(h->magic, shm_ring_internal::kSegmentMagic, sizeof(h->magic)) != 0) {
-    problem = "bad magic (not a moerl ring)";
-  } else if (h->ready.load(std::memory_order_acquire) != shm_ring_internal::kReadyValue) {
-    problem = "never finished initialising (its creator died?)";
-  } else if (h->layout_version != shm_ring_internal::kLayoutVersion) {
-    problem = absl::StrCat("layout version ", h->layout_version, ", this build reads version ",
-                           shm_ring_internal::kLayoutVersion);
-  } else if (h->header_bytes != kHeaderBytes) {
-    problem = absl::StrCat("header of ", h->header_bytes, " bytes, expected ", kHeaderBytes);
-  } else if (h->capacity_bytes % shm_ring_internal::kSlotAlign != 0 ||
-             h->segment_bytes != kHeaderBytes + h->capacity_bytes || h->segment_bytes != size) {
-    problem = absl::StrCat("sizes disagree: capacity ", h->capacity_bytes, ", segment ",
-                           h->segment_bytes, ", mapped ", size);
-  } else if (h->mode > static_cast<uint32_t>(DeliveryMode::kAcknowledged)) {
-    problem = absl::StrCat("unknown delivery mode ", h->mode);
-  }
-  if (!problem.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("ring ", name, ": ", problem, "; ", RemoveHint(name)));
-  }
-  std::unique_ptr<ShmRing> ring(new ShmRing(name, std::move(region), role));
-  if (role != RingRole::kObserver) {
-    MOERL_RETURN_IF_ERROR(ring->Lock());
-    std::optional<uint32_t> index =
-        ring->segment_->Register(role, ring->pid_, shm_ring_internal::ProcessStartTime(ring->pid_));
-    if (!index) {
-      ring->segment_->SweepDead(ring->pid_);
-      index = ring->segment_->Register(role, ring->pid_,
-                                       shm_ring_internal::ProcessStartTime(ring->pid_));
-    }
-    ring->Unlock();
-    if (!index) {
-      return absl::ResourceExhaustedError(absl::StrCat("ring ", name, " already has ",
-                                                       shm_ring_internal::kMaxParticipants,
-                                                       " live participants"));
-    }
-    ring->self_ = *index;
-  }
-  return ring;
-}
-
-absl::Status ShmRing::Remove(const std::string& name) {
-  MOERL_RETURN_IF_ERROR(ValidateName(name));
-  if (::access(SegmentPath(name).c_str(), F_OK) != 0) {
-    return absl::NotFoundError(absl::StrCat("no ring named ", name, " (", SegmentPath(name), ")"));
-  }
-  if (!bip::shared_memory_object::remove(ShmObjectName(name).c_str())) {
-    return absl::InternalError(absl::StrCat("cannot remove ring ", name, " (", SegmentPath(name), ")"));
-  }
-  return absl::OkStatus();
-}
 
 ShmRing::ShmRing(std::string name, std::unique_ptr<bip::mapped_region> region, RingRole role)
     : name_(std::move(name)), region_(std::move(region)), role_(role), pid_(::getpid()) {
@@ -330,23 +137,29 @@ absl::Status ShmRing::Push(absl::string_view payload, absl::Duration timeout) {
 
 absl::Status ShmRing::TryPush(absl::string_view payload) { return PushImpl(payload, absl::ZeroDuration()); }
 
-absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
+absl::Status ShmRing::CheckPush(size_t bytes) const {
   if (!RingRoleProduces(role_)) {
     return absl::FailedPreconditionError(absl::StrCat("Push on ring ", name_, ": this participant is not a producer"));
   }
   if (producer_closed_) {
     return absl::FailedPreconditionError(absl::StrCat("Push on ring ", name_, " after CloseProducer"));
   }
-  if (payload.size() > segment_->largest_payload()) {
-    return absl::InvalidArgumentError(absl::StrCat("message of ", payload.size(), " bytes does not fit ring ", name_,
+  if (reserved_pos_ != ~0ull) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Push on ring ", name_, " while a ReservePush is not committed"));
+  }
+  if (bytes > segment_->largest_payload()) {
+    return absl::InvalidArgumentError(absl::StrCat("message of ", bytes, " bytes does not fit ring ", name_,
                                                    " (largest: ", segment_->largest_payload(), " bytes)"));
   }
-  LazyDeadline deadline(timeout);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
   MOERL_RETURN_IF_ERROR(Lock());
-  std::optional<uint64_t> pos;
   for (bool swept = false;;) {
-    pos = segment_->Reserve(static_cast<uint32_t>(payload.size()), self_);
-    if (pos) break;
+    std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
+    if (pos) return *pos;
     if (timeout == absl::ZeroDuration()) {
       // A dead consumer may be what keeps the ring full.
       if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
@@ -356,25 +169,35 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
       Unlock();
       return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
     }
-    if (absl::Now() >= deadline.Get()) {
+    if (absl::Now() >= DeadlineOf(timeout, deadline)) {
       Unlock();
       return absl::DeadlineExceededError(
           absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
     }
-    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, deadline.Get()));
+    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, *deadline));
   }
+}
+
+absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
+  MOERL_RETURN_IF_ERROR(CheckPush(payload.size()));
+  absl::Time deadline = absl::InfinitePast();
+  MOERL_ASSIGN_OR_RETURN(const uint64_t pos, ReserveLocked(payload.size(), timeout, &deadline));
+  return FinishPush(pos, payload);
+}
+
+absl::Status ShmRing::FinishPush(uint64_t pos, absl::string_view payload) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
   const bool inline_copy = payload.size() <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   uint32_t crc = 0;
   if (segment_->header()->checksum_payloads) {
-    crc = Crc32cCopy(segment_->PayloadAt(*pos), payload.data(), payload.size());
+    crc = Crc32cCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
   } else {
-    std::memcpy(segment_->PayloadAt(*pos), payload.data(), payload.size());
+    std::memcpy(segment_->PayloadAt(pos), payload.data(), payload.size());
   }
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
-  segment_->Commit(*pos, crc);
+  segment_->Commit(pos, crc);
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -385,6 +208,7 @@ absl::Status ShmRing::CloseProducer() {
     return absl::FailedPreconditionError(absl::StrCat("CloseProducer on ring ", name_, ": not a producer"));
   }
   if (producer_closed_) return absl::OkStatus();
+  if (reserved_pos_ != ~0ull) MOERL_RETURN_IF_ERROR(AbortPush());
   MOERL_RETURN_IF_ERROR(Lock());
   segment_->MarkProducerClosed(self_);
   Unlock();
@@ -401,12 +225,14 @@ absl::StatusOr<RingMessage> ShmRing::Pop(absl::Duration timeout) {
 
 absl::StatusOr<RingMessage> ShmRing::TryPop() { return Pop(absl::ZeroDuration()); }
 
-absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
+absl::Status ShmRing::CheckPop() const {
   if (!RingRoleConsumes(role_)) {
     return absl::FailedPreconditionError(absl::StrCat("Pop on ring ", name_, ": this participant is not a consumer"));
   }
-  LazyDeadline deadline(timeout);
-  MOERL_RETURN_IF_ERROR(Lock());
+  return absl::OkStatus();
+}
+
+void ShmRing::SweepNowAndThenLocked() {
   // Busy consumers never wait; look for dead ones now and then anyway, so
   // that what they held is redelivered.
   if (++pops_since_sweep_check_ >= 1024) {
@@ -416,10 +242,21 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
       Wake(/*space=*/false);
     }
   }
-  std::optional<uint64_t> pos;
+}
+
+absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front,
+                                             size_t front_max, size_t* front_taken) {
+  absl::Time deadline = absl::InfinitePast();
+  MOERL_RETURN_IF_ERROR(Lock());
+  SweepNowAndThenLocked();
   for (bool swept = false;;) {
-    pos = segment_->Take(self_);
-    if (pos) break;
+    if (front != nullptr) {
+      *front_taken = segment_->ConsumeFront(front, front_max, kInlineCopyBytes,
+                                            segment_->header()->checksum_payloads != 0);
+      if (*front_taken > 0) return uint64_t{0};
+    }
+    std::optional<uint64_t> pos = segment_->Take(self_);
+    if (pos) return *pos;
     if (segment_->EndOfStream()) {
       Unlock();
       return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));
@@ -433,23 +270,33 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
       Unlock();
       return absl::UnavailableError(absl::StrCat("ring ", name_, " is empty"));
     }
-    if (absl::Now() >= deadline.Get()) {
+    if (absl::Now() >= DeadlineOf(timeout, &deadline)) {
       Unlock();
       return absl::DeadlineExceededError(
           absl::StrCat("no message on ring ", name_, " after ", absl::FormatDuration(timeout)));
     }
-    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/false, deadline.Get()));
+    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/false, deadline));
   }
+}
+
+absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
+  MOERL_RETURN_IF_ERROR(CheckPop());
+  if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
+  MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
+  return FinishPop(pos, message);
+}
+
+absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotTaken);
-  const SlotHeader slot = *segment_->SlotAt(*pos);
+  const SlotHeader slot = *segment_->SlotAt(pos);
   const bool inline_copy = slot.payload_bytes <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   message->payload.resize(slot.payload_bytes);
   bool checksum_ok = true;
   if (segment_->header()->checksum_payloads) {
-    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(*pos), slot.payload_bytes) == slot.crc;
+    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.crc;
   } else {
-    std::memcpy(&message->payload[0], segment_->PayloadAt(*pos), slot.payload_bytes);
+    std::memcpy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes);
   }
   message->delivery_count = slot.delivery_count;
   message->ticket = 0;
@@ -457,7 +304,7 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   const bool plain = segment_->mode() == DeliveryMode::kPlain;
   if (plain) {
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
-    segment_->Release(*pos, /*acked=*/false);
+    segment_->Release(pos, /*acked=*/false);
     const bool end = segment_->EndOfStream();
     Unlock();
     Wake(/*space=*/true);
@@ -465,15 +312,15 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   } else if (!checksum_ok) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
-    segment_->Release(*pos, /*acked=*/false);
+    segment_->Release(pos, /*acked=*/false);
     Unlock();
     Wake(/*space=*/true);
   } else {
     if (inline_copy) Unlock();
-    message->ticket = *pos + 1;
+    message->ticket = pos + 1;
   }
   if (!checksum_ok) {
-    return absl::DataLossError(absl::StrCat("ring ", name_, ": message at position ", *pos, " of ",
+    return absl::DataLossError(absl::StrCat("ring ", name_, ": message at position ", pos, " of ",
                                             slot.payload_bytes, " bytes fails its checksum"));
   }
   return absl::OkStatus();

@@ -9,6 +9,8 @@
 //   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> ring, ShmRing::Open(name, RingRole::kProducer));
 //   MOERL_RETURN_IF_ERROR(ring->Push(prompt.SerializeAsString(), absl::Seconds(30)));
 //   MOERL_RETURN_IF_ERROR(ring->CloseProducer());
+//   // Faster: ring->PushBatch(small_messages, timeout), ring->PopBatch(&messages, 64, timeout),
+//   // and ring->PopView(&view, timeout) ... ring->ReleaseView(view) (no copy) for large ones.
 //   // At the end of the run (`ring remove`):
 //   MOERL_RETURN_IF_ERROR(ShmRing::Remove(name));
 //
@@ -40,6 +42,14 @@
 //   then that one message is lost, never duplicated). In acknowledged mode, a message it took but did not Ack is
 //   delivered again too, with delivery_count + 1. In plain mode a message
 //   whose Pop returned is never delivered again (no duplicates).
+// - The fast paths keep this per message: PushBatch publishes a batch of
+//   small messages with one journal entry (all of them or none become
+//   visible), PopBatch in plain mode frees a batch with one (a consumer
+//   killed after it loses at most that batch, never duplicates), and a
+//   message held through PopView is delivered again if its holder dies
+//   before ReleaseView, in both modes (so a view is at-least-once in plain
+//   mode; the repeat carries delivery_count > 1). Tested by
+//   shm_ring_fast_fault_test.
 // - Death is noticed by any participant that waits (every kLivenessInterval)
 //   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
 //   so a reused pid is not mistaken for the dead process. Only participants
@@ -65,6 +75,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "common/transport/message_ring.h"
 
 namespace boost {
@@ -127,6 +138,54 @@ class ShmRing : public MessageRing {
   // message once the buffer is large enough). Same status codes as Pop.
   absl::Status PopInto(RingMessage* message, absl::Duration timeout);
 
+  // --- Fast paths (shm_ring_fast.cc). Same status codes as Push / Pop.
+  //
+  // Zero-copy consumer. PopView takes the oldest message like Pop but
+  // copies nothing: view->payload points into the segment (checksum already
+  // verified) and stays valid until ReleaseView(*view). In plain mode the
+  // message counts as delivered at ReleaseView: a consumer that dies while
+  // holding a view has that message delivered again (delivery_count + 1),
+  // exactly like a consumer killed while Pop copies out, so nothing taken
+  // through a view is lost. In acknowledged mode ReleaseView is the Ack.
+  // Views that are held keep their place in the ring (like unacknowledged
+  // messages): release them promptly. Several views may be held at once.
+  //
+  //   ShmRing::MessageView view;
+  //   MOERL_RETURN_IF_ERROR(ring->PopView(&view, absl::Seconds(1)));
+  //   Consume(view.payload);
+  //   MOERL_RETURN_IF_ERROR(ring->ReleaseView(view));
+  struct MessageView {
+    absl::string_view payload;  // into the segment, until ReleaseView
+    uint32_t delivery_count = 0;
+    uint64_t ticket = 0;  // names the held slot (and the Ack ticket)
+  };
+  absl::Status PopView(MessageView* view, absl::Duration timeout);
+  absl::Status ReleaseView(const MessageView& view);
+
+  // Zero-copy producer: reserve `bytes` in the ring, write them in place,
+  // then commit (the checksum is computed at commit). One reservation at a
+  // time per participant. A producer killed before CommitPush leaves an
+  // abandoned slot that no consumer ever sees; AbortPush drops it on purpose.
+  absl::StatusOr<char*> ReservePush(size_t bytes, absl::Duration timeout);
+  absl::Status CommitPush();
+  absl::Status AbortPush();
+
+  // Batches for small messages: one lock acquisition and one wake-up for
+  // many messages (each message is still journaled on its own, so the crash
+  // contract is unchanged per message). PushBatch pushes `payloads` in
+  // order; on an error *pushed (if given) says how long a prefix went in.
+  absl::Status PushBatch(absl::Span<const absl::string_view> payloads, absl::Duration timeout,
+                         size_t* pushed = nullptr);
+  // Waits like Pop for one message, then takes up to `max` that are ready,
+  // oldest first, into (*messages)[0, n), growing the vector if needed and
+  // reusing its payload buffers. Returns n >= 1. In plain mode a consumer
+  // killed inside PopBatch after the slots were released loses at most that
+  // batch (Pop: at most one message); never duplicates. In acknowledged
+  // mode Ack each ticket as usual. A message failing its checksum ends the
+  // batch; its DataLoss is returned by the next PopBatch/PopInto call.
+  absl::StatusOr<size_t> PopBatch(std::vector<RingMessage>* messages, size_t max,
+                                  absl::Duration timeout);
+
   // Copies of up to `max` queued messages, oldest first, left in the ring
   // (tools/inspect).
   std::vector<RingMessage> Peek(size_t max) const;
@@ -138,7 +197,32 @@ class ShmRing : public MessageRing {
  private:
   ShmRing(std::string name, std::unique_ptr<boost::interprocess::mapped_region> region,
           RingRole role);
+  // Payloads up to this size are copied while holding the mutex (one lock
+  // per operation); larger ones outside it, so producers and consumers copy
+  // in parallel.
+  static constexpr uint64_t kInlineCopyBytes = 4096;
+
   absl::Status PushImpl(absl::string_view payload, absl::Duration timeout);
+  absl::Status CheckPush(size_t bytes) const;
+  // Locks, then reserves a slot for `bytes`, waiting until `deadline` (from
+  // `timeout`); on success returns with the lock held.
+  absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
+  // Locks, then takes the oldest message, waiting like Pop; on success
+  // returns with the lock held. With `front` (plain mode, PopBatch): first
+  // tries RingSegment::ConsumeFront into it each time round; if that got
+  // messages, *front_taken is their number and the position returned means
+  // nothing.
+  absl::StatusOr<uint64_t> TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front = nullptr,
+                                      size_t front_max = 0, size_t* front_taken = nullptr);
+  // With the lock held and slot `pos` reserved: writes `payload`, commits
+  // and unlocks.
+  absl::Status FinishPush(uint64_t pos, absl::string_view payload);
+  // With the lock held: every 1024th call, looks for dead participants if due.
+  void SweepNowAndThenLocked();
+  absl::Status CheckPop() const;
+  // With the lock held and slot `pos` taken: copies it out, releases it
+  // (plain mode) and unlocks.
+  absl::Status FinishPop(uint64_t pos, RingMessage* message);
   // Lock the segment, repairing after a dead owner. Lock failures are
   // internal invariant failures of the segment (reported as Status).
   absl::Status Lock() const;
@@ -159,6 +243,8 @@ class ShmRing : public MessageRing {
   pid_t pid_;
   bool producer_closed_ = false;
   uint32_t pops_since_sweep_check_ = 0;
+  uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot
+  absl::Status pending_data_loss_;     // from PopBatch, for the next call
 };
 
 }  // namespace moerl

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "common/transport/crc32c.h"
 #include "common/transport/shm_ring_sync.h"
 
 namespace moerl {
@@ -167,6 +168,107 @@ void RingSegment::Commit(uint64_t position, uint32_t crc) {
   ++s.depth_messages;
   s.depth_bytes += slot.payload_bytes;
   Apply(s, &slot, position, nullptr, 0);
+}
+
+void RingSegment::Abandon(uint64_t position) {
+  SlotHeader slot = *SlotAt(position);
+  MOERL_CHECK(slot.state == kReserved && slot.position == position) << "abandon of a slot not reserved";
+  slot.state = kAbandoned;
+  Apply(h_->state, &slot, position, nullptr, 0);
+  AdvanceFree();
+  AdvanceClaim();
+}
+
+size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads, bool checksum) {
+  State s = h_->state;
+  size_t n = 0;
+  while (n < payloads.size()) {
+    const absl::string_view payload = payloads[n];
+    const uint64_t need = AlignSlot(kSlotHeaderBytes + payload.size());
+    const uint64_t free_bytes = capacity_ - (s.tail - s.free_pos);
+    const uint64_t to_end = capacity_ - s.tail % capacity_;
+    if (to_end < need) {
+      if (free_bytes < to_end + need) break;
+      SlotHeader pad{};
+      pad.state = kPad;
+      pad.owner = kNoOwner;
+      pad.position = s.tail;
+      pad.total_bytes = to_end;
+      *SlotAt(s.tail) = pad;
+      s.tail += to_end;
+      continue;
+    }
+    if (free_bytes < need) break;
+    SlotHeader slot{};
+    slot.state = kCommitted;
+    slot.owner = kNoOwner;
+    slot.position = s.tail;
+    slot.total_bytes = need;
+    slot.payload_bytes = static_cast<uint32_t>(payload.size());
+    slot.delivery_count = 1;
+    if (checksum) {
+      slot.crc = Crc32cCopy(PayloadAt(s.tail), payload.data(), payload.size());
+    } else {
+      std::memcpy(PayloadAt(s.tail), payload.data(), payload.size());
+    }
+    *SlotAt(s.tail) = slot;
+    s.tail += need;
+    ++s.pushed;
+    ++s.depth_messages;
+    s.depth_bytes += payload.size();
+    ++n;
+  }
+  if (n == 0) return 0;  // a pad written past `tail` is never seen
+  Apply(s, nullptr, 0, nullptr, 0);
+  AdvanceFree();
+  AdvanceClaim();
+  return n;
+}
+
+size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint32_t max_bytes,
+                                 bool checksum) {
+  State s = h_->state;
+  size_t n = 0;
+  uint64_t pos = s.free_pos;
+  while (n < max && pos < s.tail) {
+    const SlotHeader* slot = SlotAt(pos);
+    if (slot->state == kFree || slot->state == kPad || slot->state == kAbandoned) {
+      pos += slot->total_bytes;
+      continue;
+    }
+    if (slot->state != kCommitted || slot->payload_bytes > max_bytes) break;
+    if (out->size() <= n) out->emplace_back();
+    RingMessage& m = (*out)[n];
+    m.payload.resize(slot->payload_bytes);
+    if (checksum) {
+      if (Crc32cCopy(&m.payload[0], PayloadAt(pos), slot->payload_bytes) != slot->crc) break;
+    } else {
+      std::memcpy(&m.payload[0], PayloadAt(pos), slot->payload_bytes);
+    }
+    m.delivery_count = slot->delivery_count;
+    m.ticket = 0;
+    if (pos < s.claim_pos) --s.requeued;  // committed below claim_pos: a requeued one
+    --s.depth_messages;
+    s.depth_bytes -= slot->payload_bytes;
+    ++s.popped;
+    pos += slot->total_bytes;
+    ++n;
+  }
+  if (n == 0) return 0;
+  s.free_pos = pos;
+  while (s.free_pos < s.tail) {
+    const uint32_t state = SlotAt(s.free_pos)->state;
+    if (state != kFree && state != kPad && state != kAbandoned) break;
+    s.free_pos += SlotAt(s.free_pos)->total_bytes;
+  }
+  if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
+  while (s.claim_pos < s.tail) {
+    const uint32_t state = SlotAt(s.claim_pos)->state;
+    if (state == kCommitted || state == kReserved) break;
+    s.claim_pos += SlotAt(s.claim_pos)->total_bytes;
+  }
+  Apply(s, nullptr, 0, nullptr, 0);
+  return n;
 }
 
 std::optional<uint64_t> RingSegment::Take(uint32_t owner) {

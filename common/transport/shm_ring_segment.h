@@ -33,6 +33,8 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "common/transport/message_ring.h"
 
 namespace moerl {
@@ -173,6 +175,24 @@ class RingSegment {
   // Producer: reserves a slot for `payload_bytes`; nullopt if it does not fit now.
   std::optional<uint64_t> Reserve(uint32_t payload_bytes, uint32_t owner);
   void Commit(uint64_t position, uint32_t crc);
+  // Producer: gives up a slot it reserved (it becomes kAbandoned).
+  void Abandon(uint64_t position);
+
+  // Batches, one journal entry for many messages.
+  //
+  // Producer: writes up to payloads.size() complete kCommitted slots (and a
+  // kPad where the area wraps) past `tail`, where nobody looks, then moves
+  // `tail` over all of them in one journaled State change: a crash before
+  // that change leaves nothing visible, after it every message is complete.
+  // Stops where the ring is full. Returns how many were appended.
+  size_t AppendCommitted(absl::Span<const absl::string_view> payloads, bool checksum);
+  // Consumer, plain mode: copies out up to `max` committed slots of at most
+  // `max_bytes` that lie together at `free_pos` (the oldest), into
+  // (*out)[0, n) (grown as needed), then frees them all in one journaled
+  // State change: a crash before it leaves them all queued (nothing lost,
+  // nothing delivered twice). Stops at the first slot that is taken or
+  // reserved, too large, or fails its checksum (left for Take). Returns n.
+  size_t ConsumeFront(std::vector<RingMessage>* out, size_t max, uint32_t max_bytes, bool checksum);
 
   // Consumer: takes the oldest committed slot (redelivered first); nullopt if none.
   std::optional<uint64_t> Take(uint32_t owner);
