@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -147,7 +148,11 @@ class RingSegment {
 
   SegmentHeader* header() const { return h_; }
   uint64_t capacity() const { return capacity_; }
-  uint64_t largest_payload() const { return capacity_ - kSlotHeaderBytes; }
+  // Slot headers store payload sizes in 32 bits: a ring larger than 4 GiB
+  // still takes messages of at most UINT32_MAX bytes.
+  uint64_t largest_payload() const {
+    return std::min<uint64_t>(capacity_ - kSlotHeaderBytes, UINT32_MAX);
+  }
   DeliveryMode mode() const { return static_cast<DeliveryMode>(h_->mode); }
 
   // Re-applies a journal that a dead process left valid.
