@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/logging.h"
 #include "common/proto/formats.h"
 #include "common/status.h"
 #include "common/transport/record_io.h"
@@ -164,7 +165,14 @@ absl::Status TrajectoryScorer::Run(MessageRing& ring, ScorerReport* report,
   while (true) {
     absl::StatusOr<RingMessage> message = ring.Pop(config_.poll_interval);
     if (message.ok()) {
-      MOERL_RETURN_IF_ERROR(HandleMessage(ring, *message, report));
+      absl::Status handled = HandleMessage(ring, *message, report);
+      if (absl::IsInvalidArgument(handled)) {
+        MOERL_LOG(ERROR) << "scorer: dropping malformed message: " << handled.message();
+        ++report->malformed_dropped;
+        if (message->ticket != 0) MOERL_RETURN_IF_ERROR(ring.Ack(message->ticket));
+        continue;
+      }
+      MOERL_RETURN_IF_ERROR(handled);
       MOERL_RETURN_IF_ERROR(WriteReadyBatches(ring, /*flush=*/false, report));
       continue;
     }

@@ -68,6 +68,10 @@ struct ScorerReport {
   std::map<std::string, int64_t> reasons;  // reward_reason -> count
   int64_t duplicates_dropped = 0;
   int64_t incomplete_groups_dropped = 0;
+  // Ring messages that did not parse or broke the group rules: each is logged
+  // with its ticket and reason, then acknowledged so that it cannot block the
+  // ring on every restart (a dead letter, not a silent loss).
+  int64_t malformed_dropped = 0;
   int64_t groups_written = 0;
   int64_t batches_written = 0;
   std::vector<std::string> batch_locations;

@@ -78,7 +78,8 @@ absl::Status RunScorer(const ScorerRunOptions& options, const std::function<bool
                   << reasons << " ), " << report->groups_written << " groups in "
                   << report->batches_written << " batches under " << options.output_dir << ", "
                   << report->incomplete_groups_dropped << " incomplete groups dropped, "
-                  << report->duplicates_dropped << " duplicates dropped";
+                  << report->duplicates_dropped << " duplicates dropped, "
+                  << report->malformed_dropped << " malformed messages dropped";
   return Annotate(status, options.input_path.empty() ? options.ring : options.input_path);
 }
 

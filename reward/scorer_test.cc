@@ -76,6 +76,28 @@ void Push(MessageRing& ring, const proto::Trajectory& t) {
   ASSERT_TRUE(ring.Push(t.SerializeAsString(), absl::Seconds(1)).ok());
 }
 
+TEST(TrajectoryScorer, AMalformedMessageIsCountedAndAckedWithoutBlockingTheRest) {
+  auto state = NewChannel(DeliveryMode::kAcknowledged);
+  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
+  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  ASSERT_TRUE(producer->Push(std::string("\xff\xff\xff not a trajectory"), absl::Seconds(1)).ok());
+  Push(*producer, MakeTrajectory("a", 0, "\\boxed{18}"));
+  Push(*producer, MakeTrajectory("a", 1, "17"));
+  ASSERT_TRUE(producer->CloseProducer().ok());
+
+  VectorBatchSink sink;
+  TrajectoryScorer scorer(Config(2, 1), &sink);
+  ScorerReport report;
+  ASSERT_TRUE(scorer.Run(*consumer, &report).ok());
+  EXPECT_EQ(report.malformed_dropped, 1);
+  EXPECT_EQ(report.groups_written, 1);
+  ASSERT_EQ(sink.batches.size(), 1u);
+  const RingStats stats = consumer->Stats();
+  EXPECT_EQ(stats.acked, 3u);
+  EXPECT_EQ(stats.in_flight, 0u);
+  EXPECT_TRUE(stats.end_of_stream);
+}
+
 TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
   auto state = NewChannel(DeliveryMode::kAcknowledged);
   std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
