@@ -215,21 +215,28 @@ TEST(TrajectoryScorer, DropsAndCountsIncompleteGroupsAndDuplicates) {
   EXPECT_TRUE(consumer->Stats().end_of_stream);
 }
 
-TEST(TrajectoryScorer, BadMessagesAreErrorsNamingWhatIsWrong) {
+TEST(TrajectoryScorer, BadMessagesAreDroppedWithALogLineNamingWhatIsWrong) {
   auto state = NewChannel(DeliveryMode::kPlain);
   std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
   std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
   Push(*producer, MakeTrajectory("g", 5, "x"));
+  ASSERT_TRUE(producer->Push(std::string("\xff\xff\xff", 3), absl::Seconds(1)).ok());
+  ASSERT_TRUE(producer->CloseProducer().ok());
   VectorBatchSink sink;
   TrajectoryScorer scorer(Config(4, 1), &sink);
   ScorerReport report;
+  testing::internal::CaptureStderr();
   absl::Status status = scorer.Run(*consumer, &report);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "trajectory of group 'g' sample 5: sample_index must be < gconfig.n_samples=4");
-
-  ASSERT_TRUE(producer->Push(std::string("\xff\xff\xff", 3), absl::Seconds(1)).ok());
-  EXPECT_EQ(scorer.Run(*consumer, &report).code(), absl::StatusCode::kInvalidArgument);
+  const std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(report.malformed_dropped, 2);
+  EXPECT_TRUE(sink.batches.empty());
+  EXPECT_NE(log.find("trajectory of group 'g' sample 5: sample_index must be < "
+                     "gconfig.n_samples=4"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("ring message (ticket 0, 3 bytes) is not a Trajectory"), std::string::npos)
+      << log;
   ScorerConfig zero = Config(0, 1);
   EXPECT_EQ(zero.Validate().message(), "gconfig.n_samples must be positive, got 0");
 }
