@@ -12,6 +12,7 @@
 #include "common/tokenizer/golden_util.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/unicode_text.h"
+#include "common/tokenizer/qwen_fixture.h"
 #include "gtest/gtest.h"
 
 namespace moerl {
@@ -22,32 +23,14 @@ using tokenizer_testing::FirstDifference;
 using tokenizer_testing::IdsToString;
 
 // Loads the 151k-token vocabulary once for the whole suite.
-class QwenGoldenTest : public ::testing::Test {
+class QwenGoldenTest : public tokenizer_testing::QwenTokenizerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto tok = tokenizer_testing::LoadQwenTokenizer();
-    if (tok.ok()) {
-      shared_ = new Tokenizer(*std::move(tok));
-    } else {
-      load_error_ = new absl::Status(tok.status());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete shared_;
-    shared_ = nullptr;
-    delete load_error_;
-    load_error_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(shared_, nullptr) << *load_error_;
+    QwenTokenizerTest::SetUp();
     tokenizer_ = shared_;
   }
-  static Tokenizer* shared_;
-  static absl::Status* load_error_;
   const Tokenizer* tokenizer_ = nullptr;
 };
-Tokenizer* QwenGoldenTest::shared_ = nullptr;
-absl::Status* QwenGoldenTest::load_error_ = nullptr;
 
 std::vector<int32_t> IdsOf(const json& j) { return j.get<std::vector<int32_t>>(); }
 

@@ -6,6 +6,7 @@
 #include "common/tokenizer/golden_util.h"
 #include "common/tokenizer/streaming_decoder.h"
 #include "common/tokenizer/tokenizer.h"
+#include "common/tokenizer/qwen_fixture.h"
 #include "gtest/gtest.h"
 
 namespace moerl {
@@ -13,28 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-class QwenStreamingChatTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto tok = tokenizer_testing::LoadQwenTokenizer();
-    if (tok.ok()) {
-      shared_ = new Tokenizer(*std::move(tok));
-    } else {
-      load_error_ = new absl::Status(tok.status());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete shared_;
-    shared_ = nullptr;
-    delete load_error_;
-    load_error_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(shared_, nullptr) << *load_error_; }
-  static Tokenizer* shared_;
-  static absl::Status* load_error_;
-};
-Tokenizer* QwenStreamingChatTest::shared_ = nullptr;
-absl::Status* QwenStreamingChatTest::load_error_ = nullptr;
+class QwenStreamingChatTest : public tokenizer_testing::QwenTokenizerTest {};
 
 std::string StreamAll(const Tokenizer& tok, const std::vector<int32_t>& ids, DecodeOptions options = {}) {
   StreamingDecoder stream(&tok, options);
