@@ -13,6 +13,7 @@
 #include "common/transport/in_process_ring.h"
 #include "gtest/gtest.h"
 #include "reward/scorer.h"
+#include "reward/testing/stand_in_bridge.h"
 
 namespace moerl {
 namespace {
@@ -68,15 +69,11 @@ TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
     proto::Prompt prompt;
     ASSERT_TRUE(prompt.ParseFromString(m->payload));
     for (uint32_t i = 0; i < kSamples; ++i) {
-      proto::Trajectory t;
-      t.set_format_version(1);
-      t.set_prompt_id(prompt.id());
-      t.set_group_id(absl::StrCat(prompt.id(), "@", prompt.epoch()));
-      t.set_sample_index(i);
-      t.mutable_prompt_tokens()->CopyFrom(prompt.tokens());
-      t.set_gold_answer(prompt.gold_answer());
-      t.set_output_text(i == 0 ? absl::StrCat("So the answer is \\boxed{", prompt.gold_answer(), "}.")
-                               : i == 1 ? "I cannot solve this." : "The answer is 0.5.");
+      const proto::Trajectory t = StandInTrajectory(
+          prompt, i,
+          i == 0   ? absl::StrCat("So the answer is \\boxed{", prompt.gold_answer(), "}.")
+          : i == 1 ? "I cannot solve this."
+                   : "The answer is 0.5.");
       ASSERT_TRUE(bridge_out->Push(t.SerializeAsString(), absl::Seconds(5)).ok());
     }
     ASSERT_TRUE(bridge_in->Ack(m->ticket).ok());

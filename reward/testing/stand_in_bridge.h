@@ -16,8 +16,15 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/proto/prompt.pb.h"
+#include "common/proto/trajectory.pb.h"
 
 namespace moerl {
+
+// Sample `sample_index` of `prompt`'s group, answering with `output_text`:
+// group id "<prompt id>@<epoch>", prompt tokens and gold answer copied.
+proto::Trajectory StandInTrajectory(const proto::Prompt& prompt, uint32_t sample_index,
+                                    std::string output_text);
 
 struct StandInBridgeReport {
   int64_t prompts = 0;
