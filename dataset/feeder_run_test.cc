@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <thread>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/file_util.h"
 #include "common/proto/prompt.pb.h"
 #include "common/transport/record_io.h"
 #include "common/transport/shm_ring.h"
@@ -136,10 +136,9 @@ TEST(LoadPromptTokenizer, FindsTheShippedSmallTokenizerAndQwenStyleDirectories) 
   // A directory holding tokenizer.json, as a Qwen checkpoint does.
   const std::string dir = TmpPath("model");
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
-  std::ifstream in(kSmallTokenizerRunfile, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  std::ofstream(dir + "/tokenizer.json", std::ios::binary) << bytes.str();
+  absl::StatusOr<std::string> bytes = ReadFileToString(kSmallTokenizerRunfile);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  std::ofstream(dir + "/tokenizer.json", std::ios::binary) << *bytes;
   absl::StatusOr<Tokenizer> from_dir = LoadPromptTokenizer(dir, "");
   ASSERT_TRUE(from_dir.ok()) << from_dir.status();
   EXPECT_EQ(from_dir->Encode("Tom has 3 apples."), small->Encode("Tom has 3 apples."));

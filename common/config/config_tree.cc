@@ -6,15 +6,14 @@
 // This file walks trees with const lookups (ChildOf) and Node::reset().
 #include "common/config/config_tree.h"
 
-#include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/tree_internal.h"
+#include "common/file_util.h"
 #include "common/status.h"
 
 namespace moerl {
@@ -138,14 +137,8 @@ absl::StatusOr<ConfigTree> ConfigTree::FromYamlText(absl::string_view text,
 }
 
 absl::StatusOr<ConfigTree> ConfigTree::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read config file '", path,
-                                            "': it does not exist or is not readable"));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return FromYamlText(text.str(), path);
+  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "config file"));
+  return FromYamlText(text, path);
 }
 
 void ConfigTree::RecordOrigins(const YAML::Node& node, const std::string& path,

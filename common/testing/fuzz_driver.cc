@@ -7,11 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/file_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -33,12 +34,12 @@ int main(int argc, char** argv) {
       iterations = std::strtol(argv[i] + 13, nullptr, 10);
       continue;
     }
-    std::ifstream in(argv[i], std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "fuzz_driver: cannot read corpus file %s\n", argv[i]);
+    absl::StatusOr<std::string> input = moerl::ReadFileToString(argv[i], "corpus file");
+    if (!input.ok()) {
+      std::fprintf(stderr, "fuzz_driver: %s\n", std::string(input.status().message()).c_str());
       return 2;
     }
-    corpus.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    corpus.push_back(*std::move(input));
   }
   for (const std::string& input : corpus) {
     if (RunOne(input) != 0) return 1;

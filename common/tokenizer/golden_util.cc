@@ -1,26 +1,16 @@
 #include "common/tokenizer/golden_util.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
 #include "common/testing/shared_data.h"
 
 namespace moerl {
 namespace tokenizer_testing {
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 absl::StatusOr<std::vector<std::string>> ReadTestdataLines(const std::string& name) {
-  auto text = ReadWholeFile("common/tokenizer/testdata/" + name);
+  auto text = ReadFileToString("common/tokenizer/testdata/" + name);
   if (!text.ok()) return text.status();
   std::vector<std::string> lines;
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {

@@ -26,9 +26,6 @@ namespace tokenizer_testing {
 // Non-empty, non-comment ("#...") lines of common/tokenizer/testdata/<name>.
 absl::StatusOr<std::vector<std::string>> ReadTestdataLines(const std::string& name);
 
-// Whole-file read (binary).
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
-
 uint64_t Fnv1a64(absl::string_view bytes);
 uint64_t IdsFnv1a64(absl::Span<const int32_t> ids);
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
 #include "common/tokenizer/golden_util.h"
 #include "gtest/gtest.h"
 
@@ -56,7 +57,7 @@ size_t CodepointCount(absl::string_view s) {
 TEST(SplitPieces, MatchesHuggingFaceSplitOnTheGoldenCorpus) {
   auto cases = tokenizer_testing::ReadTestdataLines("qwen_cases.jsonl");
   ASSERT_TRUE(cases.ok()) << cases.status();
-  auto pieces_file = tokenizer_testing::ReadWholeFile("common/tokenizer/testdata/qwen_pieces.txt");
+  auto pieces_file = ReadFileToString("common/tokenizer/testdata/qwen_pieces.txt");
   ASSERT_TRUE(pieces_file.ok()) << pieces_file.status();
   std::vector<std::string> lines = absl::StrSplit(*pieces_file, '\n');
   ASSERT_FALSE(lines.empty());

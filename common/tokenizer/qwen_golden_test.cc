@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
 #include "common/testing/shared_data.h"
 #include "common/tokenizer/golden_util.h"
 #include "common/tokenizer/tokenizer.h"
@@ -85,7 +86,7 @@ TEST_F(QwenGoldenTest, AllGsm8kTestRowsMatchHuggingFace) {
   const std::string relative = "data/gsm8k/test.jsonl";
   const std::string path = SharedDataPath(relative);
   ASSERT_FALSE(path.empty()) << MissingSharedDataMessage(relative);
-  auto file = tokenizer_testing::ReadWholeFile(path);
+  auto file = ReadFileToString(path);
   ASSERT_TRUE(file.ok()) << file.status();
   std::vector<json> rows;
   for (absl::string_view line : absl::StrSplit(*file, '\n')) {
@@ -150,8 +151,8 @@ TEST_F(QwenGoldenTest, DecodeOfArbitraryIdsMatchesHuggingFace) {
 // tokenizers lays the file out, must load and encode the corpus identically.
 TEST_F(QwenGoldenTest, TokenizerJsonOfTheSameFilesEncodesIdentically) {
   const std::string dir = SharedDataPath("data/qwen-tokenizer");
-  auto vocab_text = tokenizer_testing::ReadWholeFile(dir + "/vocab.json");
-  auto merges_text = tokenizer_testing::ReadWholeFile(dir + "/merges.txt");
+  auto vocab_text = ReadFileToString(dir + "/vocab.json");
+  auto merges_text = ReadFileToString(dir + "/merges.txt");
   ASSERT_TRUE(vocab_text.ok() && merges_text.ok());
   json merges = json::array();
   for (absl::string_view line : absl::StrSplit(*merges_text, '\n')) {

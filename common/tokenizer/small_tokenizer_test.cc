@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/file_util.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/golden_util.h"
 #include "common/tokenizer/tokenizer.h"
@@ -34,7 +35,7 @@ std::string WriteJson(const std::string& name, const json& j) {
 }
 
 json SmallJson() {
-  auto text = tokenizer_testing::ReadWholeFile(kSmallPath);
+  auto text = ReadFileToString(kSmallPath);
   EXPECT_TRUE(text.ok()) << text.status();
   return json::parse(*text);
 }

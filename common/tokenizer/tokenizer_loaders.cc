@@ -2,12 +2,12 @@
 // to TokenizerParts. Errors name the file and the JSON key path or line.
 #include <cstdint>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
 #include "common/status.h"
 #include "common/tokenizer/tokenizer.h"
 
@@ -20,16 +20,8 @@ using nlohmann::json;
 constexpr char kQwenSplitPattern[] =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 absl::StatusOr<json> ReadJson(const std::string& path) {
-  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     // Parse again with exceptions only to get the byte offset of the error.
@@ -165,7 +157,7 @@ class VocabSax : public nlohmann::json_sax<json> {
 };
 
 absl::Status ParseVocabFile(const std::string& path, TokenizerParts* parts) {
-  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   parts->vocab.reserve(text.size() / 16);
   VocabSax sax(&parts->vocab);
   if (!json::sax_parse(text, &sax)) {
@@ -285,7 +277,7 @@ absl::StatusOr<Tokenizer> Tokenizer::FromVocabMerges(const std::string& dir) {
   MOERL_RETURN_IF_ERROR(ParseVocabFile(vocab_path, &parts));
 
   const std::string merges_path = dir + "/merges.txt";
-  MOERL_ASSIGN_OR_RETURN(std::string merges_text, ReadFile(merges_path));
+  MOERL_ASSIGN_OR_RETURN(std::string merges_text, ReadFileToString(merges_path));
   size_t line_no = 0;
   for (absl::string_view line : absl::StrSplit(merges_text, '\n')) {
     ++line_no;

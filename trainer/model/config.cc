@@ -1,10 +1,8 @@
 #include "trainer/model/config.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/status.h"
 #include "nlohmann/json.hpp"
 
@@ -127,11 +125,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& text, const
 }
 
 absl::StatusOr<ModelConfig> ModelConfig::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open model config ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return FromJson(text.str(), path);
+  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "model config"));
+  return FromJson(text, path);
 }
 
 absl::Status ModelConfig::Validate() const {

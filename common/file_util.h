@@ -1,0 +1,25 @@
+// Whole-file reads with errors that name the file and the reason.
+//
+//   MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "model config"));
+//   // error: "cannot read model config '/m/config.json': No such file or directory"
+//
+// The status code follows errno (absl::ErrnoToStatusCode): NotFound for a
+// missing file or path component, PermissionDenied for EACCES, and
+// FailedPrecondition when `path` is a directory. `what` only words the message
+// ("file" by default). Stateless; safe to call from any thread.
+#ifndef MOERL_COMMON_FILE_UTIL_H_
+#define MOERL_COMMON_FILE_UTIL_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace moerl {
+
+// The bytes of `path`, read in binary mode.
+absl::StatusOr<std::string> ReadFileToString(const std::string& path, absl::string_view what = "file");
+
+}  // namespace moerl
+
+#endif  // MOERL_COMMON_FILE_UTIL_H_
