@@ -8,20 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto/prompt.pb.h"
+#include "common/testing/ring_channel.h"
 #include "common/transport/in_process_ring.h"
 #include "gtest/gtest.h"
 
 namespace moerl {
 namespace {
-
-// An in-process ring (common/transport/in_process_ring.h) of `mode`.
-std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode,
-                                                   uint64_t capacity_bytes = 1 << 20) {
-  InProcessRing::Options options;
-  options.capacity_bytes = capacity_bytes;
-  options.mode = mode;
-  return InProcessRing::CreateChannel(options);
-}
 
 // Collects what the feeder publishes.
 class VectorSink : public PromptSink {

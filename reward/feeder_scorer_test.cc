@@ -8,34 +8,17 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto/prompt.pb.h"
 #include "common/proto/trajectory.pb.h"
+#include "common/testing/ring_channel.h"
+#include "common/transport/in_process_ring.h"
 #include "common/testing/shared_data.h"
 #include "dataset/feeder.h"
-#include "common/transport/in_process_ring.h"
 #include "gtest/gtest.h"
 #include "reward/scorer.h"
 #include "reward/testing/stand_in_bridge.h"
+#include "reward/testing/vector_batch_sink.h"
 
 namespace moerl {
 namespace {
-
-// An in-process ring (common/transport/in_process_ring.h) of `mode`.
-std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode,
-                                                   uint64_t capacity_bytes = 1 << 20) {
-  InProcessRing::Options options;
-  options.capacity_bytes = capacity_bytes;
-  options.mode = mode;
-  return InProcessRing::CreateChannel(options);
-}
-
-class VectorBatchSink : public BatchSink {
- public:
-  absl::StatusOr<std::string> WriteBatch(proto::TrajectoryBatch& batch) override {
-    batch.set_batch_index(batches.size());
-    batches.push_back(batch);
-    return absl::StrCat(batches.size() - 1);
-  }
-  std::vector<proto::TrajectoryBatch> batches;
-};
 
 TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
   const std::string path = SharedDataPath("data/gsm8k/test.jsonl");

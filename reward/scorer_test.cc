@@ -10,12 +10,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "common/proto/trajectory.pb.h"
-#include "common/transport/record_io.h"
+#include "common/testing/ring_channel.h"
 #include "common/transport/in_process_ring.h"
+#include "common/transport/record_io.h"
 #include "gtest/gtest.h"
 #include "reward/scorer_run.h"
+#include "reward/testing/vector_batch_sink.h"
 
 namespace moerl {
 namespace {
@@ -31,19 +32,6 @@ proto::Trajectory MakeTrajectory(const std::string& group, uint32_t index,
   t.set_gold_answer(gold);
   return t;
 }
-
-// Keeps batches in memory; thread-safe so several scorers can share it.
-class VectorBatchSink : public BatchSink {
- public:
-  absl::StatusOr<std::string> WriteBatch(proto::TrajectoryBatch& batch) override {
-    absl::MutexLock lock(&mu);
-    batch.set_batch_index(batches.size());
-    batches.push_back(batch);
-    return absl::StrCat("batch ", batch.batch_index());
-  }
-  absl::Mutex mu;
-  std::vector<proto::TrajectoryBatch> batches;
-};
 
 std::multiset<std::string> GroupsIn(const std::vector<proto::TrajectoryBatch>& batches) {
   std::multiset<std::string> groups;
@@ -61,15 +49,6 @@ ScorerConfig Config(uint32_t n_samples, uint32_t batch_size) {
   config.batch_size = batch_size;
   config.poll_interval = absl::Milliseconds(5);
   return config;
-}
-
-// An in-process ring (common/transport/in_process_ring.h) of `mode`.
-std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode,
-                                                   uint64_t capacity_bytes = 1 << 20) {
-  InProcessRing::Options options;
-  options.capacity_bytes = capacity_bytes;
-  options.mode = mode;
-  return InProcessRing::CreateChannel(options);
 }
 
 void Push(MessageRing& ring, const proto::Trajectory& t) {

@@ -1,0 +1,12 @@
+#include "common/testing/ring_channel.h"
+
+namespace moerl {
+
+std::shared_ptr<InProcessRing::Channel> NewChannel(DeliveryMode mode, uint64_t capacity_bytes) {
+  InProcessRing::Options options;
+  options.capacity_bytes = capacity_bytes;
+  options.mode = mode;
+  return InProcessRing::CreateChannel(options);
+}
+
+}  // namespace moerl
