@@ -6,11 +6,11 @@
 
 namespace moerl {
 
-ParameterCounts CountParameters(const ModelShape& s) {
+ParameterCounts CountParameters(const ModelConfig& s) {
   ParameterCounts c;
   const int64_t h = s.hidden_size;
-  const int64_t q_width = s.num_heads * s.head_dim;
-  const int64_t kv_width = s.num_kv_heads * s.head_dim;
+  const int64_t q_width = s.num_attention_heads * s.head_dim;
+  const int64_t kv_width = s.num_key_value_heads * s.head_dim;
   c.attention_per_layer = h * q_width + 2 * h * kv_width + q_width * h;
   c.norms_per_layer = 2 * h + 2 * s.head_dim;
   c.router_per_layer = s.num_experts > 0 ? h * s.num_experts : 0;
@@ -20,13 +20,13 @@ ParameterCounts CountParameters(const ModelShape& s) {
   c.lm_head = s.tie_word_embeddings ? 0 : s.vocab_size * h;
   c.final_norm = h;
   const int64_t moe_layers = s.NumMoeLayers();
-  const int64_t dense_layers = s.num_layers - moe_layers;
-  const int64_t shared = s.num_layers * (c.attention_per_layer + c.norms_per_layer) +
+  const int64_t dense_layers = s.num_hidden_layers - moe_layers;
+  const int64_t shared = s.num_hidden_layers * (c.attention_per_layer + c.norms_per_layer) +
                          dense_layers * c.dense_mlp_per_layer +
                          moe_layers * c.router_per_layer + c.embedding + c.lm_head + c.final_norm;
   c.experts_total = moe_layers * s.num_experts * c.expert;
   c.total = shared + c.experts_total;
-  c.active = shared + moe_layers * s.experts_per_token * c.expert;
+  c.active = shared + moe_layers * s.num_experts_per_tok * c.expert;
   return c;
 }
 
@@ -48,7 +48,7 @@ void CheckDivisible(std::vector<std::string>* problems, int64_t value, const cha
 
 }  // namespace
 
-TrainingEstimate EstimateTraining(const ModelShape& s, const ParallelDims& d, Backend backend,
+TrainingEstimate EstimateTraining(const ModelConfig& s, const ParallelDims& d, Backend backend,
                                   const PlanOptions& o) {
   TrainingEstimate e;
   e.dims = d;
@@ -57,19 +57,19 @@ TrainingEstimate EstimateTraining(const ModelShape& s, const ParallelDims& d, Ba
   const bool fsdp = backend == Backend::kFsdp;
 
   // Problems first: they explain odd numbers below.
-  CheckDivisible(&e.problems, s.num_heads, "attention heads", d.tp, "tp");
-  CheckDivisible(&e.problems, s.num_kv_heads, "KV heads", d.tp, "tp");
-  if (fsdp) CheckDivisible(&e.problems, s.num_heads, "attention heads", d.cp, "Ulysses cp");
-  CheckDivisible(&e.problems, s.num_layers, "layers", d.pp, "pp");
+  CheckDivisible(&e.problems, s.num_attention_heads, "attention heads", d.tp, "tp");
+  CheckDivisible(&e.problems, s.num_key_value_heads, "KV heads", d.tp, "tp");
+  if (fsdp) CheckDivisible(&e.problems, s.num_attention_heads, "attention heads", d.cp, "Ulysses cp");
+  CheckDivisible(&e.problems, s.num_hidden_layers, "layers", d.pp, "pp");
   if (s.num_experts > 0) {
     CheckDivisible(&e.problems, s.num_experts, "experts", d.ep, "ep");
     CheckDivisible(&e.problems, s.moe_intermediate_size, "moe_intermediate_size", d.etp, "etp");
   } else if (d.ep > 1) {
     e.problems.push_back(absl::StrCat("ep=", d.ep, " but the model has no experts"));
   }
-  if (d.pp > s.num_layers) {
+  if (d.pp > s.num_hidden_layers) {
     e.problems.push_back(absl::StrCat("pp (", d.pp, ") exceeds the number of layers (",
-                                      s.num_layers, "): some stages would be empty"));
+                                      s.num_hidden_layers, "): some stages would be empty"));
   }
 
   e.dense_shard_group = static_cast<int64_t>(d.dp) * d.cp;
@@ -89,16 +89,16 @@ TrainingEstimate EstimateTraining(const ModelShape& s, const ParallelDims& d, Ba
   // Activations per layer and token (bf16, no recomputation); tokens are split
   // by CP, and by TP under sequence parallelism.
   const double h = static_cast<double>(s.hidden_size);
-  const double q_width = static_cast<double>(s.num_heads * s.head_dim);
-  const double kv_width = static_cast<double>(s.num_kv_heads * s.head_dim);
+  const double q_width = static_cast<double>(s.num_attention_heads * s.head_dim);
+  const double kv_width = static_cast<double>(s.num_key_value_heads * s.head_dim);
   const double local_tokens = static_cast<double>(o.micro_batch_tokens) / d.cp / d.tp;
   const double attn_act = 2.0 * (2 * h + q_width + 2 * kv_width + q_width);
   const double moe_act =
       4.0 * s.num_experts +
-      s.experts_per_token * (2.0 * h + 6.0 * s.moe_intermediate_size / d.etp + 2.0 * h);
+      s.num_experts_per_tok * (2.0 * h + 6.0 * s.moe_intermediate_size / d.etp + 2.0 * h);
   const double dense_mlp_act = 2.0 * (h + 3.0 * s.intermediate_size);
 
-  const std::vector<int64_t> layers = LayersPerStage(s.num_layers, d.pp);
+  const std::vector<int64_t> layers = LayersPerStage(s.num_hidden_layers, d.pp);
   int64_t first_layer = 0;
   for (int stage = 0; stage < d.pp; ++stage) {
     StageEstimate st;
@@ -154,7 +154,7 @@ TrainingEstimate EstimateTraining(const ModelShape& s, const ParallelDims& d, Ba
   const double n_mb = static_cast<double>(e.micro_batches_per_step);
   const double stage_layers = static_cast<double>(layers[0]);
   const double moe_fraction =
-      s.num_layers > 0 ? static_cast<double>(s.NumMoeLayers()) / s.num_layers : 0;
+      s.num_hidden_layers > 0 ? static_cast<double>(s.NumMoeLayers()) / s.num_hidden_layers : 0;
   const double cp_tokens = static_cast<double>(o.micro_batch_tokens) / d.cp;
   if (d.tp > 1) {
     e.comm.tp = n_mb * stage_layers * 4.0 * (d.tp - 1.0) / d.tp * cp_tokens * h * 2.0;
@@ -163,7 +163,7 @@ TrainingEstimate EstimateTraining(const ModelShape& s, const ParallelDims& d, Ba
     e.comm.cp = n_mb * stage_layers * 3.0 * (d.cp - 1.0) * cp_tokens * 2.0 * kv_width * 2.0;
   }
   if (d.ep > 1 && s.num_experts > 0) {
-    e.comm.ep = n_mb * stage_layers * moe_fraction * 4.0 * local_tokens * s.experts_per_token * h *
+    e.comm.ep = n_mb * stage_layers * moe_fraction * 4.0 * local_tokens * s.num_experts_per_tok * h *
                 2.0 * (d.ep - 1.0) / d.ep;
   }
   if (d.pp > 1) e.comm.pp = n_mb * 2.0 * local_tokens * h * 2.0;

@@ -5,8 +5,8 @@
 // and §6.3; the activation and communication models are documented in
 // docs/config.md ("alloc_plan").
 //
-//   ParameterCounts counts = CountParameters(shape);
-//   TrainingEstimate e = EstimateTraining(shape, dims, Backend::kMegatron, options);
+//   ParameterCounts counts = CountParameters(model);
+//   TrainingEstimate e = EstimateTraining(model, dims, Backend::kMegatron, options);
 //   e.worst_stage.static_bytes();   // ~33.4 GiB for Qwen3-30B-A3B, attn d1p4t2c2 / ffn d1p4t1e4
 //
 // Pure functions; thread-safe.
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/alloc_mode/alloc_mode.h"
-#include "tools/alloc_plan/model_config.h"
+#include "trainer/model/config.h"
 
 namespace moerl {
 
@@ -38,7 +38,7 @@ struct ParameterCounts {
   int64_t experts_total = 0;        // all experts of all layers
 };
 
-ParameterCounts CountParameters(const ModelShape& shape);
+ParameterCounts CountParameters(const ModelConfig& model);
 
 struct PlanOptions {
   int64_t micro_batch_tokens = 8192;  // per DP rank, before the CP split
@@ -84,7 +84,7 @@ struct TrainingEstimate {
   std::vector<std::string> problems;  // divisibility and shape problems
 };
 
-TrainingEstimate EstimateTraining(const ModelShape& shape, const ParallelDims& dims,
+TrainingEstimate EstimateTraining(const ModelConfig& model, const ParallelDims& dims,
                                   Backend backend, const PlanOptions& options);
 
 }  // namespace moerl

@@ -3,22 +3,25 @@
 #include "tools/alloc_plan/estimate.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "common/alloc_mode/alloc_mode.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/alloc_plan/model_config.h"
+#include "tools/alloc_plan/plan.h"
+#include "trainer/model/config.h"
 
 namespace moerl {
 namespace {
 
 using ::testing::HasSubstr;
 
-ModelShape Load(const std::string& dir) {
-  absl::StatusOr<ModelShape> shape = LoadModelShape("tools/alloc_plan/testdata/" + dir);
-  EXPECT_TRUE(shape.ok()) << shape.status();
-  return shape.ok() ? *shape : ModelShape();
+ModelConfig Load(const std::string& dir) {
+  absl::StatusOr<ModelConfig> model = LoadActorModelConfig("tools/alloc_plan/testdata/" + dir);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? *model : ModelConfig();
 }
 
 TEST(ParameterCounts, Qwen3_30B_A3BMatchesTheReference) {
@@ -115,47 +118,48 @@ TEST(TrainingEstimate, ReportsEveryDivisibilityProblem) {
   EXPECT_EQ(e.stages.back().layers, 9);
 }
 
-TEST(ModelShape, BadConfigJsonIsAnErrorNamingTheField) {
-  struct Case {
-    const char* json;
-    const char* message;
-  };
-  for (const Case& c : std::vector<Case>{
-           {"{", "x.json: not valid JSON at byte 2"},
-           {"[1]", "expected a JSON object, found array"},
-           {"{\"num_hidden_layers\": 2}", "missing field 'hidden_size'"},
-           {"{\"hidden_size\": \"big\"}", "field 'hidden_size' must be an integer >= 1, found \"big\""},
-           {"{\"hidden_size\": -4}", "found -4"},
-           {"{\"hidden_size\": 8, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-            "\"vocab_size\": 10, \"intermediate_size\": 4, \"num_experts\": 4, "
-            "\"num_experts_per_tok\": 8, \"moe_intermediate_size\": 2}",
-            "num_experts_per_tok (8) is larger than num_experts (4)"},
-           {"{\"hidden_size\": 8, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-            "\"vocab_size\": 10, \"intermediate_size\": 4, \"mlp_only_layers\": [5]}",
-            "'mlp_only_layers' entries must be layer indices in [0, 2), found 5"},
-           {"{\"hidden_size\": 8, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
-            "\"vocab_size\": 10, \"intermediate_size\": 4, \"tie_word_embeddings\": 1}",
-            "'tie_word_embeddings' must be true or false"},
-       }) {
-    absl::StatusOr<ModelShape> shape = ParseModelShape(c.json, "x.json");
-    ASSERT_FALSE(shape.ok()) << c.json;
-    EXPECT_EQ(shape.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(std::string(shape.status().message()), HasSubstr(c.message)) << c.json;
-  }
-  absl::StatusOr<ModelShape> missing = LoadModelShape("tools/alloc_plan");
+// The planner reads config.json with the trainer's parser (ModelConfig);
+// its own errors are tested in trainer/model/config_test.cc. What the planner
+// adds: actor.path may be a directory, and a missing file says how to fix it.
+TEST(LoadActorModelConfig, TakesADirectoryOrTheFileAndNamesAMissingConfigJson) {
+  absl::StatusOr<ModelConfig> from_dir = LoadActorModelConfig("tools/alloc_plan/testdata/qwen3-30b-a3b");
+  ASSERT_TRUE(from_dir.ok()) << from_dir.status();
+  absl::StatusOr<ModelConfig> from_file =
+      LoadActorModelConfig("tools/alloc_plan/testdata/qwen3-30b-a3b/config.json");
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_EQ(from_dir->ToJson(), from_file->ToJson());
+  EXPECT_EQ(from_dir->num_experts, 128);
+  EXPECT_EQ(from_dir->NumMoeLayers(), 48);
+
+  absl::StatusOr<ModelConfig> missing = LoadActorModelConfig("tools/alloc_plan");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("tools/alloc_plan/config.json"));
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("cannot read model config 'tools/alloc_plan/config.json': No such file"));
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("actor.path must be"));
 }
 
-TEST(ModelShape, DenseModelsHaveNoExpertsAndDenseMlpLayers) {
-  absl::StatusOr<ModelShape> shape = ParseModelShape(
+TEST(LoadActorModelConfig, BadConfigJsonIsAnErrorNamingTheFileAndTheKey) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/bad_config.json";
+  std::ofstream(path) << R"({"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
+      "vocab_size": 10, "intermediate_size": 4, "num_experts": 4, "num_experts_per_tok": 8,
+      "moe_intermediate_size": 2})";
+  absl::StatusOr<ModelConfig> model = LoadActorModelConfig(path);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(model.status().message()), HasSubstr(path));
+  EXPECT_THAT(std::string(model.status().message()),
+              HasSubstr("\"num_experts_per_tok\" (8) exceeds \"num_experts\" (4)"));
+}
+
+TEST(ParameterCounts, DenseModelsHaveNoExpertsAndDenseMlpLayers) {
+  absl::StatusOr<ModelConfig> model = ModelConfig::FromJson(
       "{\"hidden_size\": 8, \"num_hidden_layers\": 2, \"num_attention_heads\": 2, "
       "\"vocab_size\": 10, \"intermediate_size\": 4, \"tie_word_embeddings\": true}",
       "dense.json");
-  ASSERT_TRUE(shape.ok()) << shape.status();
-  EXPECT_EQ(shape->NumMoeLayers(), 0);
-  const ParameterCounts c = CountParameters(*shape);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->NumMoeLayers(), 0);
+  const ParameterCounts c = CountParameters(*model);
   // 2 layers x (attn 4*8*8 + norms 2*8+2*4 + mlp 3*8*4) + embedding 80 + final norm 8.
   EXPECT_EQ(c.total, 2 * (256 + 24 + 96) + 80 + 8);
   EXPECT_EQ(c.active, c.total);

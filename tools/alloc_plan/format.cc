@@ -23,7 +23,7 @@ std::string LayersList(const TrainingEstimate& e) {
 
 std::string FormatPlanTable(const Plan& p) {
   std::string out;
-  const ModelShape& m = p.shape;
+  const ModelConfig& m = p.model;
   absl::StrAppendFormat(&out, "allocation_mode  %s\n", p.allocation_mode);
   absl::StrAppendFormat(&out, "GPUs             %d needed (%d nodes of %d); cluster has %d: %s\n",
                         p.total_gpus, p.nodes_needed, p.gpus_per_node, p.cluster_gpus,
@@ -33,9 +33,9 @@ std::string FormatPlanTable(const Plan& p) {
   absl::StrAppendFormat(&out,
                         "                 %s parameters, %s active per token; %d layers, hidden "
                         "%d, %d heads / %d KV heads, %d experts (top-%d)\n",
-                        Billions(p.params.total), Billions(p.params.active), m.num_layers,
-                        m.hidden_size, m.num_heads, m.num_kv_heads, m.num_experts,
-                        m.experts_per_token);
+                        Billions(p.params.total), Billions(p.params.active), m.num_hidden_layers,
+                        m.hidden_size, m.num_attention_heads, m.num_key_value_heads, m.num_experts,
+                        m.num_experts_per_tok);
   for (const InferencePlan& i : p.inference) {
     absl::StrAppendFormat(&out,
                           "\ninference        %s: %d servers x %d GPUs (tp=%d pp=%d); bf16 weights "
@@ -104,12 +104,12 @@ nlohmann::json PlanToJson(const Plan& p) {
                {"fits", p.fits_cluster}};
   j["gpu_memory_gib"] = p.gpu_memory_bytes / kGiB;
   j["model"] = {{"path", p.model_path},
-                {"model_type", p.shape.model_type},
+                {"model_type", p.model.model_type},
                 {"parameters", p.params.total},
                 {"active_parameters", p.params.active},
                 {"expert_parameters", p.params.experts_total},
-                {"layers", p.shape.num_layers},
-                {"experts", p.shape.num_experts}};
+                {"layers", p.model.num_hidden_layers},
+                {"experts", p.model.num_experts}};
   j["inference"] = Json::array();
   for (const InferencePlan& i : p.inference) {
     j["inference"].push_back({{"allocation", ToString(i.allocation)},

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/cli.h"
@@ -70,6 +72,22 @@ absl::StatusOr<AllocationMode> PlannerConfig::Allocation() const {
   return mode;
 }
 
+absl::StatusOr<ModelConfig> LoadActorModelConfig(const std::string& actor_path) {
+  std::error_code error;
+  const std::string file = std::filesystem::is_directory(actor_path, error)
+                               ? actor_path + "/config.json"
+                               : actor_path;
+  absl::StatusOr<ModelConfig> model = ModelConfig::FromFile(file);
+  if (!model.ok() && !absl::IsInvalidArgument(model.status())) {
+    // Not a parse error: the file itself is missing or unreadable.
+    return absl::Status(model.status().code(),
+                        absl::StrCat(model.status().message(),
+                                     "; actor.path must be a Hugging Face model directory "
+                                     "(config.json is enough) or the config.json file itself"));
+  }
+  return model;
+}
+
 int64_t PlannerConfig::MicroBatchTokens() const {
   if (micro_batch_tokens) return *micro_batch_tokens;
   if (max_tokens_per_mb) return *max_tokens_per_mb;
@@ -84,8 +102,8 @@ absl::StatusOr<Plan> MakePlan(const PlannerConfig& config) {
   MOERL_ASSIGN_OR_RETURN(AllocationMode mode, config.Allocation());
   Plan plan;
   plan.model_path = config.actor_path;
-  MOERL_ASSIGN_OR_RETURN(plan.shape, LoadModelShape(config.actor_path));
-  plan.params = CountParameters(plan.shape);
+  MOERL_ASSIGN_OR_RETURN(plan.model, LoadActorModelConfig(config.actor_path));
+  plan.params = CountParameters(plan.model);
   plan.allocation_mode = ToString(mode);
   plan.total_gpus = mode.TotalGpus();
   plan.gpus_per_node = config.cluster.n_gpus_per_node;
@@ -121,7 +139,7 @@ absl::StatusOr<Plan> MakePlan(const PlannerConfig& config) {
     }
     TrainingPlan tp;
     tp.allocation = a;
-    tp.estimate = EstimateTraining(plan.shape, a.dims, a.backend, plan.options);
+    tp.estimate = EstimateTraining(plan.model, a.dims, a.backend, plan.options);
     for (const std::string& p : tp.estimate.problems) {
       plan.problems.push_back(absl::StrCat(ToString(a), ": ", p));
     }

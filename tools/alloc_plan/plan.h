@@ -23,7 +23,7 @@
 #include "common/config/sections.h"
 #include "nlohmann/json.hpp"
 #include "tools/alloc_plan/estimate.h"
-#include "tools/alloc_plan/model_config.h"
+#include "trainer/model/config.h"
 
 namespace moerl {
 
@@ -53,6 +53,11 @@ struct PlannerConfig {
   int64_t TokensPerStep() const;  // batch * n_samples * (prompt + new tokens)
 };
 
+// The model's config.json (trainer/model/config.h, the trainer's own parser)
+// from actor.path: a Hugging Face model directory (config.json is enough) or
+// the config.json file itself.
+absl::StatusOr<ModelConfig> LoadActorModelConfig(const std::string& actor_path);
+
 struct InferencePlan {
   Allocation allocation;
   int servers = 0;
@@ -75,7 +80,7 @@ struct Plan {
   bool fits_cluster = false;
   double gpu_memory_bytes = 0;
   std::string model_path;
-  ModelShape shape;
+  ModelConfig model;
   ParameterCounts params;
   PlanOptions options;
   std::vector<InferencePlan> inference;

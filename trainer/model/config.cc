@@ -45,9 +45,16 @@ absl::Status GetBool(const json& j, const std::string& where, const char* key, b
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& text, const std::string& where) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(where, ": not a valid JSON object"));
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": not valid JSON at byte ", e.byte, ": ", e.what()));
+  }
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": expected a JSON object, found ", j.type_name()));
   }
   ModelConfig c;
   if (j.contains("model_type") && j["model_type"].is_string()) c.model_type = j["model_type"];
@@ -193,12 +200,13 @@ bool ModelConfig::IsMoeLayer(int64_t layer) const {
   return num_experts > 0 && (layer + 1) % decoder_sparse_step == 0;
 }
 
-bool ModelConfig::HasMoeLayers() const {
-  for (int64_t l = 0; l < num_hidden_layers; ++l) {
-    if (IsMoeLayer(l)) return true;
-  }
-  return false;
+int64_t ModelConfig::NumMoeLayers() const {
+  int64_t n = 0;
+  for (int64_t l = 0; l < num_hidden_layers; ++l) n += IsMoeLayer(l) ? 1 : 0;
+  return n;
 }
+
+bool ModelConfig::HasMoeLayers() const { return NumMoeLayers() > 0; }
 
 std::string ModelConfig::ToJson() const {
   const bool moe = model_type == "qwen3_moe";

@@ -9,7 +9,10 @@
 // `num_local_experts` alias, and rope_theta either at top level or inside
 // `rope_parameters` / `rope_scaling` (transformers v5). Unsupported features
 // (attention_bias, sliding windows, non-default RoPE scaling, activations other
-// than silu) are errors naming the key. Plain value type; thread-compatible.
+// than silu) are errors naming the key. The one parser of config.json: the
+// trainer builds the model from it and tools/alloc_plan sizes allocations
+// with it, so keep this target free of torch. Plain value type;
+// thread-compatible.
 #ifndef MOERL_TRAINER_MODEL_CONFIG_H_
 #define MOERL_TRAINER_MODEL_CONFIG_H_
 
@@ -54,6 +57,7 @@ struct ModelConfig {
   absl::Status Validate() const;
 
   bool IsMoeLayer(int64_t layer) const;
+  int64_t NumMoeLayers() const;
   bool HasMoeLayers() const;
 };
 

@@ -52,6 +52,27 @@ TEST(ModelConfig, ErrorsNameTheKey) {
   EXPECT_NE(std::string(gqa.status().message()).find("num_key_value_heads"), std::string::npos);
 }
 
+TEST(ModelConfig, MalformedJsonNamesTheByteAndNonObjectsTheirType) {
+  auto truncated = ModelConfig::FromJson("{", "x.json");
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_EQ(truncated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(truncated.status().message()).find("x.json: not valid JSON at byte 2"),
+            std::string::npos)
+      << truncated.status();
+  auto array = ModelConfig::FromJson("[1]", "x.json");
+  ASSERT_FALSE(array.ok());
+  EXPECT_NE(std::string(array.status().message()).find("expected a JSON object, found array"),
+            std::string::npos)
+      << array.status();
+  auto missing = ModelConfig::FromFile("/nonexistent/config.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(std::string(missing.status().message())
+                .find("cannot read model config '/nonexistent/config.json': No such file"),
+            std::string::npos)
+      << missing.status();
+}
+
 TEST(ModelConfig, HostileSizesAreErrorsNamingTheKey) {
   auto layers = ModelConfig::FromJson(R"({"model_type":"qwen3","vocab_size":10,"hidden_size":8,
       "num_hidden_layers":1000000000000,"num_attention_heads":2,"intermediate_size":8})",
