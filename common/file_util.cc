@@ -21,7 +21,12 @@ absl::Status ReadError(absl::string_view what, const std::string& path, int erro
 }  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, absl::string_view what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  return ReadFileToStringAt(AT_FDCWD, path, path, what);
+}
+
+absl::StatusOr<std::string> ReadFileToStringAt(int dir_fd, const std::string& name,
+                                               const std::string& path, absl::string_view what) {
+  const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ReadError(what, path, errno);
   std::string bytes;
   struct stat st;

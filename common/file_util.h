@@ -20,6 +20,13 @@ namespace moerl {
 // The bytes of `path`, read in binary mode.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, absl::string_view what = "file");
 
+// The same for `name` relative to the open directory `dir_fd` (openat; a
+// reader that pins a directory this way keeps reading it even if it is
+// renamed). `shown_path` names the file in errors.
+absl::StatusOr<std::string> ReadFileToStringAt(int dir_fd, const std::string& name,
+                                               const std::string& shown_path,
+                                               absl::string_view what = "file");
+
 }  // namespace moerl
 
 #endif  // MOERL_COMMON_FILE_UTIL_H_

@@ -1,15 +1,14 @@
 #include "common/safetensors/checkpoint_dir.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "nlohmann/json.hpp"
@@ -19,23 +18,23 @@ namespace {
 
 using json = nlohmann::json;
 
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
+// Closes a descriptor on every return path.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
 
-absl::Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return absl::InternalError(absl::StrCat("writing ", tmp, " failed"));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("renaming ", tmp, " failed: ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+ private:
+  int fd_;
+};
+
+bool ExistsAt(int dir_fd, const char* name) {
+  struct stat st;
+  return ::fstatat(dir_fd, name, &st, 0) == 0;
 }
 
 }  // namespace
@@ -45,17 +44,27 @@ absl::StatusOr<std::unique_ptr<CheckpointDir>> CheckpointDir::Open(const std::st
   ckpt->dir_ = dir;
   const std::string index_path = dir + "/model.safetensors.index.json";
   const std::string single_path = dir + "/model.safetensors";
-  if (!Exists(index_path)) {
-    if (!Exists(single_path)) {
+  // Everything below is read through this one descriptor, so a publish that
+  // swaps `dir` meanwhile cannot mix two checkpoints (see the header).
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) {
+    const int error = errno;
+    return absl::Status(absl::ErrnoToStatusCode(error),
+                        absl::StrCat("cannot open checkpoint folder ", dir, ": ", std::strerror(error)));
+  }
+  FdCloser close_dir(dir_fd);
+  if (!ExistsAt(dir_fd, "model.safetensors.index.json")) {
+    if (!ExistsAt(dir_fd, "model.safetensors")) {
       return absl::NotFoundError(absl::StrCat(dir, " has neither model.safetensors.index.json nor ",
                                               "model.safetensors"));
     }
-    MOERL_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(single_path));
+    MOERL_ASSIGN_OR_RETURN(auto file, SafetensorsFile::OpenAt(dir_fd, "model.safetensors", single_path));
     for (const TensorInfo& t : file->tensors()) ckpt->tensors_[t.name] = {file.get(), &t};
     ckpt->files_.push_back(std::move(file));
     return ckpt;
   }
-  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(index_path, "checkpoint index"));
+  MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToStringAt(dir_fd, "model.safetensors.index.json",
+                                                              index_path, "checkpoint index"));
   json index = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (index.is_discarded() || !index.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(index_path, ": not a valid JSON object"));
@@ -76,7 +85,7 @@ absl::StatusOr<std::unique_ptr<CheckpointDir>> CheckpointDir::Open(const std::st
                                                      "\"] = \"", shard, "\" is not a plain file name"));
     }
     if (shards.count(shard) == 0) {
-      MOERL_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(dir + "/" + shard));
+      MOERL_ASSIGN_OR_RETURN(auto file, SafetensorsFile::OpenAt(dir_fd, shard, dir + "/" + shard));
       shards[shard] = file.get();
       ckpt->files_.push_back(std::move(file));
     }
@@ -117,37 +126,6 @@ absl::StatusOr<TensorRef> CheckpointDir::Get(const std::string& name) const {
   ref.bytes = it->second.first->Bytes(*ref.info);
   ref.file = &it->second.first->path();
   return ref;
-}
-
-absl::Status WriteCheckpointDir(const std::string& dir, const std::vector<TensorToWrite>& tensors,
-                                uint64_t max_shard_bytes) {
-  ::mkdir(dir.c_str(), 0755);
-  std::vector<std::vector<TensorToWrite>> shards(1);
-  uint64_t shard_bytes = 0, total_bytes = 0;
-  for (const TensorToWrite& t : tensors) {
-    if (shard_bytes > 0 && shard_bytes + t.bytes.size() > max_shard_bytes) {
-      shards.emplace_back();
-      shard_bytes = 0;
-    }
-    shards.back().push_back(t);
-    shard_bytes += t.bytes.size();
-    total_bytes += t.bytes.size();
-  }
-  const std::map<std::string, std::string> metadata = {{"format", "pt"}};
-  if (shards.size() == 1) {
-    std::remove((dir + "/model.safetensors.index.json").c_str());
-    return WriteSafetensors(dir + "/model.safetensors", shards[0], metadata);
-  }
-  json weight_map = json::object();
-  for (size_t i = 0; i < shards.size(); ++i) {
-    const std::string name =
-        absl::StrFormat("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-    MOERL_RETURN_IF_ERROR(WriteSafetensors(dir + "/" + name, shards[i], metadata));
-    for (const TensorToWrite& t : shards[i]) weight_map[t.name] = name;
-  }
-  json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-  std::remove((dir + "/model.safetensors").c_str());
-  return WriteTextFile(dir + "/model.safetensors.index.json", index.dump(2) + "\n");
 }
 
 }  // namespace moerl

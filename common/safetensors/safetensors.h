@@ -74,6 +74,10 @@ class SafetensorsFile {
  public:
   // Maps the file read-only and validates its header.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
+  // The same for `name` relative to the open directory `dir_fd` (openat);
+  // `path` is what path() and errors show.
+  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> OpenAt(int dir_fd, const std::string& name,
+                                                                 const std::string& path);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;

@@ -4,7 +4,6 @@
 #include <ATen/ops/empty.h>
 
 #include <cstring>
-#include <fstream>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -121,9 +120,7 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
     tensors.push_back({b.hf_name, dtype, t.sizes().vec(),
                        {static_cast<const uint8_t*>(t.data_ptr()), t.nbytes()}});
   }
-  MOERL_RETURN_IF_ERROR(WriteCheckpointDir(dir, tensors, max_shard_bytes));
   ModelConfig config = model.config();
-  std::ofstream out(dir + "/config.json", std::ios::binary | std::ios::trunc);
   std::string text = config.ToJson();
   // The saved dtype is what loaders should assume.
   const std::string from = "\"torch_dtype\": \"float32\"";
@@ -136,9 +133,11 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
                                                                                 : "float32",
                               "\""));
   }
-  out << text;
-  if (!out) return absl::InternalError(absl::StrCat("writing ", dir, "/config.json failed"));
-  return absl::OkStatus();
+  // config.json is published with the weights, in one atomic step.
+  CheckpointWriteOptions options;
+  options.max_shard_bytes = max_shard_bytes;
+  options.extra_files["config.json"] = std::move(text);
+  return WriteCheckpointDir(dir, tensors, options);
 }
 
 }  // namespace moerl

@@ -14,7 +14,7 @@
 //
 // Loading checks that every expected tensor is present once with the expected
 // shape, converts F32/BF16/F16/F64 to the model's dtype, and rejects
-// unexpected tensors by name. Saving writes config.json and the safetensors
+// unexpected tensors by name. Saving publishes config.json and the safetensors
 // files (sharded with an index past max_shard_bytes). Not thread-safe with a
 // concurrent forward on the same model.
 #ifndef MOERL_TRAINER_MODEL_HF_WEIGHTS_H_
