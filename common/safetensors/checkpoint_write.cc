@@ -122,7 +122,8 @@ absl::Status Publish(const std::string& staging, const std::string& dir, const s
   }
   if (!S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "cannot publish checkpoint at ", dir, ": it exists and is not a folder; remove it or pick another path"));
+        "cannot publish checkpoint at ", dir,
+        ": it exists and is not a folder (symlinks are not followed); remove it or pick another path"));
   }
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
     return absl::OkStatus();
