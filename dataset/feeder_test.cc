@@ -176,9 +176,7 @@ TEST(Gsm8kFeeder, MalformedRowsFailOrAreSkippedAndCounted) {
 
 TEST(Gsm8kFeeder, PublishesIntoARingAndClosesTheProducer) {
   FeederConfig config = BaseConfig(WriteRows("ring.jsonl", 4));
-  auto state = NewChannel(DeliveryMode::kPlain);
-  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
-  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  auto [state, producer, consumer] = NewRingPair(DeliveryMode::kPlain);
   RingPromptSink sink(producer.get(), absl::Seconds(1));
   FeederReport report;
   ASSERT_TRUE(MakeFeeder(config)->Run(sink, &report).ok());

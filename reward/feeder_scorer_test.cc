@@ -34,17 +34,13 @@ TEST(FeederToScorer, RealGsm8kPromptsBecomeScoredGroups) {
   absl::StatusOr<Gsm8kFeeder> feeder = Gsm8kFeeder::Create(
       config, ByteTokenize, [](absl::string_view u) { return RenderQwenChatPrompt(u); });
   ASSERT_TRUE(feeder.ok()) << feeder.status();
-  auto prompts = NewChannel(DeliveryMode::kAcknowledged);
-  std::unique_ptr<MessageRing> feeder_end = InProcessRing::Attach(prompts, RingRole::kProducer);
-  std::unique_ptr<MessageRing> bridge_in = InProcessRing::Attach(prompts, RingRole::kConsumer);
+  auto [prompts, feeder_end, bridge_in] = NewRingPair(DeliveryMode::kAcknowledged);
   RingPromptSink sink(feeder_end.get(), absl::Seconds(5));
   FeederReport feeder_report;
   ASSERT_TRUE(feeder->Run(sink, &feeder_report).ok());
 
   // Bridge stand-in: n_samples completions per prompt; sample 0 is right.
-  auto trajectories = NewChannel(DeliveryMode::kAcknowledged);
-  std::unique_ptr<MessageRing> bridge_out = InProcessRing::Attach(trajectories, RingRole::kProducer);
-  std::unique_ptr<MessageRing> scorer_in = InProcessRing::Attach(trajectories, RingRole::kConsumer);
+  auto [trajectories, bridge_out, scorer_in] = NewRingPair(DeliveryMode::kAcknowledged);
   while (true) {
     absl::StatusOr<RingMessage> m = bridge_in->Pop(absl::Seconds(5));
     if (absl::IsOutOfRange(m.status())) break;

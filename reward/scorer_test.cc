@@ -56,9 +56,7 @@ void Push(MessageRing& ring, const proto::Trajectory& t) {
 }
 
 TEST(TrajectoryScorer, AMalformedMessageIsCountedAndAckedWithoutBlockingTheRest) {
-  auto state = NewChannel(DeliveryMode::kAcknowledged);
-  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
-  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  auto [state, producer, consumer] = NewRingPair(DeliveryMode::kAcknowledged);
   ASSERT_TRUE(producer->Push(std::string("\xff\xff\xff not a trajectory"), absl::Seconds(1)).ok());
   Push(*producer, MakeTrajectory("a", 0, "\\boxed{18}"));
   Push(*producer, MakeTrajectory("a", 1, "17"));
@@ -78,9 +76,7 @@ TEST(TrajectoryScorer, AMalformedMessageIsCountedAndAckedWithoutBlockingTheRest)
 }
 
 TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
-  auto state = NewChannel(DeliveryMode::kAcknowledged);
-  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
-  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  auto [state, producer, consumer] = NewRingPair(DeliveryMode::kAcknowledged);
   // Three groups of two, interleaved and out of order.
   Push(*producer, MakeTrajectory("a", 1, "\\boxed{18}"));
   Push(*producer, MakeTrajectory("b", 0, "no idea"));
@@ -178,9 +174,7 @@ TEST(TrajectoryScorer, SeveralScorersShareOneRingOfGroupMessages) {
 }
 
 TEST(TrajectoryScorer, DropsAndCountsIncompleteGroupsAndDuplicates) {
-  auto state = NewChannel(DeliveryMode::kAcknowledged);
-  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
-  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  auto [state, producer, consumer] = NewRingPair(DeliveryMode::kAcknowledged);
   Push(*producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));
   Push(*producer, MakeTrajectory("lonely", 0, "\\boxed{18}"));  // a redelivered copy
   ASSERT_TRUE(producer->CloseProducer().ok());
@@ -195,9 +189,7 @@ TEST(TrajectoryScorer, DropsAndCountsIncompleteGroupsAndDuplicates) {
 }
 
 TEST(TrajectoryScorer, BadMessagesAreDroppedWithALogLineNamingWhatIsWrong) {
-  auto state = NewChannel(DeliveryMode::kPlain);
-  std::unique_ptr<MessageRing> producer = InProcessRing::Attach(state, RingRole::kProducer);
-  std::unique_ptr<MessageRing> consumer = InProcessRing::Attach(state, RingRole::kConsumer);
+  auto [state, producer, consumer] = NewRingPair(DeliveryMode::kPlain);
   Push(*producer, MakeTrajectory("g", 5, "x"));
   ASSERT_TRUE(producer->Push(std::string("\xff\xff\xff", 3), absl::Seconds(1)).ok());
   ASSERT_TRUE(producer->CloseProducer().ok());

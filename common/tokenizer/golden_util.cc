@@ -1,10 +1,14 @@
 #include "common/tokenizer/golden_util.h"
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/testing/shared_data.h"
+#include "common/tokenizer/unicode_text.h"
+#include "gtest/gtest.h"
 
 namespace moerl {
 namespace tokenizer_testing {
@@ -52,6 +56,34 @@ size_t FirstDifference(absl::Span<const int32_t> a, absl::Span<const int32_t> b)
   size_t i = 0;
   while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
   return i;
+}
+
+void ExpectMatchesGoldenCases(const Tokenizer& tokenizer, const std::string& name, size_t min_cases,
+                              bool nfc_round_trip) {
+  auto lines = ReadTestdataLines(name);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  ASSERT_GT(lines->size(), min_cases) << name;
+  int failures = 0;
+  for (size_t i = 0; i < lines->size() && failures < 10; ++i) {
+    const nlohmann::json c = nlohmann::json::parse((*lines)[i]);
+    const std::string text = c["text"];
+    const auto want = c["ids"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> got = tokenizer.Encode(text);
+    if (got != want) {
+      ++failures;
+      ADD_FAILURE() << name << " case " << i << " " << nlohmann::json(text).dump()
+                    << ": first difference at id index " << FirstDifference(got, want) << "\n got  "
+                    << IdsToString(got) << "\n want " << IdsToString(want);
+      continue;
+    }
+    auto decoded = tokenizer.Decode(got);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(*decoded, c["decoded"].get<std::string>()) << name << " case " << i;
+    if (nfc_round_trip && tokenizer::IsNfc(text)) {
+      EXPECT_EQ(*decoded, text) << "round trip of " << name << " case " << i;
+    }
+  }
+  EXPECT_EQ(failures, 0);
 }
 
 }  // namespace tokenizer_testing

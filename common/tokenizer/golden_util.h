@@ -37,6 +37,14 @@ absl::StatusOr<Tokenizer> LoadQwenTokenizer();
 std::string IdsToString(absl::Span<const int32_t> ids);
 size_t FirstDifference(absl::Span<const int32_t> a, absl::Span<const int32_t> b);
 
+// gtest expectations over testdata/<name>, JSON lines {"text", "ids",
+// "decoded"} from Hugging Face: more than `min_cases` cases, Encode(text) ==
+// ids (the first 10 mismatches are reported with the first differing index),
+// Decode(ids) == decoded, and with `nfc_round_trip` an NFC text decodes back
+// to itself.
+void ExpectMatchesGoldenCases(const Tokenizer& tokenizer, const std::string& name, size_t min_cases,
+                              bool nfc_round_trip);
+
 }  // namespace tokenizer_testing
 }  // namespace moerl
 

@@ -54,30 +54,7 @@ TEST_F(QwenGoldenTest, EosStopIdsAndVocabSize) {
 }
 
 TEST_F(QwenGoldenTest, CorpusIdsDecodeAndRoundTripMatchHuggingFace) {
-  auto lines = tokenizer_testing::ReadTestdataLines("qwen_cases.jsonl");
-  ASSERT_TRUE(lines.ok()) << lines.status();
-  ASSERT_GT(lines->size(), 2000u);
-  int failures = 0;
-  for (size_t i = 0; i < lines->size() && failures < 10; ++i) {
-    const json c = json::parse((*lines)[i]);
-    const std::string text = c["text"];
-    const std::vector<int32_t> want = IdsOf(c["ids"]);
-    const std::vector<int32_t> got = tokenizer_->Encode(text);
-    if (got != want) {
-      ++failures;
-      ADD_FAILURE() << "case " << i << " " << json(text).dump() << ": first difference at id index "
-                    << FirstDifference(got, want) << "\n got  " << IdsToString(got) << "\n want "
-                    << IdsToString(want);
-      continue;
-    }
-    auto decoded = tokenizer_->Decode(got);
-    ASSERT_TRUE(decoded.ok()) << decoded.status();
-    EXPECT_EQ(*decoded, c["decoded"].get<std::string>()) << "case " << i;
-    if (tokenizer::IsNfc(text)) {
-      EXPECT_EQ(*decoded, text) << "round trip of case " << i;
-    }
-  }
-  EXPECT_EQ(failures, 0);
+  tokenizer_testing::ExpectMatchesGoldenCases(*tokenizer_, "qwen_cases.jsonl", 2000, /*nfc_round_trip=*/true);
 }
 
 // All 1319 GSM8K test questions and answers: count and hash of HF's ids for
