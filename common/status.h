@@ -5,7 +5,7 @@
 // own two macros here, under a project prefix.
 //
 //   absl::StatusOr<Config> Load(const std::string& path) {
-//     MOERL_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+//     MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
 //     MOERL_RETURN_IF_ERROR(CheckNotEmpty(text, path));
 //     return Parse(text);
 //   }
