@@ -49,6 +49,8 @@ uint32_t ExtendHardware(uint32_t crc, const void* data, size_t size);
 uint32_t ExtendFolding(uint32_t crc, const void* data, size_t size);
 bool HardwareAvailable();
 uint32_t CopyHardware(void* dst, const void* src, size_t size);
+// Copy and CRC in one pass over 8-byte words (three interleaved streams).
+uint32_t CopyInterleaved(void* dst, const void* src, size_t size);
 }  // namespace crc32c_internal
 
 }  // namespace moerl

@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
-#include "common/transport/crc32c.h"
+#include "common/transport/ring_checksum.h"
 #include "common/transport/shm_ring_segment.h"
 #include "common/transport/shm_ring_sync.h"
 
@@ -189,15 +189,15 @@ absl::Status ShmRing::FinishPush(uint64_t pos, absl::string_view payload) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
   const bool inline_copy = payload.size() <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
-  uint32_t crc = 0;
+  uint64_t checksum = 0;
   if (segment_->header()->checksum_payloads) {
-    crc = Crc32cCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
+    checksum = RingChecksumCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
   } else {
     std::memcpy(segment_->PayloadAt(pos), payload.data(), payload.size());
   }
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
-  segment_->Commit(pos, crc);
+  segment_->Commit(pos, checksum);
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -294,7 +294,8 @@ absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {
   message->payload.resize(slot.payload_bytes);
   bool checksum_ok = true;
   if (segment_->header()->checksum_payloads) {
-    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.crc;
+    checksum_ok =
+        RingChecksumCopy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.checksum;
   } else {
     std::memcpy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes);
   }

@@ -32,7 +32,7 @@
 // points, and shm_ring_crash_test at each named point of the protocol):
 // - A producer killed at any instruction never makes a consumer see a torn
 //   or partial message: a message becomes visible only after its payload is
-//   written and checksummed (CRC32C, verified on Pop), and every change of
+//   written and checksummed (RingChecksum, verified on Pop), and every change of
 //   shared bookkeeping is journaled (shm_ring_segment.h). Its half-written
 //   slot is dropped, and it never blocks the others: the robust mutex passes
 //   to the next locker, and a slot it held is reclaimed once it is found dead.
@@ -95,12 +95,13 @@ class ShmRing : public MessageRing {
 
   struct CreateOptions {
     // Bytes for messages (rounded up to 64). Each message takes its payload
-    // plus a 40-byte header, rounded up to 64 bytes.
+    // plus a 64-byte slot header, rounded up to 64 bytes.
     uint64_t capacity_bytes = 64 << 20;
     DeliveryMode mode = DeliveryMode::kPlain;
     // End of stream waits for this many producer registrations (0: one).
     uint32_t expected_producers = 0;
-    // CRC32C of every payload, checked on Pop.
+    // A 64-bit checksum of every payload (RingChecksum, ring_checksum.h:
+    // SIMD, fused with the copy), checked on Pop.
     bool checksum_payloads = true;
     // The process whose life the segment belongs to (the pipeline script);
     // 0: the creating process. Used only to tell a stale segment.

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "common/transport/crc32c.h"
+#include "common/transport/ring_checksum.h"
 #include "common/transport/shm_ring.h"
 #include "common/transport/shm_ring_segment.h"
 
@@ -34,8 +34,7 @@ absl::Status ShmRing::PopView(MessageView* view, absl::Duration timeout) {
   Unlock();
   // The slot is ours (kTaken) until released: read it without the lock.
   const char* data = segment_->PayloadAt(pos);
-  // Just written by another process: not in this core's caches.
-  if (segment_->header()->checksum_payloads && Crc32cExtendUncached(0, data, slot.payload_bytes) != slot.crc) {
+  if (segment_->header()->checksum_payloads && RingChecksum(data, slot.payload_bytes) != slot.checksum) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     MOERL_RETURN_IF_ERROR(Lock());
     segment_->Release(pos, /*acked=*/false);
@@ -84,11 +83,11 @@ absl::Status ShmRing::CommitPush() {
   const uint64_t pos = std::exchange(reserved_pos_, kNoReservation);
   // Our own kReserved slot: its header is stable without the lock.
   const uint32_t bytes = segment_->SlotAt(pos)->payload_bytes;
-  const uint32_t crc =
-      segment_->header()->checksum_payloads ? Crc32cExtend(0, segment_->PayloadAt(pos), bytes) : 0;
+  const uint64_t checksum =
+      segment_->header()->checksum_payloads ? RingChecksum(segment_->PayloadAt(pos), bytes) : 0;
   MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(CrashPoint::kPayloadWritten);
-  segment_->Commit(pos, crc);
+  segment_->Commit(pos, checksum);
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -176,7 +175,8 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
     m.payload.resize(slot.payload_bytes);
     bool checksum_ok = true;
     if (checksum) {
-      checksum_ok = Crc32cCopy(&m.payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.crc;
+      checksum_ok =
+          RingChecksumCopy(&m.payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.checksum;
     } else {
       std::memcpy(&m.payload[0], segment_->PayloadAt(pos), slot.payload_bytes);
     }

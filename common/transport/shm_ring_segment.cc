@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "common/logging.h"
-#include "common/transport/crc32c.h"
+#include "common/transport/ring_checksum.h"
 #include "common/transport/shm_ring_sync.h"
 
 namespace moerl {
@@ -158,11 +158,11 @@ std::optional<uint64_t> RingSegment::Reserve(uint32_t payload_bytes, uint32_t ow
   }
 }
 
-void RingSegment::Commit(uint64_t position, uint32_t crc) {
+void RingSegment::Commit(uint64_t position, uint64_t checksum) {
   SlotHeader slot = *SlotAt(position);
   MOERL_CHECK(slot.state == kReserved && slot.position == position) << "commit of a slot not reserved";
   slot.state = kCommitted;
-  slot.crc = crc;
+  slot.checksum = checksum;
   State s = h_->state;
   ++s.pushed;
   ++s.depth_messages;
@@ -207,7 +207,7 @@ size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads
     slot.payload_bytes = static_cast<uint32_t>(payload.size());
     slot.delivery_count = 1;
     if (checksum) {
-      slot.crc = Crc32cCopy(PayloadAt(s.tail), payload.data(), payload.size());
+      slot.checksum = RingChecksumCopy(PayloadAt(s.tail), payload.data(), payload.size());
     } else {
       std::memcpy(PayloadAt(s.tail), payload.data(), payload.size());
     }
@@ -241,7 +241,7 @@ size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint
     RingMessage& m = (*out)[n];
     m.payload.resize(slot->payload_bytes);
     if (checksum) {
-      if (Crc32cCopy(&m.payload[0], PayloadAt(pos), slot->payload_bytes) != slot->crc) break;
+      if (RingChecksumCopy(&m.payload[0], PayloadAt(pos), slot->payload_bytes) != slot->checksum) break;
     } else {
       std::memcpy(&m.payload[0], PayloadAt(pos), slot->payload_bytes);
     }

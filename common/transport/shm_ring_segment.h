@@ -42,7 +42,8 @@ namespace moerl {
 namespace shm_ring_internal {
 
 inline constexpr char kSegmentMagic[8] = {'M', 'O', 'E', 'R', 'L', 'R', 'N', 'G'};
-inline constexpr uint32_t kLayoutVersion = 1;
+// 2: 64-bit RingChecksum per payload (was CRC32C), 64-byte slot headers.
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint32_t kReadyValue = 0x52454459;  // "REDY"
 inline constexpr uint32_t kMaxParticipants = 64;
 inline constexpr uint64_t kSlotAlign = 64;
@@ -65,12 +66,14 @@ struct SlotHeader {
   uint64_t position;       // absolute position of this slot (ticket - 1)
   uint64_t total_bytes;    // header + payload + padding, a multiple of kSlotAlign
   uint32_t payload_bytes;
-  uint32_t crc;            // CRC32C of the payload (0 when checksums are off)
   uint32_t delivery_count;
-  uint32_t unused;
+  uint64_t checksum;       // RingChecksum of the payload (0 when checksums are off)
 };
-inline constexpr uint64_t kSlotHeaderBytes = sizeof(SlotHeader);
-static_assert(kSlotHeaderBytes == 40, "slot header layout changed: bump kLayoutVersion");
+static_assert(sizeof(SlotHeader) == 40, "slot header layout changed: bump kLayoutVersion");
+// The payload starts one cache line into the slot: 64-byte aligned, so the
+// copies in and out never split a vector store across two lines. (Costs
+// nothing at 64 B or 4 KiB payloads: slots are 64-byte multiples anyway.)
+inline constexpr uint64_t kSlotHeaderBytes = 64;
 
 // Everything that changes under the mutex, except slots and participants.
 struct State {
@@ -179,7 +182,7 @@ class RingSegment {
 
   // Producer: reserves a slot for `payload_bytes`; nullopt if it does not fit now.
   std::optional<uint64_t> Reserve(uint32_t payload_bytes, uint32_t owner);
-  void Commit(uint64_t position, uint32_t crc);
+  void Commit(uint64_t position, uint64_t checksum);
   // Producer: gives up a slot it reserved (it becomes kAbandoned).
   void Abandon(uint64_t position);
 
