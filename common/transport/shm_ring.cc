@@ -68,13 +68,29 @@ ShmRing::~ShmRing() {
 absl::Status ShmRing::Lock() const {
   bool owner_died = false;
   MOERL_RETURN_IF_ERROR(shm_ring_internal::LockRobustMutex(&segment_->header()->mutex, &owner_died));
+  if (owner_died) segment_->RecoverJournal();
+  if (!segment_->CheckState()) {
+    Unlock();
+    return DamageStatus();
+  }
   if (owner_died) {
-    segment_->RecoverJournal();
     segment_->SweepDead(pid_);
     Wake(true);
     Wake(false);
   }
   return absl::OkStatus();
+}
+
+absl::Status ShmRing::DamageStatus() const {
+  return absl::DataLossError(absl::StrCat("ring ", name_, ": ", segment_->damage().message(),
+                                          "; nothing more is read from it (remove it with: bazel run "
+                                          "//tools/ring -- remove ",
+                                          name_, ")"));
+}
+
+absl::Status ShmRing::UnlockWithDamage() const {
+  Unlock();
+  return DamageStatus();
 }
 
 void ShmRing::Unlock() const { shm_ring_internal::UnlockRobustMutex(&segment_->header()->mutex); }
@@ -160,6 +176,7 @@ absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration tim
   for (bool swept = false;;) {
     std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
     if (pos) return *pos;
+    if (!segment_->damage().ok()) return UnlockWithDamage();
     if (timeout == absl::ZeroDuration()) {
       // A dead consumer may be what keeps the ring full.
       if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
@@ -197,7 +214,7 @@ absl::Status ShmRing::FinishPush(uint64_t pos, absl::string_view payload) {
   }
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
-  segment_->Commit(pos, checksum);
+  if (!segment_->Commit(pos, checksum)) return UnlockWithDamage();
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -257,6 +274,7 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector
     }
     std::optional<uint64_t> pos = segment_->Take(self_);
     if (pos) return *pos;
+    if (!segment_->damage().ok()) return UnlockWithDamage();
     if (segment_->EndOfStream()) {
       Unlock();
       return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));
@@ -288,7 +306,8 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
 
 absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotTaken);
-  const SlotHeader slot = *segment_->SlotAt(pos);
+  SlotHeader slot;
+  if (!segment_->ReadSlot(pos, &slot)) return UnlockWithDamage();
   const bool inline_copy = slot.payload_bytes <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   message->payload.resize(slot.payload_bytes);
@@ -338,6 +357,7 @@ absl::Status ShmRing::Ack(uint64_t ticket) {
     return absl::NotFoundError(absl::StrCat("ring ", name_, ": ticket ", ticket, " is not held by this consumer"));
   }
   segment_->Release(ticket - 1, /*acked=*/true);
+  if (!segment_->damage().ok()) return UnlockWithDamage();
   const bool end = segment_->EndOfStream();
   Unlock();
   Wake(/*space=*/true);
@@ -354,9 +374,10 @@ RingStats ShmRing::Stats() const {
   return stats;
 }
 
-std::vector<RingMessage> ShmRing::Peek(size_t max) const {
-  if (!Lock().ok()) return {};
+absl::StatusOr<std::vector<RingMessage>> ShmRing::Peek(size_t max) const {
+  MOERL_RETURN_IF_ERROR(Lock());
   std::vector<RingMessage> out = segment_->Peek(max);
+  if (!segment_->damage().ok()) return UnlockWithDamage();
   Unlock();
   return out;
 }

@@ -56,6 +56,11 @@
 //   in the same PID namespace are judged (a tool outside a sandbox does not
 //   declare the sandbox's processes dead).
 //
+// Damage: a segment whose shared bookkeeping a stray writer has broken
+// (counters, positions or slot headers out of bounds) makes every call
+// return DataLoss naming the field and its byte offset in the segment; it
+// never makes one loop, read out of bounds or crash (shm_ring_damage_test).
+//
 // Waiting: a blocked Push or Pop polls for up to 20 microseconds, then
 // sleeps on a futex in the segment (no core is kept spinning); it wakes when
 // the other side makes progress, at its deadline, and every
@@ -188,8 +193,8 @@ class ShmRing : public MessageRing {
                                   absl::Duration timeout);
 
   // Copies of up to `max` queued messages, oldest first, left in the ring
-  // (tools/inspect).
-  std::vector<RingMessage> Peek(size_t max) const;
+  // (tools/inspect). DataLoss if the segment's bookkeeping is damaged.
+  absl::StatusOr<std::vector<RingMessage>> Peek(size_t max) const;
   // True if the owner process and every participant are gone.
   bool Stale() const;
   pid_t owner_pid() const;
@@ -226,8 +231,12 @@ class ShmRing : public MessageRing {
   absl::Status FinishPop(uint64_t pos, RingMessage* message);
   // Lock the segment, repairing after a dead owner. Lock failures are
   // internal invariant failures of the segment (reported as Status).
+  // Also validates the shared bookkeeping (DataLoss if damaged).
   absl::Status Lock() const;
   void Unlock() const;
+  // The segment's damage as this ring's DataLoss; UnlockWithDamage unlocks first.
+  absl::Status DamageStatus() const;
+  absl::Status UnlockWithDamage() const;
   // With the lock held: sleeps on `seq` until woken or `deadline` (at most
   // kLivenessInterval), sweeping for dead participants when due.
   absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
@@ -245,6 +254,7 @@ class ShmRing : public MessageRing {
   bool producer_closed_ = false;
   uint32_t pops_since_sweep_check_ = 0;
   uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot
+  size_t reserved_bytes_ = 0;          // and its payload size
   absl::Status pending_data_loss_;     // from PopBatch, for the next call
 };
 

@@ -21,6 +21,15 @@
 // re-applies a valid journal (applying is idempotent: it copies values) and
 // then sweeps for dead participants.
 //
+// Damage. Everything read from shared memory is bounds-checked before it is
+// used to address or size anything: State (positions aligned, ordered,
+// within one capacity; CheckState, on every lock) and each slot header a
+// walk visits (ReadSlot: position, total_bytes, payload_bytes, state). A
+// bad value stops the walk and is recorded as damage() (sticky), a DataLoss
+// naming the field, its value and its byte offset in the segment; callers
+// return it. So a segment damaged by a stray writer gives errors, never a
+// loop, an over-read or a crash.
+//
 // All methods of RingSegment require the segment mutex, except where noted.
 #ifndef MOERL_COMMON_TRANSPORT_SHM_RING_SEGMENT_H_
 #define MOERL_COMMON_TRANSPORT_SHM_RING_SEGMENT_H_
@@ -34,6 +43,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/transport/message_ring.h"
@@ -182,9 +192,11 @@ class RingSegment {
 
   // Producer: reserves a slot for `payload_bytes`; nullopt if it does not fit now.
   std::optional<uint64_t> Reserve(uint32_t payload_bytes, uint32_t owner);
-  void Commit(uint64_t position, uint64_t checksum);
+  // Commit and Abandon return false (and record damage) if the slot is no
+  // longer the caller's reservation.
+  bool Commit(uint64_t position, uint64_t checksum);
   // Producer: gives up a slot it reserved (it becomes kAbandoned).
-  void Abandon(uint64_t position);
+  bool Abandon(uint64_t position);
 
   // Batches, one journal entry for many messages.
   //
@@ -214,6 +226,14 @@ class RingSegment {
   // Copies of up to `max` queued messages, oldest first, not taken.
   std::vector<RingMessage> Peek(size_t max) const;
 
+  // The first damage found (sticky; OK if none).
+  const absl::Status& damage() const { return damage_; }
+  // Validates State: false (and damage) if it cannot be trusted.
+  bool CheckState() const;
+  // Copies the header of the slot at `pos` (in [free_pos, tail)) into *out
+  // and validates it: false (and damage) if any field is out of bounds.
+  bool ReadSlot(uint64_t pos, SlotHeader* out) const;
+
   // Outside the mutex too (the slot is owned by the caller).
   SlotHeader* SlotAt(uint64_t position) const {
     return reinterpret_cast<SlotHeader*>(data_ + position % capacity_);
@@ -230,12 +250,17 @@ class RingSegment {
   void Requeue(uint64_t position);
   void AdvanceFree();
   void AdvanceClaim();
+  // Records the first damage: `field` of `where` holds `value`, at `offset`.
+  void Damaged(absl::string_view where, absl::string_view field, uint64_t value, uint64_t offset,
+               absl::string_view why) const;
+  uint64_t SlotFieldOffset(uint64_t pos, size_t field_offset) const;
 
   SegmentHeader* h_;
   char* data_;
   uint64_t capacity_;
   uint64_t pid_namespace_;
   CrashHook crash_hook_ = nullptr;
+  mutable absl::Status damage_;
 };
 
 }  // namespace shm_ring_internal

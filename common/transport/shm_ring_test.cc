@@ -184,7 +184,9 @@ TEST_F(ShmRingTest, ObserverSeesStatsAndPeeksWithoutTaking) {
   EXPECT_EQ(stats.depth_bytes, 3u);
   EXPECT_EQ(stats.producers_open, 1u);
   EXPECT_EQ(stats.consumers, 0u);
-  std::vector<RingMessage> peeked = (*observer)->Peek(10);
+  absl::StatusOr<std::vector<RingMessage>> peek = (*observer)->Peek(10);
+  ASSERT_TRUE(peek.ok()) << peek.status();
+  const std::vector<RingMessage>& peeked = *peek;
   ASSERT_EQ(peeked.size(), 2u);
   EXPECT_EQ(peeked[1].payload, "bb");
   EXPECT_EQ((*observer)->Stats().depth_messages, 2u);
