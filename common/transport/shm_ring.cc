@@ -171,33 +171,52 @@ absl::Status ShmRing::CheckPush(size_t bytes) const {
   return absl::OkStatus();
 }
 
+absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept) {
+  if (!segment_->damage().ok()) return UnlockWithDamage();
+  if (timeout == absl::ZeroDuration()) {
+    // A dead consumer may be what keeps the ring full.
+    if (!*swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
+      *swept = true;
+      return absl::OkStatus();
+    }
+    Unlock();
+    return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
+  }
+  if (absl::Now() >= DeadlineOf(timeout, deadline)) {
+    Unlock();
+    return absl::DeadlineExceededError(
+        absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
+  }
+  return WaitLocked(/*for_space=*/true, *deadline);
+}
+
 absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
   MOERL_RETURN_IF_ERROR(Lock());
   for (bool swept = false;;) {
     std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
     if (pos) return *pos;
-    if (!segment_->damage().ok()) return UnlockWithDamage();
-    if (timeout == absl::ZeroDuration()) {
-      // A dead consumer may be what keeps the ring full.
-      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
-        swept = true;
-        continue;
-      }
-      Unlock();
-      return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
-    }
-    if (absl::Now() >= DeadlineOf(timeout, deadline)) {
-      Unlock();
-      return absl::DeadlineExceededError(
-          absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
-    }
-    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, *deadline));
+    MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline, &swept));
   }
 }
 
 absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
   MOERL_RETURN_IF_ERROR(CheckPush(payload.size()));
   absl::Time deadline = absl::InfinitePast();
+  // A small message (that fits twice, so that waiting always ends) is
+  // written complete past `tail`, copied under the lock, and published with
+  // one journal entry, as PushBatch does: one Apply instead of two.
+  if (payload.size() <= kInlineCopyBytes && 2 * (payload.size() + shm_ring_internal::kSlotHeaderBytes) <=
+                                                segment_->capacity()) {
+    MOERL_RETURN_IF_ERROR(Lock());
+    const bool checksum = segment_->header()->checksum_payloads != 0;
+    for (bool swept = false;;) {
+      if (segment_->AppendCommitted(absl::MakeConstSpan(&payload, 1), checksum) == 1) break;
+      MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline, &swept));
+    }
+    Unlock();
+    Wake(/*space=*/false);
+    return absl::OkStatus();
+  }
   MOERL_ASSIGN_OR_RETURN(const uint64_t pos, ReserveLocked(payload.size(), timeout, &deadline));
   return FinishPush(pos, payload);
 }
@@ -300,8 +319,28 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector
 absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   MOERL_RETURN_IF_ERROR(CheckPop());
   if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
-  MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
-  return FinishPop(pos, message);
+  if (segment_->mode() != DeliveryMode::kPlain) {
+    MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
+    return FinishPop(pos, message);
+  }
+  // Plain mode: a small message at the front is copied out under the lock
+  // and freed with one journal entry (RingSegment::ConsumeFront, as PopBatch
+  // does): one Apply instead of two. The caller's buffer is lent to it.
+  front_.resize(1);
+  std::swap(front_[0].payload, message->payload);
+  size_t taken = 0;
+  absl::StatusOr<uint64_t> pos = TakeLocked(timeout, &front_, 1, &taken);
+  std::swap(front_[0].payload, message->payload);
+  if (!pos.ok()) return pos.status();
+  if (taken == 0) return FinishPop(*pos, message);
+  message->delivery_count = front_[0].delivery_count;
+  message->ticket = 0;
+  if (!segment_->damage().ok()) return UnlockWithDamage();
+  const bool end = segment_->EndOfStream();
+  Unlock();
+  Wake(/*space=*/true);
+  if (end) Wake(/*space=*/false);
+  return absl::OkStatus();
 }
 
 absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {

@@ -49,7 +49,10 @@
 //   message held through PopView is delivered again if its holder dies
 //   before ReleaseView, in both modes (so a view is at-least-once in plain
 //   mode; the repeat carries delivery_count > 1). Tested by
-//   shm_ring_fast_fault_test.
+//   shm_ring_fast_fault_test. Push of a small message (<= 4 KiB) and
+//   plain-mode Pop of one at the front of the ring take the same one-entry
+//   path for a single message (nothing becomes visible, or is freed, before
+//   it is complete), so their contract is the one above.
 // - Death is noticed by any participant that waits (every kLivenessInterval)
 //   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
 //   so a reused pid is not mistaken for the dead process. Only participants
@@ -213,6 +216,10 @@ class ShmRing : public MessageRing {
   // Locks, then reserves a slot for `bytes`, waiting until `deadline` (from
   // `timeout`); on success returns with the lock held.
   absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
+  // With the lock held and no room: sweeps once for dead consumers (try
+  // variants), fails at the deadline (unlocked), or waits for space and
+  // returns with the lock held, to try again.
+  absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept);
   // Locks, then takes the oldest message, waiting like Pop; on success
   // returns with the lock held. With `front` (plain mode, PopBatch): first
   // tries RingSegment::ConsumeFront into it each time round; if that got
@@ -256,6 +263,7 @@ class ShmRing : public MessageRing {
   uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot
   size_t reserved_bytes_ = 0;          // and its payload size
   absl::Status pending_data_loss_;     // from PopBatch, for the next call
+  std::vector<RingMessage> front_;     // PopInto's one-message ConsumeFront
 };
 
 }  // namespace moerl

@@ -383,18 +383,9 @@ void RingSegment::AdvanceClaim() {
   if (s.claim_pos != h_->state.claim_pos) Apply(s, nullptr, 0, nullptr, 0);
 }
 
-bool RingSegment::EndOfStream() const {
+RingCounters RingSegment::Counters() const {
   const State& s = h_->state;
-  const uint32_t wanted = h_->expected_producers > 0 ? h_->expected_producers : 1;
-  return s.producers_registered >= wanted &&
-         s.producers_closed + s.producers_died == s.producers_registered &&
-         s.depth_messages == 0 && s.in_flight == 0;
-}
-
-RingStats RingSegment::Stats() const {
-  const State& s = h_->state;
-  RingStats r;
-  r.capacity_bytes = capacity_;
+  RingCounters r;
   r.depth_messages = s.depth_messages;
   r.depth_bytes = s.depth_bytes;
   r.in_flight = s.in_flight;
@@ -402,14 +393,17 @@ RingStats RingSegment::Stats() const {
   r.popped = s.popped;
   r.acked = s.acked;
   r.redelivered = s.redelivered;
+  r.producers_registered = s.producers_registered;
   r.producers_closed = s.producers_closed;
   r.producers_died = s.producers_died;
-  r.producers_open = s.producers_registered - s.producers_closed - s.producers_died;
   r.consumers = s.consumers;
-  r.largest_message_bytes = largest_payload();
-  r.end_of_stream = EndOfStream();
+  r.expected_producers = h_->expected_producers;
   return r;
 }
+
+bool RingSegment::EndOfStream() const { return Counters().EndOfStream(); }
+
+RingStats RingSegment::Stats() const { return Counters().ToStats(capacity_, largest_payload()); }
 
 std::vector<RingMessage> RingSegment::Peek(size_t max) const {
   std::vector<RingMessage> out;

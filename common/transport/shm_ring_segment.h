@@ -221,6 +221,7 @@ class RingSegment {
   // True if `position` names a slot that `owner` holds (kTaken).
   bool Holds(uint64_t position, uint32_t owner) const;
 
+  RingCounters Counters() const;
   bool EndOfStream() const;
   RingStats Stats() const;
   // Copies of up to `max` queued messages, oldest first, not taken.
