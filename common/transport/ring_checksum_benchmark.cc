@@ -103,6 +103,11 @@ int main(int argc, char** argv) {
     if (!rc::KernelAvailable(k)) continue;
     kernels.push_back({nullptr, [k](void* d, const void* s, size_t n) { return rc::Checksum(k, d, s, n); }, false});
   }
+  for (rc::Kernel k : {rc::Kernel::kSse2, rc::Kernel::kAvx2}) {
+    if (!rc::KernelAvailable(k)) continue;
+    kernels.push_back({k == rc::Kernel::kSse2 ? "ring checksum memcpy 4K+sse2" : "ring checksum memcpy 4K+avx2",
+                       [k](void* d, const void* s, size_t n) { return rc::ChecksumBlockCopy(k, d, s, n); }, false});
+  }
   std::vector<Kernel> in_place = {
       {"crc32c", [](void*, const void* s, size_t n) { return uint64_t{Crc32cExtend(0, s, n)}; }, true},
       {"crc32c pclmul folding", [](void*, const void* s, size_t n) { return uint64_t{Crc32cExtendUncached(0, s, n)}; },

@@ -47,6 +47,9 @@ TEST(RingChecksum, EveryKernelGivesTheScalarValueOnEveryLengthAndAlignment) {
         std::memset(dst.data(), 0, n + 80);
         // Copy into a differently misaligned destination.
         char* out = dst.data() + (offset * 3 + 1) % 64;
+        EXPECT_EQ(ring_checksum_internal::ChecksumBlockCopy(k, out, src, n), want) << KernelName(k) << " block copy " << n;
+        ASSERT_EQ(std::memcmp(out, src, n), 0) << KernelName(k) << " block copy of " << n << " bytes differs";
+        std::memset(dst.data(), 0, n + 80);
         EXPECT_EQ(Checksum(k, out, src, n), want) << KernelName(k) << " copy, length " << n;
         ASSERT_EQ(std::memcmp(out, src, n), 0) << KernelName(k) << " copy of " << n << " bytes differs";
         EXPECT_EQ(out[n], 0) << KernelName(k) << " wrote past " << n << " bytes";
