@@ -7,8 +7,10 @@
 //   ...
 //   if (RingChecksum(slot_payload, size) != sum) { /* DataLoss */ }
 //
-// Definition (version 1; the segment layout version names it). The input is
-// cut into 64-byte stripes, the last one zero-padded. Eight 64-bit lanes
+// Definition (version 1; the segment layout version names it). Payloads
+// under 256 bytes: CRC32C (crc32c.h) in the low 32 bits, 0x43524332 in the
+// high 32 (there `crc32` is cheaper than the hash's fixed cost). From 256
+// bytes, the hash: the input is cut into 64-byte stripes, the last one zero-padded. Eight 64-bit lanes
 // acc[0..7] start at fixed constants; stripe s (from 0) with 64-bit words
 // w[0..7] (little-endian) does, for each lane i, with the lane key
 // k = kKey[i] + s * kStep[i]:
@@ -38,7 +40,7 @@
 
 namespace moerl {
 
-// The checksum of data[0, size).
+// The checksum of data[0, size): CRC32C below 256 bytes, else the hash.
 uint64_t RingChecksum(const void* data, size_t size);
 
 // Copies src[0, size) to dst (no overlap) and returns RingChecksum of the bytes.
@@ -51,7 +53,8 @@ bool KernelAvailable(Kernel kernel);
 // The kernel RingChecksum uses on this CPU.
 Kernel BestKernel();
 const char* KernelName(Kernel kernel);
-// Require KernelAvailable(kernel). `dst` null: checksum only.
+// The hash alone, at every size (RingChecksum from 256 bytes). Require
+// KernelAvailable(kernel). `dst` null: checksum only.
 uint64_t Checksum(Kernel kernel, void* dst, const void* src, size_t size);
 // The same value; copies with memcpy 4 KiB at a time and checksums each
 // block from the destination (while in L1) instead of one fused pass.

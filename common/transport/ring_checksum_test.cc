@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/transport/crc32c.h"
 #include "gtest/gtest.h"
 
 namespace moerl {
@@ -58,11 +59,13 @@ TEST(RingChecksum, EveryKernelGivesTheScalarValueOnEveryLengthAndAlignment) {
   }
 }
 
-TEST(RingChecksum, PublicFunctionsUseAKernelWithTheSameValue) {
-  const std::string data = RandomBytes(5000, 2);
+TEST(RingChecksum, IsTaggedCrc32cBelow256BytesAndTheHashFrom256) {
+  const std::string data = RandomBytes(40000, 2);
   std::string copy(data.size(), '\0');
-  for (size_t n : {0, 1, 63, 64, 65, 4999}) {
-    const uint64_t want = Checksum(Kernel::kScalar, nullptr, data.data(), n);
+  // Around the CRC/hash boundary and the SSE2/AVX2 one (16 KiB).
+  for (size_t n : {0, 1, 63, 64, 65, 255, 256, 257, 4999, 16383, 16384, 39999}) {
+    const uint64_t want = n < 256 ? (uint64_t{0x43524332} << 32) | Crc32c(data.substr(0, n))
+                                  : Checksum(Kernel::kScalar, nullptr, data.data(), n);
     EXPECT_EQ(RingChecksum(data.data(), n), want) << n;
     EXPECT_EQ(RingChecksumCopy(&copy[0], data.data(), n), want) << n;
     EXPECT_EQ(copy.substr(0, n), data.substr(0, n));
@@ -73,14 +76,14 @@ TEST(RingChecksum, KnownValuesAreStable) {
   // Pins the definition: a change of constants or algorithm must bump the
   // ShmRing segment layout version. The values come from an independent
   // Python implementation of the definition (tools/ring/ring_checksum_reference.py).
-  std::string counting(200, '\0');
+  std::string counting(300, '\0');
   for (size_t i = 0; i < counting.size(); ++i) counting[i] = static_cast<char>(i);
-  const uint64_t empty = RingChecksum("", 0);
-  const uint64_t count200 = RingChecksum(counting.data(), counting.size());
-  EXPECT_EQ(empty, Checksum(Kernel::kScalar, nullptr, "", 0));
-  EXPECT_NE(empty, count200);
-  EXPECT_EQ(empty, 0x53866163C0BA6717ull) << std::hex << empty;
-  EXPECT_EQ(count200, 0x2215A745AB1646D8ull) << std::hex << count200;
+  for (Kernel k : Kernels()) {
+    EXPECT_EQ(Checksum(k, nullptr, "", 0), 0x53866163C0BA6717ull) << KernelName(k) << ", hash of nothing";
+    EXPECT_EQ(Checksum(k, nullptr, counting.data(), 200), 0x2215A745AB1646D8ull) << KernelName(k);
+  }
+  EXPECT_EQ(RingChecksum("123456789", 9), 0x43524332E3069283ull);
+  EXPECT_EQ(RingChecksum(counting.data(), 300), 0xF9503B7DDC2A54ADull);
 }
 
 TEST(RingChecksum, DetectsEverySingleBitFlipAtEveryOffsetOfSmallPayloads) {
@@ -98,6 +101,14 @@ TEST(RingChecksum, DetectsEverySingleBitFlipAtEveryOffsetOfSmallPayloads) {
       }
       EXPECT_EQ(missed, 0) << KernelName(k) << ": " << missed << " single-bit flips undetected in " << n << " bytes";
     }
+    const uint64_t clean = RingChecksum(data.data(), n);
+    int missed = 0;
+    for (size_t bit = 0; bit < 8 * n; ++bit) {
+      data[bit / 8] = static_cast<char>(data[bit / 8] ^ (1 << (bit % 8)));
+      if (RingChecksum(data.data(), n) == clean) ++missed;
+      data[bit / 8] = static_cast<char>(data[bit / 8] ^ (1 << (bit % 8)));
+    }
+    EXPECT_EQ(missed, 0) << "RingChecksum: " << missed << " single-bit flips undetected in " << n << " bytes";
   }
 }
 
@@ -115,11 +126,11 @@ TEST(RingChecksum, DetectsSwappedStripesZeroPaddingAndLength) {
 TEST(RingChecksum, DistinctOnManyRandomPayloads) {
   std::set<uint64_t> seen;
   for (uint32_t i = 0; i < 20000; ++i) {
-    const std::string data = RandomBytes(i % 97, i);
+    const std::string data = RandomBytes(1 + i % 400, i);
     seen.insert(RingChecksum(data.data(), data.size()));
   }
-  // Duplicate inputs (short lengths repeat) aside, no collisions expected.
-  EXPECT_GT(seen.size(), 19000u);
+  // Duplicate inputs (1-byte ones repeat) aside, no collisions expected.
+  EXPECT_GT(seen.size(), 19900u);
 }
 
 }  // namespace

@@ -21,4 +21,16 @@ def rc(b):
   h=(n*P1+SEED)&M
   for i in range(8): h=rotl(((h^acc[i])*P2)&M,31)
   return fmix(h)
-print(hex(rc(b'')), hex(rc(bytes(range(200)))))
+def crc32c(b):
+  c=0xFFFFFFFF
+  for x in b:
+    c^=x
+    for _ in range(8): c=(c>>1)^(0x82F63B78 if c&1 else 0)
+  return c^0xFFFFFFFF
+def ring_checksum(b):
+  # RingChecksum: CRC32C tagged below 256 bytes, the hash from 256.
+  if len(b)<256: return crc32c(b)|(0x43524332<<32)
+  return rc(b)
+print('hash: empty', hex(rc(b'')), '200 counting bytes', hex(rc(bytes(range(200)))))
+print('RingChecksum: "123456789"', hex(ring_checksum(b'123456789')),
+      '300 bytes i%256', hex(ring_checksum(bytes(i%256 for i in range(300)))))
