@@ -1,5 +1,6 @@
 // CRC32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78): the
-// checksum of record files and shared-memory ring messages.
+// checksum of record files. (Shared-memory ring payloads use RingChecksum,
+// ring_checksum.h, which is cheaper to fuse with a copy.)
 //
 //   uint32_t crc = Crc32c(payload);                  // whole buffer
 //   uint32_t c = Crc32cExtend(0, a.data(), a.size()); // or in pieces:
@@ -49,6 +50,8 @@ uint32_t ExtendHardware(uint32_t crc, const void* data, size_t size);
 uint32_t ExtendFolding(uint32_t crc, const void* data, size_t size);
 bool HardwareAvailable();
 uint32_t CopyHardware(void* dst, const void* src, size_t size);
+// Copy and CRC in one pass over 8-byte words (three interleaved streams).
+uint32_t CopyInterleaved(void* dst, const void* src, size_t size);
 }  // namespace crc32c_internal
 
 }  // namespace moerl

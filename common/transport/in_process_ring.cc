@@ -26,11 +26,23 @@ class InProcessRing::Channel {
 
   uint64_t Cost(const std::string& payload) const { return payload.size() + kOverheadBytes; }
 
-  bool EndOfStream() const {
-    const uint32_t wanted = options.expected_producers > 0 ? options.expected_producers : 1;
-    return registered >= wanted && closed + died == registered && queue.empty() &&
-           in_flight.empty();
+  RingCounters Counters() const {
+    RingCounters r;
+    r.depth_messages = queue.size();
+    r.depth_bytes = queued_bytes;
+    r.in_flight = in_flight.size();
+    r.pushed = pushed;
+    r.popped = popped;
+    r.acked = acked;
+    r.redelivered = redelivered;
+    r.producers_registered = registered;
+    r.producers_closed = closed;
+    r.producers_died = died;
+    r.consumers = consumers;
+    r.expected_producers = options.expected_producers;
+    return r;
   }
+  bool EndOfStream() const { return Counters().EndOfStream(); }
 
   const Options options;
   mutable std::mutex mu;
@@ -215,22 +227,7 @@ DeliveryMode InProcessRing::delivery_mode() const { return channel_->options.mod
 RingStats InProcessRing::Stats() const {
   const Channel& c = *channel_;
   std::lock_guard<std::mutex> lock(c.mu);
-  RingStats s;
-  s.capacity_bytes = c.options.capacity_bytes;
-  s.depth_messages = c.queue.size();
-  s.depth_bytes = c.queued_bytes;
-  s.in_flight = c.in_flight.size();
-  s.pushed = c.pushed;
-  s.popped = c.popped;
-  s.acked = c.acked;
-  s.redelivered = c.redelivered;
-  s.producers_closed = c.closed;
-  s.producers_died = c.died;
-  s.producers_open = c.registered - c.closed - c.died;
-  s.consumers = c.consumers;
-  s.largest_message_bytes = c.options.capacity_bytes - kOverheadBytes;
-  s.end_of_stream = c.EndOfStream();
-  return s;
+  return c.Counters().ToStats(c.options.capacity_bytes, c.options.capacity_bytes - kOverheadBytes);
 }
 
 }  // namespace moerl

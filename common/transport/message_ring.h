@@ -112,6 +112,42 @@ struct RingStats {
   bool end_of_stream = false;
 };
 
+// The bookkeeping both implementations keep, and the two things derived
+// from it the same way everywhere: end of stream and RingStats.
+struct RingCounters {
+  uint64_t depth_messages = 0, depth_bytes = 0, in_flight = 0;
+  uint64_t pushed = 0, popped = 0, acked = 0, redelivered = 0;
+  uint32_t producers_registered = 0, producers_closed = 0, producers_died = 0, consumers = 0;
+  uint32_t expected_producers = 0;  // end of stream waits for this many registrations (0: one)
+
+  // Every producer that was awaited registered and then closed or died, and
+  // nothing is queued or held.
+  bool EndOfStream() const {
+    const uint32_t wanted = expected_producers > 0 ? expected_producers : 1;
+    return producers_registered >= wanted && producers_closed + producers_died == producers_registered &&
+           depth_messages == 0 && in_flight == 0;
+  }
+
+  RingStats ToStats(uint64_t capacity_bytes, uint64_t largest_message_bytes) const {
+    RingStats r;
+    r.capacity_bytes = capacity_bytes;
+    r.depth_messages = depth_messages;
+    r.depth_bytes = depth_bytes;
+    r.in_flight = in_flight;
+    r.pushed = pushed;
+    r.popped = popped;
+    r.acked = acked;
+    r.redelivered = redelivered;
+    r.producers_closed = producers_closed;
+    r.producers_died = producers_died;
+    r.producers_open = producers_registered - producers_closed - producers_died;
+    r.consumers = consumers;
+    r.largest_message_bytes = largest_message_bytes;
+    r.end_of_stream = EndOfStream();
+    return r;
+  }
+};
+
 class MessageRing {
  public:
   virtual ~MessageRing() = default;

@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status.h"
-#include "common/transport/crc32c.h"
+#include "common/transport/ring_checksum.h"
 #include "common/transport/shm_ring_segment.h"
 #include "common/transport/shm_ring_sync.h"
 
@@ -68,13 +68,29 @@ ShmRing::~ShmRing() {
 absl::Status ShmRing::Lock() const {
   bool owner_died = false;
   MOERL_RETURN_IF_ERROR(shm_ring_internal::LockRobustMutex(&segment_->header()->mutex, &owner_died));
+  if (owner_died) segment_->RecoverJournal();
+  if (!segment_->CheckState()) {
+    Unlock();
+    return DamageStatus();
+  }
   if (owner_died) {
-    segment_->RecoverJournal();
     segment_->SweepDead(pid_);
     Wake(true);
     Wake(false);
   }
   return absl::OkStatus();
+}
+
+absl::Status ShmRing::DamageStatus() const {
+  return absl::DataLossError(absl::StrCat("ring ", name_, ": ", segment_->damage().message(),
+                                          "; nothing more is read from it (remove it with: bazel run "
+                                          "//tools/ring -- remove ",
+                                          name_, ")"));
+}
+
+absl::Status ShmRing::UnlockWithDamage() const {
+  Unlock();
+  return DamageStatus();
 }
 
 void ShmRing::Unlock() const { shm_ring_internal::UnlockRobustMutex(&segment_->header()->mutex); }
@@ -155,32 +171,52 @@ absl::Status ShmRing::CheckPush(size_t bytes) const {
   return absl::OkStatus();
 }
 
+absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept) {
+  if (!segment_->damage().ok()) return UnlockWithDamage();
+  if (timeout == absl::ZeroDuration()) {
+    // A dead consumer may be what keeps the ring full.
+    if (!*swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
+      *swept = true;
+      return absl::OkStatus();
+    }
+    Unlock();
+    return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
+  }
+  if (absl::Now() >= DeadlineOf(timeout, deadline)) {
+    Unlock();
+    return absl::DeadlineExceededError(
+        absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
+  }
+  return WaitLocked(/*for_space=*/true, *deadline);
+}
+
 absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
   MOERL_RETURN_IF_ERROR(Lock());
   for (bool swept = false;;) {
     std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
     if (pos) return *pos;
-    if (timeout == absl::ZeroDuration()) {
-      // A dead consumer may be what keeps the ring full.
-      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
-        swept = true;
-        continue;
-      }
-      Unlock();
-      return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
-    }
-    if (absl::Now() >= DeadlineOf(timeout, deadline)) {
-      Unlock();
-      return absl::DeadlineExceededError(
-          absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
-    }
-    MOERL_RETURN_IF_ERROR(WaitLocked(/*for_space=*/true, *deadline));
+    MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline, &swept));
   }
 }
 
 absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout) {
   MOERL_RETURN_IF_ERROR(CheckPush(payload.size()));
   absl::Time deadline = absl::InfinitePast();
+  // A small message (that fits twice, so that waiting always ends) is
+  // written complete past `tail`, copied under the lock, and published with
+  // one journal entry, as PushBatch does: one Apply instead of two.
+  if (payload.size() <= kInlineCopyBytes && 2 * (payload.size() + shm_ring_internal::kSlotHeaderBytes) <=
+                                                segment_->capacity()) {
+    MOERL_RETURN_IF_ERROR(Lock());
+    const bool checksum = segment_->header()->checksum_payloads != 0;
+    for (bool swept = false;;) {
+      if (segment_->AppendCommitted(absl::MakeConstSpan(&payload, 1), checksum) == 1) break;
+      MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline, &swept));
+    }
+    Unlock();
+    Wake(/*space=*/false);
+    return absl::OkStatus();
+  }
   MOERL_ASSIGN_OR_RETURN(const uint64_t pos, ReserveLocked(payload.size(), timeout, &deadline));
   return FinishPush(pos, payload);
 }
@@ -189,15 +225,15 @@ absl::Status ShmRing::FinishPush(uint64_t pos, absl::string_view payload) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
   const bool inline_copy = payload.size() <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
-  uint32_t crc = 0;
+  uint64_t checksum = 0;
   if (segment_->header()->checksum_payloads) {
-    crc = Crc32cCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
+    checksum = RingChecksumCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
   } else {
     std::memcpy(segment_->PayloadAt(pos), payload.data(), payload.size());
   }
   if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
-  segment_->Commit(pos, crc);
+  if (!segment_->Commit(pos, checksum)) return UnlockWithDamage();
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -257,6 +293,7 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector
     }
     std::optional<uint64_t> pos = segment_->Take(self_);
     if (pos) return *pos;
+    if (!segment_->damage().ok()) return UnlockWithDamage();
     if (segment_->EndOfStream()) {
       Unlock();
       return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));
@@ -282,19 +319,41 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector
 absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   MOERL_RETURN_IF_ERROR(CheckPop());
   if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
-  MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
-  return FinishPop(pos, message);
+  if (segment_->mode() != DeliveryMode::kPlain) {
+    MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
+    return FinishPop(pos, message);
+  }
+  // Plain mode: a small message at the front is copied out under the lock
+  // and freed with one journal entry (RingSegment::ConsumeFront, as PopBatch
+  // does): one Apply instead of two. The caller's buffer is lent to it.
+  front_.resize(1);
+  std::swap(front_[0].payload, message->payload);
+  size_t taken = 0;
+  absl::StatusOr<uint64_t> pos = TakeLocked(timeout, &front_, 1, &taken);
+  std::swap(front_[0].payload, message->payload);
+  if (!pos.ok()) return pos.status();
+  if (taken == 0) return FinishPop(*pos, message);
+  message->delivery_count = front_[0].delivery_count;
+  message->ticket = 0;
+  if (!segment_->damage().ok()) return UnlockWithDamage();
+  const bool end = segment_->EndOfStream();
+  Unlock();
+  Wake(/*space=*/true);
+  if (end) Wake(/*space=*/false);
+  return absl::OkStatus();
 }
 
 absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotTaken);
-  const SlotHeader slot = *segment_->SlotAt(pos);
+  SlotHeader slot;
+  if (!segment_->ReadSlot(pos, &slot)) return UnlockWithDamage();
   const bool inline_copy = slot.payload_bytes <= kInlineCopyBytes;
   if (!inline_copy) Unlock();
   message->payload.resize(slot.payload_bytes);
   bool checksum_ok = true;
   if (segment_->header()->checksum_payloads) {
-    checksum_ok = Crc32cCopy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.crc;
+    checksum_ok =
+        RingChecksumCopy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.checksum;
   } else {
     std::memcpy(&message->payload[0], segment_->PayloadAt(pos), slot.payload_bytes);
   }
@@ -337,6 +396,7 @@ absl::Status ShmRing::Ack(uint64_t ticket) {
     return absl::NotFoundError(absl::StrCat("ring ", name_, ": ticket ", ticket, " is not held by this consumer"));
   }
   segment_->Release(ticket - 1, /*acked=*/true);
+  if (!segment_->damage().ok()) return UnlockWithDamage();
   const bool end = segment_->EndOfStream();
   Unlock();
   Wake(/*space=*/true);
@@ -353,9 +413,10 @@ RingStats ShmRing::Stats() const {
   return stats;
 }
 
-std::vector<RingMessage> ShmRing::Peek(size_t max) const {
-  if (!Lock().ok()) return {};
+absl::StatusOr<std::vector<RingMessage>> ShmRing::Peek(size_t max) const {
+  MOERL_RETURN_IF_ERROR(Lock());
   std::vector<RingMessage> out = segment_->Peek(max);
+  if (!segment_->damage().ok()) return UnlockWithDamage();
   Unlock();
   return out;
 }

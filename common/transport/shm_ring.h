@@ -32,7 +32,7 @@
 // points, and shm_ring_crash_test at each named point of the protocol):
 // - A producer killed at any instruction never makes a consumer see a torn
 //   or partial message: a message becomes visible only after its payload is
-//   written and checksummed (CRC32C, verified on Pop), and every change of
+//   written and checksummed (RingChecksum, verified on Pop), and every change of
 //   shared bookkeeping is journaled (shm_ring_segment.h). Its half-written
 //   slot is dropped, and it never blocks the others: the robust mutex passes
 //   to the next locker, and a slot it held is reclaimed once it is found dead.
@@ -49,12 +49,20 @@
 //   message held through PopView is delivered again if its holder dies
 //   before ReleaseView, in both modes (so a view is at-least-once in plain
 //   mode; the repeat carries delivery_count > 1). Tested by
-//   shm_ring_fast_fault_test.
+//   shm_ring_fast_fault_test. Push of a small message (<= 4 KiB) and
+//   plain-mode Pop of one at the front of the ring take the same one-entry
+//   path for a single message (nothing becomes visible, or is freed, before
+//   it is complete), so their contract is the one above.
 // - Death is noticed by any participant that waits (every kLivenessInterval)
 //   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
 //   so a reused pid is not mistaken for the dead process. Only participants
 //   in the same PID namespace are judged (a tool outside a sandbox does not
 //   declare the sandbox's processes dead).
+//
+// Damage: a segment whose shared bookkeeping a stray writer has broken
+// (counters, positions or slot headers out of bounds) makes every call
+// return DataLoss naming the field and its byte offset in the segment; it
+// never makes one loop, read out of bounds or crash (shm_ring_damage_test).
 //
 // Waiting: a blocked Push or Pop polls for up to 20 microseconds, then
 // sleeps on a futex in the segment (no core is kept spinning); it wakes when
@@ -95,12 +103,13 @@ class ShmRing : public MessageRing {
 
   struct CreateOptions {
     // Bytes for messages (rounded up to 64). Each message takes its payload
-    // plus a 40-byte header, rounded up to 64 bytes.
+    // plus a 64-byte slot header, rounded up to 64 bytes.
     uint64_t capacity_bytes = 64 << 20;
     DeliveryMode mode = DeliveryMode::kPlain;
     // End of stream waits for this many producer registrations (0: one).
     uint32_t expected_producers = 0;
-    // CRC32C of every payload, checked on Pop.
+    // A 64-bit checksum of every payload (RingChecksum, ring_checksum.h:
+    // SIMD, fused with the copy), checked on Pop.
     bool checksum_payloads = true;
     // The process whose life the segment belongs to (the pipeline script);
     // 0: the creating process. Used only to tell a stale segment.
@@ -187,8 +196,8 @@ class ShmRing : public MessageRing {
                                   absl::Duration timeout);
 
   // Copies of up to `max` queued messages, oldest first, left in the ring
-  // (tools/inspect).
-  std::vector<RingMessage> Peek(size_t max) const;
+  // (tools/inspect). DataLoss if the segment's bookkeeping is damaged.
+  absl::StatusOr<std::vector<RingMessage>> Peek(size_t max) const;
   // True if the owner process and every participant are gone.
   bool Stale() const;
   pid_t owner_pid() const;
@@ -207,6 +216,10 @@ class ShmRing : public MessageRing {
   // Locks, then reserves a slot for `bytes`, waiting until `deadline` (from
   // `timeout`); on success returns with the lock held.
   absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
+  // With the lock held and no room: sweeps once for dead consumers (try
+  // variants), fails at the deadline (unlocked), or waits for space and
+  // returns with the lock held, to try again.
+  absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept);
   // Locks, then takes the oldest message, waiting like Pop; on success
   // returns with the lock held. With `front` (plain mode, PopBatch): first
   // tries RingSegment::ConsumeFront into it each time round; if that got
@@ -225,8 +238,12 @@ class ShmRing : public MessageRing {
   absl::Status FinishPop(uint64_t pos, RingMessage* message);
   // Lock the segment, repairing after a dead owner. Lock failures are
   // internal invariant failures of the segment (reported as Status).
+  // Also validates the shared bookkeeping (DataLoss if damaged).
   absl::Status Lock() const;
   void Unlock() const;
+  // The segment's damage as this ring's DataLoss; UnlockWithDamage unlocks first.
+  absl::Status DamageStatus() const;
+  absl::Status UnlockWithDamage() const;
   // With the lock held: sleeps on `seq` until woken or `deadline` (at most
   // kLivenessInterval), sweeping for dead participants when due.
   absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
@@ -244,7 +261,9 @@ class ShmRing : public MessageRing {
   bool producer_closed_ = false;
   uint32_t pops_since_sweep_check_ = 0;
   uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot
+  size_t reserved_bytes_ = 0;          // and its payload size
   absl::Status pending_data_loss_;     // from PopBatch, for the next call
+  std::vector<RingMessage> front_;     // PopInto's one-message ConsumeFront
 };
 
 }  // namespace moerl

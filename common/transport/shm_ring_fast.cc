@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "common/transport/crc32c.h"
+#include "common/transport/ring_checksum.h"
 #include "common/transport/shm_ring.h"
 #include "common/transport/shm_ring_segment.h"
 
@@ -30,12 +30,12 @@ absl::Status ShmRing::PopView(MessageView* view, absl::Duration timeout) {
   if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
   MOERL_ASSIGN_OR_RETURN(const uint64_t pos, TakeLocked(timeout));
   segment_->MaybeCrash(CrashPoint::kSlotTaken);
-  const SlotHeader slot = *segment_->SlotAt(pos);
+  SlotHeader slot;
+  if (!segment_->ReadSlot(pos, &slot)) return UnlockWithDamage();
   Unlock();
   // The slot is ours (kTaken) until released: read it without the lock.
   const char* data = segment_->PayloadAt(pos);
-  // Just written by another process: not in this core's caches.
-  if (segment_->header()->checksum_payloads && Crc32cExtendUncached(0, data, slot.payload_bytes) != slot.crc) {
+  if (segment_->header()->checksum_payloads && RingChecksum(data, slot.payload_bytes) != slot.checksum) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     MOERL_RETURN_IF_ERROR(Lock());
     segment_->Release(pos, /*acked=*/false);
@@ -60,6 +60,7 @@ absl::Status ShmRing::ReleaseView(const MessageView& view) {
         absl::StrCat("ring ", name_, ": view with ticket ", view.ticket, " is not held by this consumer"));
   }
   segment_->Release(view.ticket - 1, /*acked=*/false);
+  if (!segment_->damage().ok()) return UnlockWithDamage();
   const bool end = segment_->EndOfStream();
   Unlock();
   Wake(/*space=*/true);
@@ -74,6 +75,7 @@ absl::StatusOr<char*> ShmRing::ReservePush(size_t bytes, absl::Duration timeout)
   segment_->MaybeCrash(CrashPoint::kSlotReserved);
   Unlock();
   reserved_pos_ = pos;
+  reserved_bytes_ = bytes;
   return segment_->PayloadAt(pos);
 }
 
@@ -82,13 +84,14 @@ absl::Status ShmRing::CommitPush() {
     return absl::FailedPreconditionError(absl::StrCat("CommitPush on ring ", name_, " without ReservePush"));
   }
   const uint64_t pos = std::exchange(reserved_pos_, kNoReservation);
-  // Our own kReserved slot: its header is stable without the lock.
-  const uint32_t bytes = segment_->SlotAt(pos)->payload_bytes;
-  const uint32_t crc =
-      segment_->header()->checksum_payloads ? Crc32cExtend(0, segment_->PayloadAt(pos), bytes) : 0;
+  // Our own reservation: its size is what we asked for (not re-read from
+  // shared memory, where a stray write could have changed it).
+  const size_t bytes = reserved_bytes_;
+  const uint64_t checksum =
+      segment_->header()->checksum_payloads ? RingChecksum(segment_->PayloadAt(pos), bytes) : 0;
   MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(CrashPoint::kPayloadWritten);
-  segment_->Commit(pos, crc);
+  if (!segment_->Commit(pos, checksum)) return UnlockWithDamage();
   Unlock();
   Wake(/*space=*/false);
   return absl::OkStatus();
@@ -100,7 +103,7 @@ absl::Status ShmRing::AbortPush() {
   }
   const uint64_t pos = std::exchange(reserved_pos_, kNoReservation);
   MOERL_RETURN_IF_ERROR(Lock());
-  segment_->Abandon(pos);
+  if (!segment_->Abandon(pos)) return UnlockWithDamage();
   Unlock();
   Wake(/*space=*/true);
   return absl::OkStatus();
@@ -155,13 +158,16 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
   MOERL_ASSIGN_OR_RETURN(uint64_t pos, TakeLocked(timeout, plain ? messages : nullptr,
                                                   std::min(max, kMaxBatch), &front_taken));
   if (front_taken > 0) {
+    if (!segment_->damage().ok()) return UnlockWithDamage();
     const bool end = segment_->EndOfStream();
     Unlock();
     Wake(/*space=*/true);
     if (end) Wake(/*space=*/false);
     return front_taken;
   }
-  if (segment_->SlotAt(pos)->payload_bytes > kInlineCopyBytes) {
+  SlotHeader first;
+  if (!segment_->ReadSlot(pos, &first)) return UnlockWithDamage();
+  if (first.payload_bytes > kInlineCopyBytes) {
     // A large message is copied outside the lock, alone.
     MOERL_RETURN_IF_ERROR(FinishPop(pos, &(*messages)[0]));
     return size_t{1};
@@ -172,11 +178,13 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
     if (messages->size() <= n) messages->emplace_back();
     RingMessage& m = (*messages)[n];
     segment_->MaybeCrash(CrashPoint::kSlotTaken);
-    const SlotHeader slot = *segment_->SlotAt(pos);
+    SlotHeader slot;
+    if (!segment_->ReadSlot(pos, &slot)) return UnlockWithDamage();
     m.payload.resize(slot.payload_bytes);
     bool checksum_ok = true;
     if (checksum) {
-      checksum_ok = Crc32cCopy(&m.payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.crc;
+      checksum_ok =
+          RingChecksumCopy(&m.payload[0], segment_->PayloadAt(pos), slot.payload_bytes) == slot.checksum;
     } else {
       std::memcpy(&m.payload[0], segment_->PayloadAt(pos), slot.payload_bytes);
     }
@@ -194,7 +202,10 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
     ++n;
     if (n >= max || n >= kMaxBatch) break;
     const std::optional<uint64_t> next = segment_->Take(self_);
-    if (!next) break;
+    if (!next) {
+      if (!segment_->damage().ok()) return UnlockWithDamage();
+      break;
+    }
     pos = *next;
   }
   const bool end = segment_->EndOfStream();

@@ -16,7 +16,7 @@
 // mode consumer killed inside PopBatch loses at most that batch, a view held
 // by a killed consumer is delivered again (delivery_count > 1), and a killed
 // producer may have published a whole batch it did not record.
-// MOERL_FAULT_RING_CHECKSUM=0 turns the ring's own CRC32C off
+// MOERL_FAULT_RING_CHECKSUM=0 turns the ring's own checksum off
 // (checksum_payloads = false): no message may be torn without it either,
 // since a message becomes visible only once complete (the messages' own
 // check, MessageHead::body_crc, still tells).

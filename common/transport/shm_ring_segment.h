@@ -21,6 +21,15 @@
 // re-applies a valid journal (applying is idempotent: it copies values) and
 // then sweeps for dead participants.
 //
+// Damage. Everything read from shared memory is bounds-checked before it is
+// used to address or size anything: State (positions aligned, ordered,
+// within one capacity; CheckState, on every lock) and each slot header a
+// walk visits (ReadSlot: position, total_bytes, payload_bytes, state). A
+// bad value stops the walk and is recorded as damage() (sticky), a DataLoss
+// naming the field, its value and its byte offset in the segment; callers
+// return it. So a segment damaged by a stray writer gives errors, never a
+// loop, an over-read or a crash.
+//
 // All methods of RingSegment require the segment mutex, except where noted.
 #ifndef MOERL_COMMON_TRANSPORT_SHM_RING_SEGMENT_H_
 #define MOERL_COMMON_TRANSPORT_SHM_RING_SEGMENT_H_
@@ -34,6 +43,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/transport/message_ring.h"
@@ -42,7 +52,8 @@ namespace moerl {
 namespace shm_ring_internal {
 
 inline constexpr char kSegmentMagic[8] = {'M', 'O', 'E', 'R', 'L', 'R', 'N', 'G'};
-inline constexpr uint32_t kLayoutVersion = 1;
+// 2: 64-bit RingChecksum per payload (was CRC32C), 64-byte slot headers.
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint32_t kReadyValue = 0x52454459;  // "REDY"
 inline constexpr uint32_t kMaxParticipants = 64;
 inline constexpr uint64_t kSlotAlign = 64;
@@ -65,12 +76,14 @@ struct SlotHeader {
   uint64_t position;       // absolute position of this slot (ticket - 1)
   uint64_t total_bytes;    // header + payload + padding, a multiple of kSlotAlign
   uint32_t payload_bytes;
-  uint32_t crc;            // CRC32C of the payload (0 when checksums are off)
   uint32_t delivery_count;
-  uint32_t unused;
+  uint64_t checksum;       // RingChecksum of the payload (0 when checksums are off)
 };
-inline constexpr uint64_t kSlotHeaderBytes = sizeof(SlotHeader);
-static_assert(kSlotHeaderBytes == 40, "slot header layout changed: bump kLayoutVersion");
+static_assert(sizeof(SlotHeader) == 40, "slot header layout changed: bump kLayoutVersion");
+// The payload starts one cache line into the slot: 64-byte aligned, so the
+// copies in and out never split a vector store across two lines. (Costs
+// nothing at 64 B or 4 KiB payloads: slots are 64-byte multiples anyway.)
+inline constexpr uint64_t kSlotHeaderBytes = 64;
 
 // Everything that changes under the mutex, except slots and participants.
 struct State {
@@ -179,9 +192,11 @@ class RingSegment {
 
   // Producer: reserves a slot for `payload_bytes`; nullopt if it does not fit now.
   std::optional<uint64_t> Reserve(uint32_t payload_bytes, uint32_t owner);
-  void Commit(uint64_t position, uint32_t crc);
+  // Commit and Abandon return false (and record damage) if the slot is no
+  // longer the caller's reservation.
+  bool Commit(uint64_t position, uint64_t checksum);
   // Producer: gives up a slot it reserved (it becomes kAbandoned).
-  void Abandon(uint64_t position);
+  bool Abandon(uint64_t position);
 
   // Batches, one journal entry for many messages.
   //
@@ -206,10 +221,19 @@ class RingSegment {
   // True if `position` names a slot that `owner` holds (kTaken).
   bool Holds(uint64_t position, uint32_t owner) const;
 
+  RingCounters Counters() const;
   bool EndOfStream() const;
   RingStats Stats() const;
   // Copies of up to `max` queued messages, oldest first, not taken.
   std::vector<RingMessage> Peek(size_t max) const;
+
+  // The first damage found (sticky; OK if none).
+  const absl::Status& damage() const { return damage_; }
+  // Validates State: false (and damage) if it cannot be trusted.
+  bool CheckState() const;
+  // Copies the header of the slot at `pos` (in [free_pos, tail)) into *out
+  // and validates it: false (and damage) if any field is out of bounds.
+  bool ReadSlot(uint64_t pos, SlotHeader* out) const;
 
   // Outside the mutex too (the slot is owned by the caller).
   SlotHeader* SlotAt(uint64_t position) const {
@@ -227,12 +251,17 @@ class RingSegment {
   void Requeue(uint64_t position);
   void AdvanceFree();
   void AdvanceClaim();
+  // Records the first damage: `field` of `where` holds `value`, at `offset`.
+  void Damaged(absl::string_view where, absl::string_view field, uint64_t value, uint64_t offset,
+               absl::string_view why) const;
+  uint64_t SlotFieldOffset(uint64_t pos, size_t field_offset) const;
 
   SegmentHeader* h_;
   char* data_;
   uint64_t capacity_;
   uint64_t pid_namespace_;
   CrashHook crash_hook_ = nullptr;
+  mutable absl::Status damage_;
 };
 
 }  // namespace shm_ring_internal

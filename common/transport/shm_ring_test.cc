@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/transport/shm_ring_segment.h"
 #include "gtest/gtest.h"
 
 namespace moerl {
@@ -79,7 +80,7 @@ TEST_F(ShmRingTest, OpenChecksMagicVersionAndSizes) {
   EXPECT_EQ(ring.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(ring.status().message().find("layout version 99"), std::string::npos) << ring.status();
 
-  uint32_t version = 1;
+  uint32_t version = shm_ring_internal::kLayoutVersion;
   Poke(8, &version, 4);
   uint64_t capacity = 8192;
   Poke(16, &capacity, 8);
@@ -110,7 +111,7 @@ TEST_F(ShmRingTest, CorruptedPayloadIsDataLossNotAWrongMessage) {
   auto consumer = ShmRing::Open(name_, RingRole::kConsumer);
   ASSERT_TRUE((*producer)->Push("payload one", kLong).ok());
   ASSERT_TRUE((*producer)->Push("payload two", kLong).ok());
-  Poke(16384 + 40, "X", 1);  // first byte of the first payload
+  Poke(16384 + 64, "X", 1);  // first byte of the first payload (after its 64-byte slot header)
   absl::StatusOr<RingMessage> m = (*consumer)->Pop(kLong);
   EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << m.status();
   m = (*consumer)->Pop(kLong);
@@ -183,7 +184,9 @@ TEST_F(ShmRingTest, ObserverSeesStatsAndPeeksWithoutTaking) {
   EXPECT_EQ(stats.depth_bytes, 3u);
   EXPECT_EQ(stats.producers_open, 1u);
   EXPECT_EQ(stats.consumers, 0u);
-  std::vector<RingMessage> peeked = (*observer)->Peek(10);
+  absl::StatusOr<std::vector<RingMessage>> peek = (*observer)->Peek(10);
+  ASSERT_TRUE(peek.ok()) << peek.status();
+  const std::vector<RingMessage>& peeked = *peek;
   ASSERT_EQ(peeked.size(), 2u);
   EXPECT_EQ(peeked[1].payload, "bb");
   EXPECT_EQ((*observer)->Stats().depth_messages, 2u);

@@ -94,7 +94,8 @@ class Printer {
 absl::Status InspectRing(const InspectCommand& c, Printer& printer) {
   const std::string name = c.source.substr(5);
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<ShmRing> ring, ShmRing::Open(name, RingRole::kObserver));
-  const std::vector<RingMessage> messages = ring->Peek(c.limit == UINT64_MAX ? SIZE_MAX : c.limit);
+  MOERL_ASSIGN_OR_RETURN(const std::vector<RingMessage> messages,
+                         ring->Peek(c.limit == UINT64_MAX ? SIZE_MAX : c.limit));
   for (size_t i = 0; i < messages.size(); ++i) {
     MOERL_RETURN_IF_ERROR(printer.Print(
         i, absl::StrCat("ticket ", messages[i].ticket, ", delivery ", messages[i].delivery_count),

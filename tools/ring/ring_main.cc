@@ -14,7 +14,7 @@ ABSL_FLAG(std::string, mode, "plain", "create: plain or ack");
 ABSL_FLAG(uint32_t, expected_producers, 0, "create: end of stream waits for this many producers");
 ABSL_FLAG(int, owner_pid, 0, "create: process the ring belongs to, for stale detection (default: the caller, e.g. the pipeline script)");
 ABSL_FLAG(bool, reclaim_stale, false, "create: replace a ring left over by a crashed run");
-ABSL_FLAG(bool, checksum, true, "create: CRC32C every message");
+ABSL_FLAG(bool, checksum, true, "create: checksum every message (RingChecksum, verified on pop)");
 ABSL_FLAG(bool, json, false, "stat: one JSON object");
 ABSL_FLAG(std::string, output, "", "drain: record file to write the drained messages to");
 ABSL_FLAG(uint64_t, max_messages, UINT64_MAX, "drain: stop after this many");
