@@ -168,29 +168,26 @@ void DecodeForward::Attention(int64_t layer, int64_t rows, const std::vector<int
       std::memcpy(k_cache + at, k, hd * sizeof(float));
       std::memcpy(v_cache + at, &v_[(b * kv + j) * hd], hd * sizeof(float));
     }
-    // Query head j reads KV head j / rep over positions [0, pos].
-    scores_.resize(pos + 1);
-    for (int64_t j = 0; j < heads; ++j) {
-      const float* q = &q_[(b * heads + j) * hd];
-      const float* kc = k_cache + (slot * kv + j / rep) * max_len * hd;
-      const float* vc = v_cache + (slot * kv + j / rep) * max_len * hd;
-      float top = -INFINITY;
-      for (int64_t t = 0; t <= pos; ++t) {
-        float s = 0;
-        for (int64_t i = 0; i < hd; ++i) s += q[i] * kc[t * hd + i];
-        scores_[t] = s * scale;
-        top = std::max(top, scores_[t]);
-      }
-      float sum = 0;
-      for (int64_t t = 0; t <= pos; ++t) {
-        scores_[t] = std::exp(scores_[t] - top);
-        sum += scores_[t];
-      }
-      float* out = &attn_[(b * heads + j) * hd];
-      std::fill(out, out + hd, 0.0f);
-      for (int64_t t = 0; t <= pos; ++t) {
-        const float p = scores_[t] / sum;
-        for (int64_t i = 0; i < hd; ++i) out[i] += p * vc[t * hd + i];
+    // Query heads [g * rep, (g + 1) * rep) read KV head g over positions [0, pos].
+    const int64_t seen = pos + 1;
+    scores_.resize(rep * seen);
+    for (int64_t g = 0; g < kv; ++g) {
+      const float* kc = k_cache + (slot * kv + g) * max_len * hd;  // [seen, hd]
+      const float* vc = v_cache + (slot * kv + g) * max_len * hd;
+      SmallGemmNT(&q_[(b * heads + g * rep) * hd], rep, hd, kc, seen, scores_.data());  // [rep, seen]
+      for (int64_t r = 0; r < rep; ++r) {
+        float* score = &scores_[r * seen];
+        float top = -INFINITY;
+        for (int64_t t = 0; t < seen; ++t) top = std::max(top, score[t] *= scale);
+        float sum = 0;
+        for (int64_t t = 0; t < seen; ++t) sum += (score[t] = std::exp(score[t] - top));
+        float* out = &attn_[(b * heads + g * rep + r) * hd];
+        std::fill(out, out + hd, 0.0f);
+        for (int64_t t = 0; t < seen; ++t) {
+          const float p = score[t] / sum;
+          const float* v = vc + t * hd;
+          for (int64_t i = 0; i < hd; ++i) out[i] += p * v[i];
+        }
       }
     }
   }

@@ -187,7 +187,7 @@ absl::StatusOr<std::vector<Generation>> GenerationEngine::Generate(
       step.layout.seq_lens.assign(live.size(), 1);
       cache.slot_of_segment = live;
       step.cache = &cache;
-      hidden_bd = model_->Forward(step).hidden_td.to(at::kFloat).contiguous();
+      hidden_bd = model_->Forward(step).hidden_td;
     }
   }
   if (c.deterministic_logprobs) {

@@ -1,5 +1,6 @@
 #include "rollout/engine/engine.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "gtest/gtest.h"
@@ -194,6 +195,23 @@ TEST(GenerationEngine, MeasureGapRejectsMismatchedOutputs) {
   ASSERT_TRUE(c.model);
   GenerationEngine engine(c.model);
   EXPECT_EQ(engine.MeasureGap(c.prompts, {}, 1.0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// bf16 weights take the training forward for decode steps (DecodeForward is
+// fp32-only); the outputs keep their shape and log-probs stay finite.
+TEST(GenerationEngine, Bf16ModelGeneratesThroughTheTrainingForward) {
+  Case c = LoadCase("trainer/model/testdata/moe");
+  ASSERT_TRUE(c.model);
+  c.model->to(at::kBFloat16);
+  GenerationEngine engine(c.model);
+  SamplingConfig cfg = Sampled(2);
+  cfg.max_new_tokens = 5;
+  auto outs = engine.Generate(c.prompts, cfg);
+  ASSERT_TRUE(outs.ok()) << outs.status();
+  for (const Generation& g : *outs) {
+    ASSERT_EQ(g.tokens.size(), 5u);
+    for (float lp : g.logprobs) EXPECT_TRUE(std::isfinite(lp) && lp <= 0.0f) << lp;
+  }
 }
 
 TEST(GenerationEngine, BadRequestsAreInvalidArgument) {

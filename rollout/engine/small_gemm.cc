@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
+#include <algorithm>
+
 namespace moerl {
 namespace {
 
@@ -60,23 +62,35 @@ __attribute__((target("avx2,fma"))) inline void Block2xR(const float* x, int64_t
   }
 }
 
-__attribute__((target("avx2,fma"))) void RowsAvx2(const float* x, int64_t m, int64_t k, const float* w,
-                                                  int64_t n, float* y, int64_t j0, int64_t j1) {
-  int64_t j = j0;
-  for (; j + 1 < j1; j += 2) {
+// Output columns [2 * p0, 2 * p1) (pairs of W rows), plus the last column
+// when n is odd and p1 is the last pair: every column is computed by the same
+// kernel whatever the thread split, so results do not depend on threads.
+__attribute__((target("avx2,fma"))) void PairsAvx2(const float* x, int64_t m, int64_t k, const float* w,
+                                                   int64_t n, float* y, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t j = 2 * p;
     const float* w0 = w + j * k;
-    const float* w1 = w0 + k;
+    const bool single = j + 1 == n;  // odd n: the last row pairs with itself
+    const float* w1 = single ? w0 : w0 + k;
+    float pair[2 * 4];
     int64_t i = 0;
     // The two W rows stay in L1 while every block of x rows passes over them.
-    for (; i + 4 <= m; i += 4) Block2xR<4>(x, k, w0, w1, y, n, i, j);
-    switch (m - i) {
-      case 3: Block2xR<3>(x, k, w0, w1, y, n, i, j); break;
-      case 2: Block2xR<2>(x, k, w0, w1, y, n, i, j); break;
-      case 1: Block2xR<1>(x, k, w0, w1, y, n, i, j); break;
-      default: break;
+    for (; i < m; i += 4) {
+      const int64_t rows = std::min<int64_t>(4, m - i);
+      float* out = single ? pair : y;
+      const int64_t ld = single ? 2 : n, col = single ? 0 : j, first = single ? 0 : i;
+      const float* xs = single ? x + i * k : x;
+      switch (rows) {
+        case 4: Block2xR<4>(xs, k, w0, w1, out, ld, first, col); break;
+        case 3: Block2xR<3>(xs, k, w0, w1, out, ld, first, col); break;
+        case 2: Block2xR<2>(xs, k, w0, w1, out, ld, first, col); break;
+        default: Block2xR<1>(xs, k, w0, w1, out, ld, first, col); break;
+      }
+      if (single) {
+        for (int64_t r = 0; r < rows; ++r) y[(i + r) * n + j] = pair[2 * r];
+      }
     }
   }
-  if (j < j1) RowsScalar(x, m, k, w, n, y, j, j1);
 }
 
 bool HasAvx2Fma() {
@@ -87,16 +101,14 @@ bool HasAvx2Fma() {
 }  // namespace
 
 void SmallGemmNT(const float* x_mk, int64_t m, int64_t k, const float* w_nk, int64_t n, float* y_mn) {
-  const bool vector = HasAvx2Fma() && k % 8 == 0;
+  if (!HasAvx2Fma() || k % 8 != 0) {
+    RowsScalar(x_mk, m, k, w_nk, n, y_mn, 0, n);
+    return;
+  }
   // ~64 KiB of W per task at least, so small matrices stay on one thread.
-  const int64_t grain = std::max<int64_t>(2, (16384 / std::max<int64_t>(k, 1)) & ~int64_t{1});
-  at::parallel_for(0, n, grain, [&](int64_t j0, int64_t j1) {
-    if (vector) {
-      RowsAvx2(x_mk, m, k, w_nk, n, y_mn, j0, j1);
-    } else {
-      RowsScalar(x_mk, m, k, w_nk, n, y_mn, j0, j1);
-    }
-  });
+  const int64_t grain = std::max<int64_t>(1, 8192 / k);
+  at::parallel_for(0, (n + 1) / 2, grain,
+                   [&](int64_t p0, int64_t p1) { PairsAvx2(x_mk, m, k, w_nk, n, y_mn, p0, p1); });
 }
 
 void SmallGemmNTReference(const float* x_mk, int64_t m, int64_t k, const float* w_nk, int64_t n,

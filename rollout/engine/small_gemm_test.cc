@@ -4,6 +4,8 @@
 #include <random>
 #include <vector>
 
+#include <ATen/Parallel.h>
+
 #include "gtest/gtest.h"
 
 namespace moerl {
@@ -30,6 +32,24 @@ TEST(SmallGemmNT, MatchesTheTripleLoopForAllBlockShapes) {
       }
     }
   }
+}
+
+// With two threads the output rows are split across tasks at arbitrary
+// (also odd) boundaries; every row must still be computed exactly once.
+TEST(SmallGemmNT, TwoThreadsGiveTheSameResultAsOne) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t m = 3, k = 512, n = 1031;
+  std::vector<float> x(m * k), w(n * k), one(m * n), two(m * n, -1.0f);
+  for (float& v : x) v = normal(rng);
+  for (float& v : w) v = normal(rng);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  SmallGemmNT(x.data(), m, k, w.data(), n, one.data());
+  at::set_num_threads(2);
+  SmallGemmNT(x.data(), m, k, w.data(), n, two.data());
+  at::set_num_threads(threads);
+  EXPECT_EQ(one, two);
 }
 
 }  // namespace
