@@ -16,8 +16,8 @@
 //
 //   KvCache cache = ...;  // filled by the prefill (Qwen3Model::Forward)
 //   DecodeForward decoder(model, &cache);
-//   std::vector<float> hidden_bd = decoder.Step(tokens, slots);  // advances cache lengths
-//   decoder.Logits(hidden_bd, rows, logits_bv);
+//   const std::vector<float>& hidden_bd = decoder.Step(tokens, slots);  // advances lengths
+//   decoder.Logits(hidden_bd.data(), tokens.size(), logits_bv);        // [b, v]
 //
 // Supported(model) says when it applies (fp32 weights, all experts local);
 // otherwise use Qwen3Model::Forward. Threading: one Step at a time; the
@@ -43,7 +43,8 @@ class DecodeForward {
 
   // Row i is token tokens[i] of the sequence in cache slot slots[i], at
   // position cache->lengths[slots[i]]. Writes its keys/values there, advances
-  // the lengths by one and returns the final-normed hidden states [b, d].
+  // the lengths by one and returns the final-normed hidden states [b, d]
+  // (scratch owned by the decoder: valid until the next Step).
   const std::vector<float>& Step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& slots);
 
   // logits_bv = hidden_bd lm_head^T for `rows` rows (fp32, [rows, v]).

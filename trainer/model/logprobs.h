@@ -52,10 +52,9 @@ TokenLogProbs ReferenceTokenLogProbs(const at::Tensor& hidden_nd, const at::Tens
 // Returns one fp32 vector per sequence (length seq.size() - prompt_len), or
 // InvalidArgument naming the sequence and position of an out-of-vocabulary id
 // (or a prompt_lens that does not match the sequences).
-absl::StatusOr<std::vector<std::vector<float>>> ScoreSequences(Qwen3Model& model,
-                                               const std::vector<std::vector<int64_t>>& sequences,
-                                               const std::vector<int64_t>& prompt_lens,
-                                               double temperature);
+absl::StatusOr<std::vector<std::vector<float>>> ScoreSequences(
+    Qwen3Model& model, const std::vector<std::vector<int64_t>>& sequences,
+    const std::vector<int64_t>& prompt_lens, double temperature);
 
 }  // namespace moerl
 
