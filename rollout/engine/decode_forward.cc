@@ -1,6 +1,8 @@
 #include "rollout/engine/decode_forward.h"
 
 #include <ATen/ops/arange.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
 
 #include <algorithm>
 #include <cmath>
@@ -45,6 +47,19 @@ void RopeRow(float* x, const float* cos_d, const float* sin_d, int64_t d) {
 }
 
 float Silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// y_mn = x_mk w_nk^T: SmallGemmNT for the few rows of a decode step (memory
+// bound), MKL for prefill-sized row counts (compute bound).
+void Gemm(const float* x_mk, int64_t m, int64_t k, const float* w_nk, int64_t n, float* y_mn) {
+  if (m <= 16) {
+    SmallGemmNT(x_mk, m, k, w_nk, n, y_mn);
+    return;
+  }
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor y = at::from_blob(y_mn, {m, n}, f32);
+  at::mm_out(y, at::from_blob(const_cast<float*>(x_mk), {m, k}, f32),
+             at::from_blob(const_cast<float*>(w_nk), {n, k}, f32).t());
+}
 
 }  // namespace
 
@@ -104,6 +119,13 @@ const std::vector<float>& DecodeForward::Step(const std::vector<int64_t>& tokens
                                               const std::vector<int64_t>& slots) {
   const int64_t rows = static_cast<int64_t>(tokens.size()), d = config_.hidden_size;
   MOERL_CHECK(static_cast<int64_t>(slots.size()) == rows);
+  // Row b sits after the cached past and the earlier rows of its slot.
+  positions_.resize(rows);
+  std::vector<int64_t> next = cache_->lengths;
+  for (int64_t b = 0; b < rows; ++b) {
+    positions_[b] = next[slots[b]]++;
+    MOERL_CHECK(positions_[b] < cache_->max_len());
+  }
   h_bd_.resize(rows * d);
   x_bd_.resize(rows * d);
   y_bd_.resize(rows * d);
@@ -129,7 +151,7 @@ const std::vector<float>& DecodeForward::Step(const std::vector<int64_t>& tokens
 }
 
 void DecodeForward::Logits(const float* hidden_bd, int64_t rows, float* logits_bv) const {
-  SmallGemmNT(hidden_bd, rows, config_.hidden_size, F32(lm_head_vd_), config_.vocab_size, logits_bv);
+  Gemm(hidden_bd, rows, config_.hidden_size, F32(lm_head_vd_), config_.vocab_size, logits_bv);
 }
 
 void DecodeForward::Attention(int64_t layer, int64_t rows, const std::vector<int64_t>& slots) {
@@ -140,17 +162,18 @@ void DecodeForward::Attention(int64_t layer, int64_t rows, const std::vector<int
   k_.resize(rows * kv * hd);
   v_.resize(rows * kv * hd);
   attn_.resize(rows * heads * hd);
-  SmallGemmNT(x_bd_.data(), rows, d, w.q, heads * hd, q_.data());  // [b, h*hd]
-  SmallGemmNT(x_bd_.data(), rows, d, w.k, kv * hd, k_.data());     // [b, k*hd]
-  SmallGemmNT(x_bd_.data(), rows, d, w.v, kv * hd, v_.data());
+  Gemm(x_bd_.data(), rows, d, w.q, heads * hd, q_.data());  // [b, h*hd]
+  Gemm(x_bd_.data(), rows, d, w.k, kv * hd, k_.data());     // [b, k*hd]
+  Gemm(x_bd_.data(), rows, d, w.v, kv * hd, v_.data());
   const int64_t max_len = cache_->max_len();
   float* k_cache = cache_->k_skmd[layer].data_ptr<float>();  // [slots, k, max_len, hd]
   float* v_cache = cache_->v_skmd[layer].data_ptr<float>();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   std::vector<float> tmp(hd);
   for (int64_t b = 0; b < rows; ++b) {
-    const int64_t slot = slots[b], pos = cache_->lengths[slot];
-    MOERL_CHECK(pos < max_len);
+    // Earlier rows of this slot (a prefill) have written their keys and
+    // values already, so attending over [0, pos] is causal.
+    const int64_t slot = slots[b], pos = positions_[b];
     const float* cos_d = F32(cos_pd_) + pos * hd;
     const float* sin_d = F32(sin_pd_) + pos * hd;
     for (int64_t j = 0; j < heads; ++j) {
@@ -191,14 +214,14 @@ void DecodeForward::Attention(int64_t layer, int64_t rows, const std::vector<int
       }
     }
   }
-  SmallGemmNT(attn_.data(), rows, heads * hd, w.o, d, y_bd_.data());  // [b, h*hd] -> [b, d]
+  Gemm(attn_.data(), rows, heads * hd, w.o, d, y_bd_.data());  // [b, h*hd] -> [b, d]
 }
 
 void DecodeForward::Moe(const LayerWeights& w, int64_t rows) {
   const int64_t d = config_.hidden_size, e_count = config_.num_experts, top_k = config_.num_experts_per_tok;
   const int64_t f = w.ffn;
   router_be_.resize(rows * e_count);
-  SmallGemmNT(x_bd_.data(), rows, d, w.router, e_count, router_be_.data());
+  Gemm(x_bd_.data(), rows, d, w.router, e_count, router_be_.data());
   // Route: softmax over all experts, top-k by probability, renormalise.
   std::vector<std::vector<std::pair<int64_t, float>>> hits(e_count);  // expert -> (row, weight)
   std::vector<float> probs(e_count);
@@ -233,11 +256,11 @@ void DecodeForward::Moe(const LayerWeights& w, int64_t rows) {
     for (int64_t i = 0; i < m; ++i) {
       std::memcpy(&rows_md_[i * d], &x_bd_[hits[e][i].first * d], d * sizeof(float));
     }
-    SmallGemmNT(rows_md_.data(), m, d, w.gate_up + e * 2 * f * d, 2 * f, gu_mf_.data());  // [m, 2f]
+    Gemm(rows_md_.data(), m, d, w.gate_up + e * 2 * f * d, 2 * f, gu_mf_.data());  // [m, 2f]
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t c = 0; c < f; ++c) act_mf_[i * f + c] = Silu(gu_mf_[i * 2 * f + c]) * gu_mf_[i * 2 * f + f + c];
     }
-    SmallGemmNT(act_mf_.data(), m, f, w.down + e * d * f, d, expert_out_md_.data());  // [m, d]
+    Gemm(act_mf_.data(), m, f, w.down + e * d * f, d, expert_out_md_.data());  // [m, d]
     for (int64_t i = 0; i < m; ++i) {
       float* y = &y_bd_[hits[e][i].first * d];
       const float weight = hits[e][i].second;
@@ -250,10 +273,10 @@ void DecodeForward::DenseMlp(const LayerWeights& w, int64_t rows) {
   const int64_t d = config_.hidden_size, f = w.ffn;
   gu_mf_.resize(rows * 2 * f);
   act_mf_.resize(rows * f);
-  SmallGemmNT(x_bd_.data(), rows, d, w.mlp_gate, f, gu_mf_.data());           // gate [b, f]
-  SmallGemmNT(x_bd_.data(), rows, d, w.mlp_up, f, gu_mf_.data() + rows * f);  // up [b, f]
+  Gemm(x_bd_.data(), rows, d, w.mlp_gate, f, gu_mf_.data());           // gate [b, f]
+  Gemm(x_bd_.data(), rows, d, w.mlp_up, f, gu_mf_.data() + rows * f);  // up [b, f]
   for (int64_t i = 0; i < rows * f; ++i) act_mf_[i] = Silu(gu_mf_[i]) * gu_mf_[rows * f + i];
-  SmallGemmNT(act_mf_.data(), rows, f, w.mlp_down, d, y_bd_.data());
+  Gemm(act_mf_.data(), rows, f, w.mlp_down, d, y_bd_.data());
 }
 
 }  // namespace moerl

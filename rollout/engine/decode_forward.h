@@ -41,10 +41,12 @@ class DecodeForward {
 
   DecodeForward(Qwen3Model& model, KvCache* cache);
 
-  // Row i is token tokens[i] of the sequence in cache slot slots[i], at
-  // position cache->lengths[slots[i]]. Writes its keys/values there, advances
-  // the lengths by one and returns the final-normed hidden states [b, d]
-  // (scratch owned by the decoder: valid until the next Step).
+  // Row i is token tokens[i] of the sequence in cache slot slots[i]. Rows of
+  // one slot are consecutive positions in row order after the slot's cached
+  // length (one row per slot for a decode step; a whole prompt per slot for a
+  // prefill). Writes their keys/values, advances the lengths and returns the
+  // final-normed hidden states [b, d] (scratch owned by the decoder: valid
+  // until the next Step). Few rows use SmallGemmNT, many (> 16) MKL.
   const std::vector<float>& Step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& slots);
 
   // logits_bv = hidden_bd lm_head^T for `rows` rows (fp32, [rows, v]).
@@ -68,6 +70,7 @@ class DecodeForward {
   at::Tensor embed_vd_, final_norm_d_, lm_head_vd_;
   at::Tensor cos_pd_, sin_pd_;  // RoPE tables for positions [0, cache max_len)
   // Scratch, reused across steps.
+  std::vector<int64_t> positions_;  // per row of the current Step
   std::vector<float> h_bd_, x_bd_, q_, k_, v_, attn_, y_bd_, out_bd_, router_be_, rows_md_, gu_mf_,
       act_mf_, expert_out_md_, scores_;
 };

@@ -126,18 +126,37 @@ absl::StatusOr<std::vector<Generation>> GenerationEngine::Generate(
     c10::InferenceMode inference;
     KvCache cache = KvCache::Allocate(mc.num_hidden_layers, batch, mc.num_key_value_heads,
                                       longest + c.max_new_tokens, mc.head_dim, model_->dtype());
-    // Prefill: every prompt is one segment in its own cache slot; the LM
-    // head only at each prompt's last position.
-    ModelInput in = ModelInput::Pack(prompts);
-    for (int64_t i = 0; i < batch; ++i) cache.slot_of_segment.push_back(i);
-    in.cache = &cache;
-    at::Tensor last_rows = at::cumsum(at::tensor(prompt_lens, i64), 0) - 1;
-    at::Tensor hidden_bd = model_->Forward(in).hidden_td.index_select(0, last_rows).contiguous();
-    // Decode steps: the inference-only forward when it applies (fp32), else
-    // the training forward with the cache.
+    // Prefill: every prompt in its own cache slot, all in one forward; the LM
+    // head only at each prompt's last position. Then one token per live
+    // sequence per step. fp32 models run both through the inference-only
+    // DecodeForward, others through the training forward with the cache.
     std::unique_ptr<DecodeForward> decoder;
     if (DecodeForward::Supported(*model_)) decoder = std::make_unique<DecodeForward>(*model_, &cache);
-    const float* hidden = decoder ? hidden_bd.data_ptr<float>() : nullptr;
+    at::Tensor hidden_bd;                // training-forward path
+    std::vector<float> last_hidden_bd;   // DecodeForward path
+    const float* hidden = nullptr;
+    if (decoder) {
+      std::vector<int64_t> tokens, slots;
+      for (int64_t i = 0; i < batch; ++i) {
+        tokens.insert(tokens.end(), prompts[i].begin(), prompts[i].end());
+        slots.insert(slots.end(), prompts[i].size(), i);
+      }
+      const std::vector<float>& all_td = decoder->Step(tokens, slots);
+      const int64_t d = mc.hidden_size;
+      last_hidden_bd.resize(batch * d);
+      int64_t end = 0;
+      for (int64_t i = 0; i < batch; ++i) {
+        end += prompt_lens[i];
+        std::copy(all_td.begin() + (end - 1) * d, all_td.begin() + end * d, last_hidden_bd.begin() + i * d);
+      }
+      hidden = last_hidden_bd.data();
+    } else {
+      ModelInput in = ModelInput::Pack(prompts);
+      for (int64_t i = 0; i < batch; ++i) cache.slot_of_segment.push_back(i);
+      in.cache = &cache;
+      at::Tensor last_rows = at::cumsum(at::tensor(prompt_lens, i64), 0) - 1;
+      hidden_bd = model_->Forward(in).hidden_td.index_select(0, last_rows);
+    }
     at::Tensor logits_all = at::empty({batch, vocab}, at::TensorOptions().dtype(at::kFloat));
     std::vector<int64_t> live(batch);
     for (int64_t i = 0; i < batch; ++i) live[i] = i;
