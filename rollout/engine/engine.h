@@ -9,6 +9,13 @@
 // on a stop id (kept in the output, finish_reason "stop") or after
 // max_new_tokens ("length").
 //
+// Speed: the prefill is the training forward (one packed pass, LM head only at
+// each prompt's last position); decode steps of fp32 models run the
+// inference-only DecodeForward (decode_forward.h: weight-streaming GEMMs, no
+// per-op dispatch), other dtypes the training forward with the cache. The LM
+// head runs once per step; greedy picks and log-probs are read from those
+// logits on the host.
+//
 // Log-probs of sampled tokens use the trainer's formula (trainer/model/
 // logprobs.h) under the temperature-scaled, unfiltered distribution (T = 1
 // for greedy). In deterministic mode they are recomputed after generation by
@@ -69,8 +76,10 @@ class GenerationEngine {
                                                    const SamplingConfig& config);
 
   // The train/inference gap: rescoring `outputs` with the training forward.
-  LogProbGap MeasureGap(const std::vector<std::vector<int64_t>>& prompts,
-                        const std::vector<Generation>& outputs, double temperature);
+  // InvalidArgument when prompts and outputs do not pair up or hold
+  // out-of-vocabulary ids.
+  absl::StatusOr<LogProbGap> MeasureGap(const std::vector<std::vector<int64_t>>& prompts,
+                                        const std::vector<Generation>& outputs, double temperature);
 
  private:
   std::shared_ptr<Qwen3Model> model_;

@@ -1,5 +1,6 @@
 #include "rollout/engine/engine.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "gtest/gtest.h"
@@ -83,7 +84,9 @@ TEST(GenerationEngine, DeterministicLogProbsEqualTrainerBitForBit) {
     prompt_lens.push_back(static_cast<int64_t>(c.prompts[i].size()));
     full[i].insert(full[i].end(), (*outs)[i].tokens.begin(), (*outs)[i].tokens.end());
   }
-  auto trainer = ScoreSequences(*c.model, full, prompt_lens, cfg.temperature);
+  auto scored = ScoreSequences(*c.model, full, prompt_lens, cfg.temperature);
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  const auto& trainer = *scored;
   for (size_t i = 0; i < full.size(); ++i) {
     ASSERT_EQ(trainer[i].size(), (*outs)[i].logprobs.size());
     EXPECT_EQ(std::memcmp(trainer[i].data(), (*outs)[i].logprobs.data(), trainer[i].size() * sizeof(float)), 0)
@@ -98,7 +101,9 @@ TEST(GenerationEngine, DecodeLogProbsStayCloseToTrainer) {
   SamplingConfig cfg = Sampled(5);
   auto outs = engine.Generate(c.prompts, cfg);
   ASSERT_TRUE(outs.ok()) << outs.status();
-  LogProbGap gap = engine.MeasureGap(c.prompts, *outs, cfg.temperature);
+  auto measured = engine.MeasureGap(c.prompts, *outs, cfg.temperature);
+  ASSERT_TRUE(measured.ok()) << measured.status();
+  const LogProbGap& gap = *measured;
   std::cout << "train/inference log-prob gap (fp32, KV-cache decode vs training forward): max_abs="
             << gap.max_abs << " mean(exp(diff)-1)=" << gap.mean_ratio_minus_one << " over " << gap.tokens
             << " tokens\n";
@@ -150,6 +155,63 @@ TEST(GenerationEngine, StopIdEndsTheSequenceAndIsKept) {
   EXPECT_EQ(toks.back(), stop);
   EXPECT_EQ((*outs)[0].finish_reason, "stop");
   EXPECT_EQ(toks, std::vector<int64_t>(c.want[0].begin(), c.want[0].begin() + toks.size()));
+}
+
+TEST(GenerationEngine, GreedyLogProbsStayCloseToTrainer) {
+  Case c = LoadCase("trainer/model/testdata/moe");
+  ASSERT_TRUE(c.model);
+  GenerationEngine engine(c.model);
+  SamplingConfig cfg;
+  cfg.temperature = 0.0;
+  cfg.max_new_tokens = 12;
+  auto outs = engine.Generate(c.prompts, cfg);
+  ASSERT_TRUE(outs.ok()) << outs.status();
+  auto gap = engine.MeasureGap(c.prompts, *outs, 1.0);
+  ASSERT_TRUE(gap.ok()) << gap.status();
+  EXPECT_EQ(gap->tokens, 36);
+  EXPECT_LE(gap->max_abs, 1e-4);
+}
+
+TEST(ScoreSequences, OutOfVocabularyIdIsInvalidArgumentNamingSequenceAndPosition) {
+  Case c = LoadCase("trainer/model/testdata/dense");
+  ASSERT_TRUE(c.model);
+  const int64_t vocab = c.model->config().vocab_size;
+  auto bad = ScoreSequences(*c.model, {{1, 2, 3}, {4, 5, vocab, 6}}, {1, 1}, 1.0);
+  ASSERT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("sequence 1 position 2"), std::string::npos)
+      << bad.status();
+  auto negative = ScoreSequences(*c.model, {{-1, 2}}, {1}, 1.0);
+  EXPECT_EQ(negative.status().code(), absl::StatusCode::kInvalidArgument);
+  auto mismatched = ScoreSequences(*c.model, {{1, 2}}, {1, 1}, 1.0);
+  EXPECT_EQ(mismatched.status().code(), absl::StatusCode::kInvalidArgument);
+  auto good = ScoreSequences(*c.model, {{1, 2, 3}, {4, 5, 6, 7}}, {1, 2}, 1.0);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ((*good)[0].size(), 2u);
+  EXPECT_EQ((*good)[1].size(), 2u);
+}
+
+TEST(GenerationEngine, MeasureGapRejectsMismatchedOutputs) {
+  Case c = LoadCase("trainer/model/testdata/dense");
+  ASSERT_TRUE(c.model);
+  GenerationEngine engine(c.model);
+  EXPECT_EQ(engine.MeasureGap(c.prompts, {}, 1.0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// bf16 weights take the training forward for decode steps (DecodeForward is
+// fp32-only); the outputs keep their shape and log-probs stay finite.
+TEST(GenerationEngine, Bf16ModelGeneratesThroughTheTrainingForward) {
+  Case c = LoadCase("trainer/model/testdata/moe");
+  ASSERT_TRUE(c.model);
+  c.model->to(at::kBFloat16);
+  GenerationEngine engine(c.model);
+  SamplingConfig cfg = Sampled(2);
+  cfg.max_new_tokens = 5;
+  auto outs = engine.Generate(c.prompts, cfg);
+  ASSERT_TRUE(outs.ok()) << outs.status();
+  for (const Generation& g : *outs) {
+    ASSERT_EQ(g.tokens.size(), 5u);
+    for (float lp : g.logprobs) EXPECT_TRUE(std::isfinite(lp) && lp <= 0.0f) << lp;
+  }
 }
 
 TEST(GenerationEngine, BadRequestsAreInvalidArgument) {

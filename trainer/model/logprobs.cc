@@ -8,6 +8,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "absl/strings/str_cat.h"
 #include "trainer/model/model.h"
 
 namespace moerl {
@@ -115,10 +116,24 @@ TokenLogProbs ReferenceTokenLogProbs(const at::Tensor& hidden_nd, const at::Tens
   return r;
 }
 
-std::vector<std::vector<float>> ScoreSequences(Qwen3Model& model,
-                                               const std::vector<std::vector<int64_t>>& sequences,
-                                               const std::vector<int64_t>& prompt_lens,
-                                               double temperature) {
+absl::StatusOr<std::vector<std::vector<float>>> ScoreSequences(
+    Qwen3Model& model, const std::vector<std::vector<int64_t>>& sequences,
+    const std::vector<int64_t>& prompt_lens, double temperature) {
+  if (prompt_lens.size() != sequences.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("ScoreSequences: ", sequences.size(), " sequences but ",
+                                                   prompt_lens.size(), " prompt lengths"));
+  }
+  const int64_t vocab = model.config().vocab_size;
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    for (size_t t = 0; t < sequences[i].size(); ++t) {
+      const int64_t id = sequences[i][t];
+      if (id < 0 || id >= vocab) {
+        return absl::InvalidArgumentError(absl::StrCat("ScoreSequences: sequence ", i, " position ", t,
+                                                       " holds token id ", id, ", outside the vocabulary [0, ",
+                                                       vocab, ")"));
+      }
+    }
+  }
   at::NoGradGuard no_grad;
   ModelInput in = ModelInput::Pack(sequences);
   std::vector<int64_t> rows, targets;

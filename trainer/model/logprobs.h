@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace moerl {
 
 class Qwen3Model;
@@ -47,11 +49,12 @@ TokenLogProbs ReferenceTokenLogProbs(const at::Tensor& hidden_nd, const at::Tens
 
 // Log-probs of each sequence's tokens after position prompt_lens[i] - 1, i.e.
 // of its completion, from one packed training forward over all sequences.
-// Returns one fp32 vector per sequence (length seq.size() - prompt_len).
-std::vector<std::vector<float>> ScoreSequences(Qwen3Model& model,
-                                               const std::vector<std::vector<int64_t>>& sequences,
-                                               const std::vector<int64_t>& prompt_lens,
-                                               double temperature);
+// Returns one fp32 vector per sequence (length seq.size() - prompt_len), or
+// InvalidArgument naming the sequence and position of an out-of-vocabulary id
+// (or a prompt_lens that does not match the sequences).
+absl::StatusOr<std::vector<std::vector<float>>> ScoreSequences(
+    Qwen3Model& model, const std::vector<std::vector<int64_t>>& sequences,
+    const std::vector<int64_t>& prompt_lens, double temperature);
 
 }  // namespace moerl
 
