@@ -8,11 +8,14 @@
 // torch + transformers) with the same thread count and shapes.
 //
 //   bazel run //trainer/model:model_benchmark -- --threads=2
-//   (flags: --threads --batch --seq --steps --rounds --gen_batch --prompt --new_tokens --skip_python)
+//   (flags: --threads --batch --seq --steps --rounds --gen_batch --prompt --new_tokens --skip_python
+//    --profile=trace.json: one training step's chrome trace, then exit;
+//    summarise it with tools/model/trace_summary.py)
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <chrono>
 #include <cstdio>
@@ -32,6 +35,7 @@ struct Flags {
   int threads = 2, batch = 8, seq = 512, steps = 2, gen_batch = 8, prompt = 32, new_tokens = 32;
   int rounds = 2;  // moerl and transformers alternate; best of each is kept
   bool skip_python = false;
+  std::string profile;  // non-empty: write one training step's chrome trace here and exit
   std::string config = "trainer/model/configs/bench-moe.json";
 };
 
@@ -107,6 +111,14 @@ int Run(const Flags& f) {
   };
   const double tokens = static_cast<double>(f.batch) * f.seq;
   step();  // warm-up
+  if (!f.profile.empty()) {
+    {
+      torch::autograd::profiler::RecordProfile record(f.profile);
+      step();
+    }
+    std::printf("wrote a chrome trace of one training step to %s\n", f.profile.c_str());
+    return 0;
+  }
 
   // Generation: greedy, fixed length (no stop ids).
   GenerationEngine engine(model);
@@ -178,6 +190,7 @@ int main(int argc, char** argv) {
     else if (key == "--rounds" && num) f.rounds = v;
     else if (key == "--config") f.config = value;
     else if (key == "--skip_python") f.skip_python = true;
+    else if (key == "--profile" && !value.empty()) f.profile = value;
     else {
       std::cerr << "unknown flag " << arg << "\n";
       return 2;

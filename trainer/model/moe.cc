@@ -2,15 +2,13 @@
 
 #include <ATen/ops/argsort.h>
 #include <ATen/ops/bincount.h>
-#include <ATen/ops/cat.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logsumexp.h>
-#include <ATen/ops/silu.h>
-#include <ATen/ops/split_with_sizes.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
 #include "common/logging.h"
+#include "trainer/model/grouped_swiglu.h"
 #include "trainer/model/primitives.h"
 
 namespace moerl {
@@ -53,15 +51,7 @@ at::Tensor LocalTokenDispatcher::Combine(const at::Tensor& expert_out_nd, const 
 at::Tensor GroupedExperts(const at::Tensor& tokens_nd, const std::vector<int64_t>& tokens_per_expert,
                           const at::Tensor& gate_up_efd, const at::Tensor& down_edf) {
   MOERL_CHECK(static_cast<int64_t>(tokens_per_expert.size()) == gate_up_efd.size(0));
-  std::vector<at::Tensor> rows = at::split_with_sizes(tokens_nd, tokens_per_expert, 0);
-  std::vector<at::Tensor> outs;
-  outs.reserve(rows.size());
-  for (size_t e = 0; e < rows.size(); ++e) {
-    if (tokens_per_expert[e] == 0) continue;
-    outs.push_back(SwiGluFused(rows[e], gate_up_efd[e], down_edf[e]));
-  }
-  if (outs.empty()) return tokens_nd.new_zeros({0, down_edf.size(1)});
-  return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  return GroupedSwiGlu(tokens_nd, tokens_per_expert, gate_up_efd, down_edf);
 }
 
 at::Tensor ExpertLoopReference(const at::Tensor& x_td, const Routing& routing,

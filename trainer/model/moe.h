@@ -75,7 +75,8 @@ class LocalTokenDispatcher : public TokenDispatcher {
 };
 
 // Fast path: rows already grouped by expert; one fused gate/up GEMM and one
-// down GEMM per expert on contiguous slices (split/cat, so backward is cheap).
+// down GEMM per expert on contiguous slices, with a hand-written backward
+// (GroupedSwiGlu in grouped_swiglu.h).
 at::Tensor GroupedExperts(const at::Tensor& tokens_nd, const std::vector<int64_t>& tokens_per_expert,
                           const at::Tensor& gate_up_efd, const at::Tensor& down_edf);
 
