@@ -34,14 +34,15 @@ class GroupedSwiGluFunction : public torch::autograd::Function<GroupedSwiGluFunc
       start += counts[e];
     }
     at::Tensor gate_nf = gu_n2f.narrow(1, 0, f), up_nf = gu_n2f.narrow(1, f, f);
-    at::Tensor a_nf = at::silu(gate_nf).mul_(up_nf);
+    at::Tensor silu_nf = at::silu(gate_nf);
+    at::Tensor a_nf = silu_nf * up_nf;
     start = 0;
     for (size_t e = 0; e < counts.size(); ++e) {
       if (counts[e] == 0) continue;
       MmInto(y_nd.narrow(0, start, counts[e]), a_nf.narrow(0, start, counts[e]), down_edf[e].t());
       start += counts[e];
     }
-    ctx->save_for_backward({x, gate_up_efd, down_edf, gu_n2f, a_nf});
+    ctx->save_for_backward({x, gate_up_efd, down_edf, gu_n2f, silu_nf, a_nf});
     ctx->saved_data["counts"] = c10::IntArrayRef(counts);
     return y_nd;
   }
@@ -52,7 +53,8 @@ class GroupedSwiGluFunction : public torch::autograd::Function<GroupedSwiGluFunc
     const at::Tensor& gate_up_efd = saved[1];
     const at::Tensor& down_edf = saved[2];
     const at::Tensor& gu_n2f = saved[3];
-    const at::Tensor& a_nf = saved[4];
+    const at::Tensor& silu_nf = saved[4];
+    const at::Tensor& a_nf = saved[5];
     const std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
     at::Tensor dy_nd = grads[0].contiguous();
     const int64_t n = x.size(0), f = down_edf.size(2);
@@ -79,7 +81,7 @@ class GroupedSwiGluFunction : public torch::autograd::Function<GroupedSwiGluFunc
     // d gate = silu'(g) * (da * u); d up = silu(g) * da.
     at::Tensor dgate_nf = dgu_n2f.narrow(1, 0, f), dup_nf = dgu_n2f.narrow(1, f, f);
     at::silu_backward_out(dgate_nf, da_nf * up_nf, gate_nf);
-    at::mul_out(dup_nf, at::silu(gate_nf), da_nf);
+    at::mul_out(dup_nf, silu_nf, da_nf);
     at::Tensor dx_nd = at::empty_like(x);
     start = 0;
     for (size_t e = 0; e < counts.size(); ++e) {

@@ -5,7 +5,7 @@
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/logsumexp.h>
+#include <ATen/ops/log_softmax.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -31,7 +31,7 @@ class LinearCrossEntropyFunction : public torch::autograd::Function<LinearCrossE
     at::Tensor grad_h_nd, grad_w_vd, w32_vd;
     if (with_grad) {
       grad_h_nd = at::empty({n, h.size(1)}, h.options().dtype(at::kFloat));
-      grad_w_vd = at::zeros(w_vd.sizes(), w_vd.options().dtype(at::kFloat));
+      grad_w_vd = at::empty(w_vd.sizes(), w_vd.options().dtype(at::kFloat));
       w32_vd = w_vd.to(at::kFloat);
     }
     const double inv_n = 1.0 / static_cast<double>(std::max<int64_t>(n, 1));
@@ -40,17 +40,18 @@ class LinearCrossEntropyFunction : public torch::autograd::Function<LinearCrossE
       at::Tensor h_cd = h.narrow(0, start, c);
       at::Tensor z_cv = at::mm(h_cd, w_t_dv).to(at::kFloat);
       at::Tensor y_c1 = targets_n.narrow(0, start, c).unsqueeze(1);
-      at::Tensor lse_c1 = at::logsumexp(z_cv, {-1}, /*keepdim=*/true);
-      loss_sum.add_((lse_c1 - z_cv.gather(1, y_c1)).sum());
+      at::Tensor logp_cv = at::log_softmax(z_cv, -1);
+      loss_sum.sub_(logp_cv.gather(1, y_c1).sum());
       if (!with_grad) continue;
-      // dz = (softmax(z) - onehot(y)) / N, in place over the logits.
-      at::Tensor dz_cv = z_cv.sub_(lse_c1).exp_();
-      dz_cv.scatter_add_(1, y_c1, at::full({c, 1}, -1.0, dz_cv.options()));
-      dz_cv.mul_(inv_n);
+      // dz * N = softmax(z) - onehot(y), in place over the log-probs; the 1/N
+      // rides on the GEMMs' alpha.
+      at::Tensor dzn_cv = logp_cv.exp_();
+      dzn_cv.scatter_add_(1, y_c1, at::full({c, 1}, -1.0, dzn_cv.options()));
       at::Tensor grad_h_cd = grad_h_nd.narrow(0, start, c);
-      at::mm_out(grad_h_cd, dz_cv, w32_vd);
-      grad_w_vd.addmm_(dz_cv.t(), h_cd.to(at::kFloat));
+      at::addmm_out(grad_h_cd, grad_h_cd, dzn_cv, w32_vd, /*beta=*/0.0, /*alpha=*/inv_n);
+      grad_w_vd.addmm_(dzn_cv.t(), h_cd.to(at::kFloat), /*beta=*/start == 0 ? 0.0 : 1.0, /*alpha=*/inv_n);
     }
+    if (with_grad && n == 0) grad_w_vd.zero_();
     if (with_grad) {
       ctx->saved_data["grad_h"] = grad_h_nd.to(h.scalar_type());
       ctx->saved_data["grad_w"] = grad_w_vd.to(w_vd.scalar_type());
