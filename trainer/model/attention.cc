@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "common/logging.h"
+#include "trainer/model/block_causal_attention.h"
 
 namespace moerl {
 namespace {
@@ -97,6 +98,31 @@ at::Tensor PackedCausalAttention(const at::Tensor& q_thd, const at::Tensor& k_tk
                                  KvCache* cache, int64_t layer) {
   const int64_t segments = static_cast<int64_t>(layout.seq_lens.size());
   const int64_t total = q_thd.size(0);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q_thd.size(2)));
+  if (cache == nullptr && q_thd.scalar_type() == at::kFloat) {
+    // Training / scoring in fp32: GEMM-based block-causal attention
+    // (block_causal_attention.h), batched over segments of equal length.
+    bool equal_lengths = segments > 0;
+    for (int64_t len : layout.seq_lens) equal_lengths &= len == layout.seq_lens[0];
+    const int64_t heads = q_thd.size(1), kv = k_tkd.size(1), d = q_thd.size(2);
+    if (equal_lengths) {
+      const int64_t len = layout.seq_lens[0];
+      at::Tensor out_blhd =
+          BlockCausalAttention(q_thd.reshape({segments, len, heads, d}), k_tkd.reshape({segments, len, kv, d}),
+                               v_tkd.reshape({segments, len, kv, d}), scale);
+      return out_blhd.reshape({total, heads, d});  // [B, L, h, d] -> [T, h, d]
+    }
+    std::vector<at::Tensor> outs;
+    int64_t start = 0;
+    for (int64_t len : layout.seq_lens) {
+      outs.push_back(BlockCausalAttention(q_thd.narrow(0, start, len).unsqueeze(0),
+                                          k_tkd.narrow(0, start, len).unsqueeze(0),
+                                          v_tkd.narrow(0, start, len).unsqueeze(0), scale)
+                         .squeeze(0));
+      start += len;
+    }
+    return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  }
   bool equal_lengths = cache == nullptr && segments > 0;
   for (int64_t len : layout.seq_lens) equal_lengths &= len == layout.seq_lens[0];
   if (equal_lengths && segments > 1) {
@@ -111,7 +137,6 @@ at::Tensor PackedCausalAttention(const at::Tensor& q_thd, const at::Tensor& k_tk
       k_bkld = k_bkld.repeat_interleave(rep, 1);
       v_bkld = v_bkld.repeat_interleave(rep, 1);
     }
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     at::Tensor out = at::scaled_dot_product_attention(q_bhld, k_bkld, v_bkld, {}, 0.0, true, scale);
     return out.transpose(1, 2).reshape({total, heads, d});  // [B, L, h, d] -> [T, h, d]
   }

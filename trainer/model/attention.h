@@ -8,6 +8,11 @@
 //   scores = (q k^T) / sqrt(d), causal, softmax, times v; GQA: query head j
 //   reads KV head j / (heads / kv_heads) (transformers' repeat_kv).
 //
+// Kernels: without a cache in fp32 (training, scoring) the GEMM-based
+// BlockCausalAttention (block_causal_attention.h), one batched call when all
+// segments have the same length, else one call per segment; otherwise
+// (bf16, prefill and decode with a cache) scaled_dot_product_attention.
+//
 // Shape letters: t tokens, h query heads, k KV heads, d head_dim, s cache
 // slots, m cached positions.
 //

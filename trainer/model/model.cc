@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "common/logging.h"
+#include "trainer/model/lm_loss.h"
 
 namespace moerl {
 
@@ -109,9 +110,10 @@ at::Tensor Qwen3Model::CausalLmLoss(const ModelInput& input) {
     start += len;
   }
   const auto i64 = at::TensorOptions().dtype(at::kLong);
-  at::Tensor logits_nv = Logits(out.hidden_td.index_select(0, at::tensor(rows, i64))).to(at::kFloat);
-  at::Tensor logp_n = logits_nv.log_softmax(-1).gather(1, at::tensor(targets, i64).unsqueeze(1)).squeeze(1);
-  at::Tensor loss = -logp_n.mean();
+  // Fused LM head + cross-entropy in row chunks (lm_loss.h): no [N, V] fp32
+  // logits or log-softmax, gradient computed in the same pass.
+  at::Tensor loss = LinearCrossEntropyMean(out.hidden_td.index_select(0, at::tensor(rows, i64)),
+                                           lm_head_weight(), at::tensor(targets, i64));
   if (out.aux_loss.defined() && config_.router_aux_loss_coef != 0.0) {
     loss = loss + out.aux_loss * config_.router_aux_loss_coef;
   }

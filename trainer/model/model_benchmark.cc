@@ -8,12 +8,18 @@
 // torch + transformers) with the same thread count and shapes.
 //
 //   bazel run //trainer/model:model_benchmark -- --threads=2
-//   (flags: --threads --batch --seq --steps --rounds --gen_batch --prompt --new_tokens --skip_python)
+//   (flags: --threads --batch --seq --steps --rounds --gen_batch --prompt --new_tokens --skip_python
+//    --profile=trace.json: one training step's chrome trace, then exit;
+//    summarise it with tools/model/trace_summary.py)
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +38,7 @@ struct Flags {
   int threads = 2, batch = 8, seq = 512, steps = 2, gen_batch = 8, prompt = 32, new_tokens = 32;
   int rounds = 2;  // moerl and transformers alternate; best of each is kept
   bool skip_python = false;
+  std::string profile;  // non-empty: write one training step's chrome trace here and exit
   std::string config = "trainer/model/configs/bench-moe.json";
 };
 
@@ -39,13 +46,23 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double GemmFlops(int64_t n) {
+// CPU time of the whole process: with --threads=1 on a shared machine this
+// counts only our own work, not the time other processes held the core.
+double CpuNow() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double GemmFlops(int64_t n, double* cpu_flops) {
   at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   a.mm(b);  // warm-up
   const int reps = 5;
-  const double start = Now();
+  const double start = Now(), cpu_start = CpuNow();
   for (int i = 0; i < reps; ++i) a.mm(b);
-  return 2.0 * n * n * n * reps / (Now() - start);
+  const double flops = 2.0 * n * n * n * reps;
+  if (cpu_flops != nullptr) *cpu_flops = std::max(*cpu_flops, flops / (CpuNow() - cpu_start));
+  return flops / (Now() - start);
 }
 
 // Forward FLOPs per token of a training sequence of length `seq` (matmuls
@@ -91,7 +108,8 @@ int Run(const Flags& f) {
   }
   auto model = std::make_shared<Qwen3Model>(*config);
   model->InitializeWeights(0);
-  double gemm = GemmFlops(2048);
+  double gemm_cpu = 0;
+  double gemm = GemmFlops(2048, &gemm_cpu);
 
   // Training step.
   at::Tensor ids = at::randint(config->vocab_size, {f.batch * f.seq});
@@ -99,7 +117,7 @@ int Run(const Flags& f) {
   const int64_t* p = ids.data_ptr<int64_t>();
   for (int b = 0; b < f.batch; ++b) seqs[b].assign(p + b * f.seq, p + (b + 1) * f.seq);
   ModelInput in = ModelInput::Pack(seqs);
-  double train_tps = 0, gen_tps = 0, hf_train = 0, hf_gen = 0;
+  double train_tps = 0, train_cpu_tps = 0, gen_tps = 0, hf_train = 0, hf_train_cpu = 0, hf_gen = 0;
   std::string peer;
   auto step = [&] {
     model->CausalLmLoss(in).backward();
@@ -107,6 +125,14 @@ int Run(const Flags& f) {
   };
   const double tokens = static_cast<double>(f.batch) * f.seq;
   step();  // warm-up
+  if (!f.profile.empty()) {
+    {
+      torch::autograd::profiler::RecordProfile record(f.profile);
+      step();
+    }
+    std::printf("wrote a chrome trace of one training step to %s\n", f.profile.c_str());
+    return 0;
+  }
 
   // Generation: greedy, fixed length (no stop ids).
   GenerationEngine engine(model);
@@ -121,10 +147,11 @@ int Run(const Flags& f) {
   (void)engine.Generate(prompts, sc);  // warm-up
   sc.max_new_tokens = f.new_tokens;
   for (int round = 0; round < f.rounds; ++round) {
-    gemm = std::max(gemm, GemmFlops(2048));
-    double start = Now();
+    gemm = std::max(gemm, GemmFlops(2048, &gemm_cpu));
+    double start = Now(), cpu_start = CpuNow();
     for (int i = 0; i < f.steps; ++i) step();
     train_tps = std::max(train_tps, tokens * f.steps / (Now() - start));
+    train_cpu_tps = std::max(train_cpu_tps, tokens * f.steps / (CpuNow() - cpu_start));
     start = Now();
     auto gen = engine.Generate(prompts, sc);
     if (!gen.ok()) {
@@ -135,6 +162,7 @@ int Run(const Flags& f) {
     if (f.skip_python) continue;
     peer = PythonPeer(f);
     hf_train = std::max(hf_train, JsonNumber(peer, "train_tokens_per_s"));
+    hf_train_cpu = std::max(hf_train_cpu, JsonNumber(peer, "train_tokens_per_cpu_s"));
     hf_gen = std::max(hf_gen, JsonNumber(peer, "generate_tokens_per_s"));
   }
   const double train_flops = 3 * ForwardFlopsPerToken(*config, f.seq) * train_tps;
@@ -144,6 +172,9 @@ int Run(const Flags& f) {
   std::printf("gemm fp32 n=2048:          %8.1f GFLOP/s\n", gemm / 1e9);
   std::printf("moerl train step:          %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM)\n", train_tps,
               train_flops / 1e9, 100 * train_flops / gemm);
+  const double cpu_flops = 3 * ForwardFlopsPerToken(*config, f.seq) * train_cpu_tps;
+  std::printf("  per CPU-second:          %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM's %.1f per CPU-s)\n",
+              train_cpu_tps, cpu_flops / 1e9, 100 * cpu_flops / gemm_cpu, gemm_cpu / 1e9);
   std::printf("moerl generate (batch %d): %8.1f tokens/s\n", f.gen_batch, gen_tps);
   if (f.skip_python) return 0;
   if (hf_train <= 0) {
@@ -152,6 +183,10 @@ int Run(const Flags& f) {
   }
   std::printf("transformers train step:   %8.1f tokens/s  -> moerl/transformers = %.2fx\n", hf_train,
               train_tps / hf_train);
+  if (hf_train_cpu > 0) {
+    std::printf("  per CPU-second:          %8.1f tokens/s  -> moerl/transformers = %.2fx\n", hf_train_cpu,
+                train_cpu_tps / hf_train_cpu);
+  }
   std::printf("transformers generate():   %8.1f tokens/s  -> moerl/transformers = %.2fx\n", hf_gen,
               gen_tps / hf_gen);
   return 0;
@@ -178,6 +213,7 @@ int main(int argc, char** argv) {
     else if (key == "--rounds" && num) f.rounds = v;
     else if (key == "--config") f.config = value;
     else if (key == "--skip_python") f.skip_python = true;
+    else if (key == "--profile" && !value.empty()) f.profile = value;
     else {
       std::cerr << "unknown flag " << arg << "\n";
       return 2;

@@ -2,15 +2,14 @@
 
 #include <ATen/ops/argsort.h>
 #include <ATen/ops/bincount.h>
-#include <ATen/ops/cat.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logsumexp.h>
-#include <ATen/ops/silu.h>
-#include <ATen/ops/split_with_sizes.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "common/logging.h"
+#include "trainer/model/grouped_swiglu.h"
 #include "trainer/model/primitives.h"
 
 namespace moerl {
@@ -43,7 +42,81 @@ DispatchedTokens LocalTokenDispatcher::Dispatch(const at::Tensor& x_td, const Ro
   return d;
 }
 
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// y[src[n]] += w[n] * out[n] over all rows n in order (the same sequential
+// accumulation as index_add), fp32 on CPU, one pass each way:
+//   d_out[n] = w[n] * dy[src[n]],  d_w[n] = <dy[src[n]], out[n]>.
+class WeightedCombineFunction : public torch::autograd::Function<WeightedCombineFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& out_nd, const at::Tensor& weights_n,
+                            const at::Tensor& source_n, int64_t num_tokens) {
+    at::Tensor out = out_nd.contiguous(), w = weights_n.contiguous(), src = source_n.contiguous();
+    const int64_t rows = out.size(0), dim = out.size(1);
+    at::Tensor y_td = at::zeros({num_tokens, dim}, out.options());
+    const float* o = out.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    const int64_t* sp = src.data_ptr<int64_t>();
+    float* y = y_td.data_ptr<float>();
+    for (int64_t n = 0; n < rows; ++n) {
+      MOERL_CHECK(sp[n] >= 0 && sp[n] < num_tokens);
+      float* yr = y + sp[n] * dim;
+      const float* orow = o + n * dim;
+      const float wn = wp[n];
+      for (int64_t j = 0; j < dim; ++j) yr[j] += wn * orow[j];
+    }
+    ctx->save_for_backward({out, w, src});
+    return y_td;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& out = saved[0];
+    const at::Tensor& w = saved[1];
+    const at::Tensor& src = saved[2];
+    at::Tensor dy_td = grads[0].contiguous();
+    const int64_t rows = out.size(0), dim = out.size(1);
+    at::Tensor d_out_nd = at::empty_like(out);
+    at::Tensor d_w_n = at::empty_like(w);
+    const float* o = out.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    const int64_t* sp = src.data_ptr<int64_t>();
+    const float* dy = dy_td.data_ptr<float>();
+    float* dout = d_out_nd.data_ptr<float>();
+    float* dw = d_w_n.data_ptr<float>();
+    for (int64_t n = 0; n < rows; ++n) {
+      const float* g = dy + sp[n] * dim;
+      const float* orow = o + n * dim;
+      float* drow = dout + n * dim;
+      const float wn = wp[n];
+      float acc[4] = {0, 0, 0, 0};  // four chains: the sum is latency-bound otherwise
+      int64_t j = 0;
+      for (; j + 4 <= dim; j += 4) {
+        for (int u = 0; u < 4; ++u) {
+          drow[j + u] = wn * g[j + u];
+          acc[u] += g[j + u] * orow[j + u];
+        }
+      }
+      for (; j < dim; ++j) {
+        drow[j] = wn * g[j];
+        acc[0] += g[j] * orow[j];
+      }
+      dw[n] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+    return {d_out_nd, d_w_n, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 at::Tensor LocalTokenDispatcher::Combine(const at::Tensor& expert_out_nd, const DispatchedTokens& d) {
+  if (expert_out_nd.device().is_cpu() && expert_out_nd.scalar_type() == at::kFloat &&
+      d.weights_n.scalar_type() == at::kFloat && expert_out_nd.dim() == 2) {
+    return WeightedCombineFunction::apply(expert_out_nd, d.weights_n, d.source_token_n, d.num_tokens);
+  }
   at::Tensor weighted_nd = expert_out_nd * d.weights_n.unsqueeze(1);
   at::Tensor y_td = at::zeros({d.num_tokens, expert_out_nd.size(1)}, expert_out_nd.options());
   // index_add is sequential on CPU: deterministic accumulation order.
@@ -53,15 +126,7 @@ at::Tensor LocalTokenDispatcher::Combine(const at::Tensor& expert_out_nd, const 
 at::Tensor GroupedExperts(const at::Tensor& tokens_nd, const std::vector<int64_t>& tokens_per_expert,
                           const at::Tensor& gate_up_efd, const at::Tensor& down_edf) {
   MOERL_CHECK(static_cast<int64_t>(tokens_per_expert.size()) == gate_up_efd.size(0));
-  std::vector<at::Tensor> rows = at::split_with_sizes(tokens_nd, tokens_per_expert, 0);
-  std::vector<at::Tensor> outs;
-  outs.reserve(rows.size());
-  for (size_t e = 0; e < rows.size(); ++e) {
-    if (tokens_per_expert[e] == 0) continue;
-    outs.push_back(SwiGluFused(rows[e], gate_up_efd[e], down_edf[e]));
-  }
-  if (outs.empty()) return tokens_nd.new_zeros({0, down_edf.size(1)});
-  return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  return GroupedSwiGlu(tokens_nd, tokens_per_expert, gate_up_efd, down_edf);
 }
 
 at::Tensor ExpertLoopReference(const at::Tensor& x_td, const Routing& routing,

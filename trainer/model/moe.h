@@ -6,7 +6,8 @@
 //   (w, ids) = topk(probs, k); if norm_topk_prob: w /= sum(w); w -> model dtype.
 // Experts (SwiGLU, weights fused like transformers v5): for expert e,
 //   y = down_e( silu(x G_e^T) * (x U_e^T) ), gate_up_e = [G_e; U_e]  [2F, D].
-// Combine: y_t = sum_j w_tj * Expert_{ids_tj}(x_t).
+// Combine: y_t = sum_j w_tj * Expert_{ids_tj}(x_t) (the local dispatcher does
+// it in one pass each way for fp32 on CPU, a custom autograd function).
 // Aux loss (HF `load_balancing_loss_func`, over all MoE layers' logits):
 //   aux = E * sum_e (count_e / N) * (sum_t softmax(logits)_te / N), N = rows.
 // z-loss (ST-MoE): mean_t logsumexp(logits_t)^2.
@@ -75,7 +76,8 @@ class LocalTokenDispatcher : public TokenDispatcher {
 };
 
 // Fast path: rows already grouped by expert; one fused gate/up GEMM and one
-// down GEMM per expert on contiguous slices (split/cat, so backward is cheap).
+// down GEMM per expert on contiguous slices, with a hand-written backward
+// (GroupedSwiGlu in grouped_swiglu.h).
 at::Tensor GroupedExperts(const at::Tensor& tokens_nd, const std::vector<int64_t>& tokens_per_expert,
                           const at::Tensor& gate_up_efd, const at::Tensor& down_edf);
 

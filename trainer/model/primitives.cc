@@ -5,11 +5,50 @@
 #include <ATen/ops/linear.h>
 #include <ATen/ops/pow.h>
 #include <ATen/ops/silu.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 namespace moerl {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// fp32 RMSNorm with a fused backward. Forward is the same ops as the
+// composite below (bit-identical); backward, with xhat = x * rstd:
+//   dw = sum_rows(dy * xhat),  dx = rstd * (dy w - xhat * mean(dy w * xhat)).
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, double eps) {
+    const int64_t dim = x.size(-1);
+    at::Tensor x_rd = x.reshape({-1, dim});
+    at::Tensor rstd_r1 = (x_rd.pow(2).mean({-1}, /*keepdim=*/true) + eps).rsqrt();
+    at::Tensor xhat_rd = x_rd * rstd_r1;
+    ctx->save_for_backward({xhat_rd, rstd_r1, weight});
+    return (weight * xhat_rd).view(x.sizes());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& xhat_rd = saved[0];
+    const at::Tensor& rstd_r1 = saved[1];
+    const at::Tensor& weight = saved[2];
+    const at::Tensor& dy = grads[0];
+    at::Tensor dy_rd = dy.reshape(xhat_rd.sizes());
+    at::Tensor dw = (dy_rd * xhat_rd).sum(0);
+    at::Tensor dxhat_rd = dy_rd * weight;
+    at::Tensor mean_r1 = (dxhat_rd * xhat_rd).mean({-1}, /*keepdim=*/true);
+    at::Tensor dx_rd = dxhat_rd.sub_(xhat_rd * mean_r1).mul_(rstd_r1);
+    return {dx_rd.view(dy.sizes()), dw, at::Tensor()};
+  }
+};
+
+}  // namespace
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const auto input_dtype = x.scalar_type();
+  if (input_dtype == at::kFloat && weight.scalar_type() == at::kFloat) {
+    return RmsNormFunction::apply(x, weight, eps);
+  }
   at::Tensor x32 = x.to(at::kFloat);
   at::Tensor variance = x32.pow(2).mean({-1}, /*keepdim=*/true);
   at::Tensor normed = x32 * (variance + eps).rsqrt();

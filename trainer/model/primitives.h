@@ -24,7 +24,8 @@
 
 namespace moerl {
 
-// RMS over the last dim in fp32, cast back to x's dtype, times weight.
+// RMS over the last dim in fp32, cast back to x's dtype, times weight (fp32:
+// one autograd node with a fused backward).
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 struct RopeTables {
