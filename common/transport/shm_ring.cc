@@ -109,6 +109,13 @@ void ShmRing::Wake(bool space) const {
   }
 }
 
+void ShmRing::UnlockAfterFreeing() const {
+  const bool end = segment_->EndOfStream();
+  Unlock();
+  Wake(/*space=*/true);
+  if (end) Wake(/*space=*/false);
+}
+
 bool ShmRing::SweepDue() const {
   const int64_t last = segment_->header()->last_sweep_ns.load(std::memory_order_relaxed);
   return shm_ring_internal::MonotonicNanos() - last >= absl::ToInt64Nanoseconds(kLivenessInterval);
@@ -336,10 +343,7 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   message->delivery_count = front_[0].delivery_count;
   message->ticket = 0;
   if (!segment_->damage().ok()) return UnlockWithDamage();
-  const bool end = segment_->EndOfStream();
-  Unlock();
-  Wake(/*space=*/true);
-  if (end) Wake(/*space=*/false);
+  UnlockAfterFreeing();
   return absl::OkStatus();
 }
 
@@ -364,10 +368,7 @@ absl::Status ShmRing::FinishPop(uint64_t pos, RingMessage* message) {
   if (plain) {
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
     segment_->Release(pos, /*acked=*/false);
-    const bool end = segment_->EndOfStream();
-    Unlock();
-    Wake(/*space=*/true);
-    if (end) Wake(/*space=*/false);
+    UnlockAfterFreeing();
   } else if (!checksum_ok) {
     // Never hand out, nor redeliver forever, a message that fails its check.
     if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
@@ -397,10 +398,7 @@ absl::Status ShmRing::Ack(uint64_t ticket) {
   }
   segment_->Release(ticket - 1, /*acked=*/true);
   if (!segment_->damage().ok()) return UnlockWithDamage();
-  const bool end = segment_->EndOfStream();
-  Unlock();
-  Wake(/*space=*/true);
-  if (end) Wake(/*space=*/false);
+  UnlockAfterFreeing();
   return absl::OkStatus();
 }
 

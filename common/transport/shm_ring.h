@@ -251,6 +251,9 @@ class ShmRing : public MessageRing {
   bool SweepDue() const;
   // After a change that may let waiters of the other side proceed.
   void Wake(bool space) const;
+  // With the lock held, after a consumer freed space: unlocks, wakes the
+  // producers, and the consumers too when that ended the stream.
+  void UnlockAfterFreeing() const;
 
   std::string name_;
   std::unique_ptr<boost::interprocess::mapped_region> region_;

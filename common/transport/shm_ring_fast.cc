@@ -61,10 +61,7 @@ absl::Status ShmRing::ReleaseView(const MessageView& view) {
   }
   segment_->Release(view.ticket - 1, /*acked=*/false);
   if (!segment_->damage().ok()) return UnlockWithDamage();
-  const bool end = segment_->EndOfStream();
-  Unlock();
-  Wake(/*space=*/true);
-  if (end) Wake(/*space=*/false);
+  UnlockAfterFreeing();
   return absl::OkStatus();
 }
 
@@ -159,10 +156,7 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
                                                   std::min(max, kMaxBatch), &front_taken));
   if (front_taken > 0) {
     if (!segment_->damage().ok()) return UnlockWithDamage();
-    const bool end = segment_->EndOfStream();
-    Unlock();
-    Wake(/*space=*/true);
-    if (end) Wake(/*space=*/false);
+    UnlockAfterFreeing();
     return front_taken;
   }
   SlotHeader first;
@@ -208,10 +202,7 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
     }
     pos = *next;
   }
-  const bool end = segment_->EndOfStream();
-  Unlock();
-  Wake(/*space=*/true);
-  if (end) Wake(/*space=*/false);
+  UnlockAfterFreeing();
   if (!data_loss.ok()) {
     if (n == 0) return data_loss;
     pending_data_loss_ = std::move(data_loss);
