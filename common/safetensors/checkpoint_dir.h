@@ -17,7 +17,8 @@
 // removed after, so `dir` always holds either the old or the new checkpoint,
 // complete. (Where the file system cannot exchange, the old folder is renamed
 // aside to `.<name>.old-<pid>` first; a crash between the two renames leaves
-// `dir` missing, never half-written.) A crashed writer leaves only its hidden
+// `dir` missing, never half-written, and the next write to `dir` renames the
+// set-aside folder back before it starts.) A crashed writer leaves only its hidden
 // staging folder, which readers never look at and the next write to the same
 // `dir` removes. `dir` is replaced as a whole: files in it that this write
 // does not produce do not survive. One writer per `dir` at a time.

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -39,16 +41,20 @@ absl::Status FsyncPath(const std::string& path, int flags) {
   return ok ? absl::OkStatus() : ErrnoError(absl::StrCat("fsync of ", path, " failed"), error);
 }
 
-// Writes and fsyncs a small file that does not exist yet.
+// Writes and fsyncs a small file that does not exist yet. The error is the
+// errno of the first call that failed.
 absl::Status WriteNewFile(const std::string& path, const std::string& text) {
   FILE* f = std::fopen(path.c_str(), "wbx");
   if (f == nullptr) return ErrnoError(absl::StrCat("cannot create ", path), errno);
-  bool ok = text.empty() || std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fflush(f) == 0 && ok;
-  ok = ::fsync(::fileno(f)) == 0 && ok;
-  const int error = errno;
-  ok = std::fclose(f) == 0 && ok;
-  return ok ? absl::OkStatus() : ErrnoError(absl::StrCat("writing ", path, " failed"), error);
+  int error = 0;
+  const auto failed = [&error] {
+    if (error == 0) error = errno != 0 ? errno : EIO;
+  };
+  if (!text.empty() && std::fwrite(text.data(), 1, text.size(), f) != text.size()) failed();
+  if (std::fflush(f) != 0) failed();
+  if (::fsync(::fileno(f)) != 0) failed();
+  if (std::fclose(f) != 0) failed();
+  return error == 0 ? absl::OkStatus() : ErrnoError(absl::StrCat("writing ", path, " failed"), error);
 }
 
 void RemoveTree(const std::string& path) {
@@ -58,8 +64,12 @@ void RemoveTree(const std::string& path) {
 
 // Staging (".<name>.staging-<pid>") and set-aside (".<name>.old-<pid>")
 // folders of `name` left by writers that no longer run: a crash, or this
-// process's own earlier attempt. Removed before a new write starts.
+// process's own earlier attempt. Staging folders are removed. A set-aside
+// folder is the old checkpoint itself when `name` is missing (its writer
+// died, or failed, between its two renames): it is renamed back into place,
+// and removed only when `name` exists.
 void RemoveAbandonedSiblings(const std::string& parent, const std::string& name) {
+  std::vector<std::pair<std::string, bool>> abandoned;  // path, is a set-aside folder
   std::error_code error;
   for (fs::directory_iterator it(parent, error), end; !error && it != end; it.increment(error)) {
     const std::string file = it->path().filename().string();
@@ -71,8 +81,17 @@ void RemoveAbandonedSiblings(const std::string& parent, const std::string& name)
         continue;
       }
       const bool running = pid != ::getpid() && (::kill(pid, 0) == 0 || errno != ESRCH);
-      if (!running) RemoveTree(it->path().string());
+      if (!running) abandoned.emplace_back(it->path().string(), std::strcmp(kind, ".old-") == 0);
     }
+  }
+  const std::string dir = absl::StrCat(parent, "/", name);
+  for (const auto& [path, set_aside] : abandoned) {
+    struct stat st;
+    if (set_aside && ::lstat(dir.c_str(), &st) != 0 && errno == ENOENT &&
+        std::rename(path.c_str(), dir.c_str()) == 0) {
+      continue;  // the old checkpoint is back in place
+    }
+    RemoveTree(path);
   }
 }
 

@@ -1,6 +1,7 @@
 // Publishing a checkpoint folder is all-or-nothing: a crash before the rename
 // leaves the previous checkpoint readable and only a hidden staging folder,
 // which the next write removes.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,6 +145,35 @@ TEST(WriteCheckpointDir, FailingBeforePublishKeepsTheOldCheckpointAndRemovesTheS
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
   EXPECT_THAT(seen_staging, HasSubstr(parent + "/.ckpt.staging-"));
   ExpectCheckpointHolds(dir, 1.0f, "{\"v\": 1}");
+  EXPECT_THAT(Leftovers(parent, "ckpt"), IsEmpty());
+}
+
+// The state a writer without RENAME_EXCHANGE leaves when it dies between its
+// two renames: `dir` missing, the old checkpoint set aside under the dead
+// writer's pid. The next write puts it back before anything else, so even a
+// write that then fails leaves the old checkpoint in place.
+TEST(WriteCheckpointDir, OldCheckpointSetAsideByADeadWriterIsRestoredNotRemoved) {
+  const std::string parent = FreshParent("set_aside");
+  const std::string dir = parent + "/ckpt";
+  const Weights v1(1.0f), v2(2.0f), v3(3.0f);
+  ASSERT_TRUE(WriteCheckpointDir(dir, v1.Tensors(), Sharded("{\"v\": 1}")).ok());
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string aside = parent + "/.ckpt.old-" + std::to_string(dead);
+  fs::rename(dir, aside);
+
+  CheckpointWriteOptions failing = Sharded("{\"v\": 2}");
+  failing.before_publish = [](const std::string&) { return absl::AbortedError("disk pulled"); };
+  EXPECT_EQ(WriteCheckpointDir(dir, v2.Tensors(), failing).code(), absl::StatusCode::kAborted);
+  ExpectCheckpointHolds(dir, 1.0f, "{\"v\": 1}");
+  EXPECT_THAT(Leftovers(parent, "ckpt"), IsEmpty());
+
+  // With `dir` in place, a set-aside folder is only a leftover: removed.
+  fs::create_directory(aside);
+  ASSERT_TRUE(WriteCheckpointDir(dir, v3.Tensors(), Sharded("{\"v\": 3}")).ok());
+  ExpectCheckpointHolds(dir, 3.0f, "{\"v\": 3}");
   EXPECT_THAT(Leftovers(parent, "ckpt"), IsEmpty());
 }
 

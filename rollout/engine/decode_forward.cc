@@ -122,7 +122,10 @@ const std::vector<float>& DecodeForward::Step(const std::vector<int64_t>& tokens
   // Row b sits after the cached past and the earlier rows of its slot.
   positions_.resize(rows);
   std::vector<int64_t> next = cache_->lengths;
+  const int64_t vocab = embed_vd_.size(0), num_slots = static_cast<int64_t>(next.size());
   for (int64_t b = 0; b < rows; ++b) {
+    MOERL_CHECK(slots[b] >= 0 && slots[b] < num_slots);
+    MOERL_CHECK(tokens[b] >= 0 && tokens[b] < vocab);
     positions_[b] = next[slots[b]]++;
     MOERL_CHECK(positions_[b] < cache_->max_len());
   }

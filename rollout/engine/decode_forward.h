@@ -6,15 +6,15 @@
 // router softmax -> top-k -> renormalise, SwiGLU experts, weighted combine),
 // but written for a handful of rows: plain loops on raw pointers for the
 // per-row math and SmallGemmNT for every weight matrix, so a step is one
-// pass over the weights (memory-bound) with no per-op dispatch, no autograd
-// and no allocation after the first step. Results differ from the training
+// pass over the weights (memory-bound) with no per-op dispatch and no
+// autograd; the large buffers are reused from step to step. Results differ from the training
 // forward by float noise only (summation order); the engine's deterministic
 // mode rescores with the training forward when bits must match.
 //
 // Shape letters: b rows (live sequences), d hidden, h query heads, k KV
 // heads, e experts, f expert FFN width, v vocabulary.
 //
-//   KvCache cache = ...;  // filled by the prefill (Qwen3Model::Forward)
+//   KvCache cache = ...;  // empty, or filled by earlier Steps (the prefill is Steps too)
 //   DecodeForward decoder(model, &cache);
 //   const std::vector<float>& hidden_bd = decoder.Step(tokens, slots);  // advances lengths
 //   decoder.Logits(hidden_bd.data(), tokens.size(), logits_bv);        // [b, v]

@@ -9,10 +9,10 @@
 // on a stop id (kept in the output, finish_reason "stop") or after
 // max_new_tokens ("length").
 //
-// Speed: the prefill is the training forward (one packed pass, LM head only at
-// each prompt's last position); decode steps of fp32 models run the
-// inference-only DecodeForward (decode_forward.h: weight-streaming GEMMs, no
-// per-op dispatch), other dtypes the training forward with the cache. The LM
+// Speed: fp32 models run the prefill (LM head only at each prompt's last
+// position) and the decode steps through the inference-only DecodeForward
+// (decode_forward.h: weight-streaming GEMMs, no per-op dispatch); other
+// dtypes run the training forward with the cache. The LM
 // head runs once per step; greedy picks and log-probs are read from those
 // logits on the host.
 //

@@ -51,6 +51,9 @@ class BlockCausalAttentionFunction : public torch::autograd::Function<BlockCausa
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_grd, const at::Tensor& k_gld,
                             const at::Tensor& v_gld, double scale, int64_t rep, int64_t block) {
     const int64_t len = k_gld.size(1);
+    // Without a gradient to compute (no_grad / inference), no block of
+    // probabilities outlives its iteration.
+    const bool needs_grad = q_grd.requires_grad() || k_gld.requires_grad() || v_gld.requires_grad();
     at::Tensor o_grd = at::empty_like(q_grd);
     std::vector<at::Tensor> probs;
     for (const Block& b : Blocks(len, block)) {
@@ -60,8 +63,9 @@ class BlockCausalAttentionFunction : public torch::autograd::Function<BlockCausa
                                      /*beta=*/1.0, /*alpha=*/scale);
       at::Tensor p_grm = at::softmax(s_grm, -1);
       BmmInto(o_grd.narrow(1, b.q0 * rep, b.n * rep), p_grm, v_gld.narrow(1, 0, keys));
-      probs.push_back(p_grm);
+      if (needs_grad) probs.push_back(p_grm);
     }
+    if (!needs_grad) return o_grd;
     probs.push_back(q_grd);
     probs.push_back(k_gld);
     probs.push_back(v_gld);

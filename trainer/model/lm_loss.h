@@ -14,8 +14,9 @@
 //   loss.backward();   // grads for hidden_nd and lm_head_vd
 //
 // Gradients are only computed when grad mode is on and an input requires
-// grad. Memory: the saved gradients ([N, D] and [V, D], fp32) replace the
-// [N, V] fp32 logits autograd would keep. Thread-compatible; no state.
+// grad. Memory: the saved gradients ([N, D] and [V, D], in the model dtype)
+// replace the [N, V] fp32 logits autograd would keep; for bf16 inputs the
+// forward also holds two [V, D] fp32 buffers while it runs. Thread-compatible; no state.
 #ifndef MOERL_TRAINER_MODEL_LM_LOSS_H_
 #define MOERL_TRAINER_MODEL_LM_LOSS_H_
 

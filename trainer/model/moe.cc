@@ -56,6 +56,7 @@ class WeightedCombineFunction : public torch::autograd::Function<WeightedCombine
                             const at::Tensor& source_n, int64_t num_tokens) {
     at::Tensor out = out_nd.contiguous(), w = weights_n.contiguous(), src = source_n.contiguous();
     const int64_t rows = out.size(0), dim = out.size(1);
+    MOERL_CHECK(w.numel() == rows && src.numel() == rows && src.scalar_type() == at::kLong);
     at::Tensor y_td = at::zeros({num_tokens, dim}, out.options());
     const float* o = out.data_ptr<float>();
     const float* wp = w.data_ptr<float>();
