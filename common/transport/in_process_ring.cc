@@ -22,24 +22,17 @@ struct Entry {
 
 class InProcessRing::Channel {
  public:
-  explicit Channel(const Options& options) : options(options) {}
+  explicit Channel(const Options& options) : options(options) {
+    counters.expected_producers = options.expected_producers;
+  }
 
-  uint64_t Cost(const std::string& payload) const { return payload.size() + kOverheadBytes; }
+  static uint64_t Cost(size_t payload_bytes) { return payload_bytes + kOverheadBytes; }
 
+  // `counters`, with the depths read off the containers that hold the messages.
   RingCounters Counters() const {
-    RingCounters r;
+    RingCounters r = counters;
     r.depth_messages = queue.size();
-    r.depth_bytes = queued_bytes;
     r.in_flight = in_flight.size();
-    r.pushed = pushed;
-    r.popped = popped;
-    r.acked = acked;
-    r.redelivered = redelivered;
-    r.producers_registered = registered;
-    r.producers_closed = closed;
-    r.producers_died = died;
-    r.consumers = consumers;
-    r.expected_producers = options.expected_producers;
     return r;
   }
   bool EndOfStream() const { return Counters().EndOfStream(); }
@@ -51,10 +44,8 @@ class InProcessRing::Channel {
   std::deque<Entry> queue;
   std::map<uint64_t, Entry> in_flight;
   uint64_t used_bytes = 0;
-  uint64_t queued_bytes = 0;
   uint64_t next_ticket = 1;
-  uint32_t registered = 0, closed = 0, died = 0, consumers = 0;
-  uint64_t pushed = 0, popped = 0, acked = 0, redelivered = 0;
+  RingCounters counters;  // depth_messages and in_flight unused: see Counters()
 };
 
 namespace {
@@ -84,16 +75,16 @@ std::unique_ptr<InProcessRing> InProcessRing::Attach(std::shared_ptr<Channel> ch
 InProcessRing::InProcessRing(std::shared_ptr<Channel> channel, RingRole role)
     : channel_(std::move(channel)), role_(role) {
   std::lock_guard<std::mutex> lock(channel_->mu);
-  if (RingRoleProduces(role_)) ++channel_->registered;
-  if (RingRoleConsumes(role_)) ++channel_->consumers;
+  if (RingRoleProduces(role_)) ++channel_->counters.producers_registered;
+  if (RingRoleConsumes(role_)) ++channel_->counters.consumers;
 }
 
 InProcessRing::~InProcessRing() {
   Channel& c = *channel_;
   std::lock_guard<std::mutex> lock(c.mu);
-  if (RingRoleProduces(role_) && !producer_closed_) ++c.died;
+  if (RingRoleProduces(role_) && !producer_closed_) ++c.counters.producers_died;
   if (RingRoleConsumes(role_)) {
-    --c.consumers;
+    --c.counters.consumers;
     // Give back what this consumer held, oldest first, ahead of newer messages.
     for (auto it = held_tickets_.rbegin(); it != held_tickets_.rend(); ++it) {
       auto found = c.in_flight.find(*it);
@@ -101,8 +92,8 @@ InProcessRing::~InProcessRing() {
       Entry entry = std::move(found->second);
       c.in_flight.erase(found);
       ++entry.delivery_count;
-      ++c.redelivered;
-      c.queued_bytes += entry.payload.size();
+      ++c.counters.redelivered;
+      c.counters.depth_bytes += entry.payload.size();
       c.queue.push_front(std::move(entry));
     }
   }
@@ -126,7 +117,7 @@ absl::Status InProcessRing::PushImpl(absl::string_view payload, absl::Duration t
   if (producer_closed_) {
     return absl::FailedPreconditionError("Push after CloseProducer");
   }
-  const uint64_t cost = payload.size() + kOverheadBytes;
+  const uint64_t cost = Channel::Cost(payload.size());
   if (cost > c.options.capacity_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "message of ", payload.size(), " bytes does not fit a ring of ",
@@ -148,8 +139,8 @@ absl::Status InProcessRing::PushImpl(absl::string_view payload, absl::Duration t
   entry.payload.assign(payload.data(), payload.size());
   entry.ticket = c.next_ticket++;
   c.used_bytes += cost;
-  c.queued_bytes += payload.size();
-  ++c.pushed;
+  c.counters.depth_bytes += payload.size();
+  ++c.counters.pushed;
   c.queue.push_back(std::move(entry));
   c.not_empty.notify_one();
   return absl::OkStatus();
@@ -162,7 +153,7 @@ absl::Status InProcessRing::CloseProducer() {
   if (producer_closed_) return absl::OkStatus();
   producer_closed_ = true;
   std::lock_guard<std::mutex> lock(channel_->mu);
-  ++channel_->closed;
+  ++channel_->counters.producers_closed;
   channel_->not_empty.notify_all();
   return absl::OkStatus();
 }
@@ -186,8 +177,8 @@ absl::StatusOr<RingMessage> InProcessRing::PopImpl(absl::Duration timeout) {
   }
   Entry entry = std::move(c.queue.front());
   c.queue.pop_front();
-  c.queued_bytes -= entry.payload.size();
-  ++c.popped;
+  c.counters.depth_bytes -= entry.payload.size();
+  ++c.counters.popped;
   RingMessage message;
   message.delivery_count = entry.delivery_count;
   if (c.options.mode == DeliveryMode::kAcknowledged) {
@@ -196,7 +187,7 @@ absl::StatusOr<RingMessage> InProcessRing::PopImpl(absl::Duration timeout) {
     held_tickets_.insert(entry.ticket);
     c.in_flight.emplace(entry.ticket, std::move(entry));
   } else {
-    c.used_bytes -= entry.payload.size() + kOverheadBytes;
+    c.used_bytes -= Channel::Cost(entry.payload.size());
     message.payload = std::move(entry.payload);
     c.not_full.notify_one();
     if (c.EndOfStream()) c.not_empty.notify_all();
@@ -213,10 +204,10 @@ absl::Status InProcessRing::Ack(uint64_t ticket) {
   std::lock_guard<std::mutex> lock(c.mu);
   auto found = c.in_flight.find(ticket);
   if (found != c.in_flight.end()) {
-    c.used_bytes -= found->second.payload.size() + kOverheadBytes;
+    c.used_bytes -= Channel::Cost(found->second.payload.size());
     c.in_flight.erase(found);
   }
-  ++c.acked;
+  ++c.counters.acked;
   c.not_full.notify_all();
   if (c.EndOfStream()) c.not_empty.notify_all();
   return absl::OkStatus();
