@@ -8,30 +8,26 @@
 #include <ATen/ops/randint.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
-#include <time.h>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/bench_clock.h"
 #include "rollout/engine/engine.h"
 #include "trainer/model/model.h"
 
+ABSL_FLAG(int, threads, 1, "torch intra-op threads");
+ABSL_FLAG(int, rounds, 3, "Generate runs; the best wall and CPU times are kept");
+ABSL_FLAG(int, batch, 8, "prompts per Generate");
+ABSL_FLAG(int, prompt, 32, "tokens per prompt");
+ABSL_FLAG(int, new_tokens, 32, "greedy tokens generated per prompt");
+ABSL_FLAG(std::string, config, "trainer/model/configs/bench-moe.json", "model config.json");
+ABSL_FLAG(std::string, trace, "", "if set, write a chrome trace of one Generate here");
+
 namespace moerl {
 namespace {
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Process CPU time: on a shared machine the wall time mostly measures the
-// other processes; with --threads=1 the CPU time is this run's own work.
-double CpuNow() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 int Run(int threads, int rounds, int batch, int prompt, int new_tokens, const std::string& config_path,
         const std::string& trace) {
@@ -55,14 +51,14 @@ int Run(int threads, int rounds, int batch, int prompt, int new_tokens, const st
   (void)engine.Generate(prompts, sc);  // warm-up
   double best = 1e30, best_cpu = 1e30;
   for (int r = 0; r < rounds; ++r) {
-    const double start = Now(), cpu_start = CpuNow();
+    const double start = WallSeconds(), cpu_start = ProcessCpuSeconds();
     auto gen = engine.Generate(prompts, sc);
     if (!gen.ok()) {
       std::cerr << gen.status() << "\n";
       return 1;
     }
-    best = std::min(best, Now() - start);
-    best_cpu = std::min(best_cpu, CpuNow() - cpu_start);
+    best = std::min(best, WallSeconds() - start);
+    best_cpu = std::min(best_cpu, ProcessCpuSeconds() - cpu_start);
   }
   std::printf("generate batch %d prompt %d new %d threads %d: best wall %.1f ms = %.1f tokens/s; "
               "best CPU %.1f ms = %.1f tokens/s\n",
@@ -79,25 +75,8 @@ int Run(int threads, int rounds, int batch, int prompt, int new_tokens, const st
 }  // namespace moerl
 
 int main(int argc, char** argv) {
-  int threads = 1, rounds = 3, batch = 8, prompt = 32, new_tokens = 32;
-  std::string config = "trainer/model/configs/bench-moe.json", trace;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto eq = arg.find('=');
-    std::string key = arg.substr(0, eq), value = eq == std::string::npos ? "" : arg.substr(eq + 1);
-    int v = 0;
-    const bool num = absl::SimpleAtoi(value, &v);
-    if (key == "--threads" && num) threads = v;
-    else if (key == "--rounds" && num) rounds = v;
-    else if (key == "--batch" && num) batch = v;
-    else if (key == "--prompt" && num) prompt = v;
-    else if (key == "--new_tokens" && num) new_tokens = v;
-    else if (key == "--config") config = value;
-    else if (key == "--trace") trace = value;
-    else {
-      std::cerr << "unknown flag " << arg << "\n";
-      return 2;
-    }
-  }
-  return moerl::Run(threads, rounds, batch, prompt, new_tokens, config, trace);
+  absl::ParseCommandLine(argc, argv);
+  return moerl::Run(absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_rounds), absl::GetFlag(FLAGS_batch),
+                    absl::GetFlag(FLAGS_prompt), absl::GetFlag(FLAGS_new_tokens), absl::GetFlag(FLAGS_config),
+                    absl::GetFlag(FLAGS_trace));
 }

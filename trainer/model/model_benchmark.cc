@@ -17,19 +17,32 @@
 #include <ATen/ops/randn.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
-#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
-#include "absl/strings/numbers.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "common/bench_clock.h"
 #include "rollout/engine/engine.h"
 #include "trainer/model/model.h"
+
+ABSL_FLAG(int, threads, 2, "torch intra-op threads, the same for both sides");
+ABSL_FLAG(int, batch, 8, "training sequences per step");
+ABSL_FLAG(int, seq, 512, "tokens per training sequence");
+ABSL_FLAG(int, steps, 2, "training steps per round");
+ABSL_FLAG(int, gen_batch, 8, "prompts per Generate");
+ABSL_FLAG(int, prompt, 32, "tokens per prompt");
+ABSL_FLAG(int, new_tokens, 32, "greedy tokens generated per prompt");
+ABSL_FLAG(int, rounds, 2, "alternating moerl / transformers rounds; the best of each is kept");
+ABSL_FLAG(std::string, config, "trainer/model/configs/bench-moe.json", "model config.json");
+ABSL_FLAG(bool, skip_python, false, "do not run the transformers peer");
+ABSL_FLAG(std::string, profile, "", "if set, write one training step's chrome trace here and exit");
 
 namespace moerl {
 namespace {
@@ -42,27 +55,15 @@ struct Flags {
   std::string config = "trainer/model/configs/bench-moe.json";
 };
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// CPU time of the whole process: with --threads=1 on a shared machine this
-// counts only our own work, not the time other processes held the core.
-double CpuNow() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
 double GemmFlops(int64_t n, double* cpu_flops) {
   at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   a.mm(b);  // warm-up
   const int reps = 5;
-  const double start = Now(), cpu_start = CpuNow();
+  const double start = WallSeconds(), cpu_start = ProcessCpuSeconds();
   for (int i = 0; i < reps; ++i) a.mm(b);
   const double flops = 2.0 * n * n * n * reps;
-  if (cpu_flops != nullptr) *cpu_flops = std::max(*cpu_flops, flops / (CpuNow() - cpu_start));
-  return flops / (Now() - start);
+  if (cpu_flops != nullptr) *cpu_flops = std::max(*cpu_flops, flops / (ProcessCpuSeconds() - cpu_start));
+  return flops / (WallSeconds() - start);
 }
 
 // Forward FLOPs per token of a training sequence of length `seq` (matmuls
@@ -148,17 +149,17 @@ int Run(const Flags& f) {
   sc.max_new_tokens = f.new_tokens;
   for (int round = 0; round < f.rounds; ++round) {
     gemm = std::max(gemm, GemmFlops(2048, &gemm_cpu));
-    double start = Now(), cpu_start = CpuNow();
+    double start = WallSeconds(), cpu_start = ProcessCpuSeconds();
     for (int i = 0; i < f.steps; ++i) step();
-    train_tps = std::max(train_tps, tokens * f.steps / (Now() - start));
-    train_cpu_tps = std::max(train_cpu_tps, tokens * f.steps / (CpuNow() - cpu_start));
-    start = Now();
+    train_tps = std::max(train_tps, tokens * f.steps / (WallSeconds() - start));
+    train_cpu_tps = std::max(train_cpu_tps, tokens * f.steps / (ProcessCpuSeconds() - cpu_start));
+    start = WallSeconds();
     auto gen = engine.Generate(prompts, sc);
     if (!gen.ok()) {
       std::cerr << gen.status() << "\n";
       return 1;
     }
-    gen_tps = std::max(gen_tps, static_cast<double>(f.gen_batch) * f.new_tokens / (Now() - start));
+    gen_tps = std::max(gen_tps, static_cast<double>(f.gen_batch) * f.new_tokens / (WallSeconds() - start));
     if (f.skip_python) continue;
     peer = PythonPeer(f);
     hf_train = std::max(hf_train, JsonNumber(peer, "train_tokens_per_s"));
@@ -196,29 +197,19 @@ int Run(const Flags& f) {
 }  // namespace moerl
 
 int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
   moerl::Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto eq = arg.find('=');
-    std::string key = arg.substr(0, eq), value = eq == std::string::npos ? "" : arg.substr(eq + 1);
-    int v = 0;
-    const bool num = absl::SimpleAtoi(value, &v);
-    if (key == "--threads" && num) f.threads = v;
-    else if (key == "--batch" && num) f.batch = v;
-    else if (key == "--seq" && num) f.seq = v;
-    else if (key == "--steps" && num) f.steps = v;
-    else if (key == "--gen_batch" && num) f.gen_batch = v;
-    else if (key == "--prompt" && num) f.prompt = v;
-    else if (key == "--new_tokens" && num) f.new_tokens = v;
-    else if (key == "--rounds" && num) f.rounds = v;
-    else if (key == "--config") f.config = value;
-    else if (key == "--skip_python") f.skip_python = true;
-    else if (key == "--profile" && !value.empty()) f.profile = value;
-    else {
-      std::cerr << "unknown flag " << arg << "\n";
-      return 2;
-    }
-  }
+  f.threads = absl::GetFlag(FLAGS_threads);
+  f.batch = absl::GetFlag(FLAGS_batch);
+  f.seq = absl::GetFlag(FLAGS_seq);
+  f.steps = absl::GetFlag(FLAGS_steps);
+  f.gen_batch = absl::GetFlag(FLAGS_gen_batch);
+  f.prompt = absl::GetFlag(FLAGS_prompt);
+  f.new_tokens = absl::GetFlag(FLAGS_new_tokens);
+  f.rounds = absl::GetFlag(FLAGS_rounds);
+  f.config = absl::GetFlag(FLAGS_config);
+  f.skip_python = absl::GetFlag(FLAGS_skip_python);
+  f.profile = absl::GetFlag(FLAGS_profile);
   // bazel run starts in the runfiles tree; the python script and configs are
   // addressed from the workspace root.
   if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
