@@ -36,6 +36,11 @@ namespace {
 // Short against the cost of a sleep and wake-up (two system calls, two
 // context switches), too short to count as spinning a core.
 constexpr int64_t kSpinNanos = 20000;
+// While spinning, the other side's position is read every this many pauses.
+constexpr int kPollEvery = 16;
+// A producer spinning for room waits for capacity / kRoomWanted bytes (or
+// for the end of the spin).
+constexpr uint64_t kRoomWanted = 8;
 
 // The deadline of a call, computed only once the call has to wait (reading
 // the clock costs as much as an uncontended Push). *deadline is
@@ -54,13 +59,21 @@ ShmRing::ShmRing(std::string name, std::unique_ptr<bip::mapped_region> region, R
   auto* base = static_cast<char*>(region_->get_address());
   segment_ = std::make_unique<RingSegment>(reinterpret_cast<SegmentHeader*>(base), base + kHeaderBytes,
                                            shm_ring_internal::PidNamespaceId());
+  segment_->RefreshTail();
 }
 
 ShmRing::~ShmRing() {
   if (self_ == shm_ring_internal::kNoOwner) return;
-  if (!Lock().ok()) return;
+  // A producer is deregistered with both locks held (shm_ring_segment.h).
+  const bool producer = RingRoleProduces(role_);
+  if (producer && !LockProducer().ok()) return;
+  if (!Lock().ok()) {
+    if (producer) UnlockProducer();
+    return;
+  }
   segment_->Deregister(self_);
   Unlock();
+  if (producer) UnlockProducer();
   Wake(/*space=*/true);
   Wake(/*space=*/false);
 }
@@ -69,16 +82,39 @@ absl::Status ShmRing::Lock() const {
   bool owner_died = false;
   MOERL_RETURN_IF_ERROR(shm_ring_internal::LockRobustMutex(&segment_->header()->mutex, &owner_died));
   if (owner_died) segment_->RecoverJournal();
+  // `tail` is reloaded when a walk finds nothing below it (TakeLocked,
+  // WaitLocked), not on every lock: each load pulls the producers' line.
+  segment_->RefreshTailIfBehind();
   if (!segment_->CheckState()) {
     Unlock();
     return DamageStatus();
   }
   if (owner_died) {
-    segment_->SweepDead(pid_);
+    segment_->SweepDead(pid_, producer_locked_);
     Wake(true);
     Wake(false);
   }
   return absl::OkStatus();
+}
+
+absl::Status ShmRing::LockProducer() {
+  bool owner_died = false;
+  MOERL_RETURN_IF_ERROR(
+      shm_ring_internal::LockRobustMutex(&segment_->header()->producer_mutex, &owner_died));
+  producer_locked_ = true;
+  if (owner_died) segment_->RecoverProducerJournal();
+  if (!segment_->CheckProducerState()) return UnlockProducerWithDamage();
+  return absl::OkStatus();
+}
+
+void ShmRing::UnlockProducer() {
+  producer_locked_ = false;
+  shm_ring_internal::UnlockRobustMutex(&segment_->header()->producer_mutex);
+}
+
+absl::Status ShmRing::UnlockProducerWithDamage() {
+  UnlockProducer();
+  return DamageStatus();
 }
 
 absl::Status ShmRing::DamageStatus() const {
@@ -109,10 +145,23 @@ void ShmRing::Wake(bool space) const {
   }
 }
 
+void ShmRing::WakeMoved(bool space) const {
+  SegmentHeader* h = segment_->header();
+  std::atomic<uint32_t>& seq = space ? h->not_full_seq : h->not_empty_seq;
+  std::atomic<uint32_t>& sleeping = space ? h->not_full_sleeping : h->not_empty_sleeping;
+  // Pairs with WaitLocked's store of `sleeping` and its re-read of the
+  // position: either the sleeper sees the move, or this sees the flag.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    seq.fetch_add(1, std::memory_order_seq_cst);
+    shm_ring_internal::FutexWake(&seq, INT_MAX);
+  }
+}
+
 void ShmRing::UnlockAfterFreeing() const {
   const bool end = segment_->EndOfStream();
   Unlock();
-  Wake(/*space=*/true);
+  WakeMoved(/*space=*/true);
   if (end) Wake(/*space=*/false);
 }
 
@@ -121,37 +170,83 @@ bool ShmRing::SweepDue() const {
   return shm_ring_internal::MonotonicNanos() - last >= absl::ToInt64Nanoseconds(kLivenessInterval);
 }
 
-absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) const {
+absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) {
   SegmentHeader* h = segment_->header();
   std::atomic<uint32_t>& seq = for_space ? h->not_full_seq : h->not_empty_seq;
   std::atomic<uint32_t>& sleeping = for_space ? h->not_full_sleeping : h->not_empty_sleeping;
   const uint32_t seen = seq.load(std::memory_order_acquire);
-  Unlock();
-  // Bounded spin first (a few microseconds): a busy peer usually changes the
-  // word by then, and sleeping and waking costs two system calls and two
-  // context switches per message. Then sleep on the futex.
+  // The other side moves what we wait for (free_pos, tail) without our
+  // lock: look again now that `seen` is read. (Its Wake changes `seq` after
+  // the move, so a move not seen here changes `seq` after `seen`.)
+  uint64_t position;  // tail or free_pos: what the other side moves
+  if (for_space) {
+    if (segment_->RefreshFreePos()) return segment_->damage().ok() ? absl::OkStatus() : UnlockProducerWithDamage();
+    position = segment_->free_pos_seen();
+    UnlockProducer();
+  } else {
+    if (segment_->RefreshTail()) return segment_->CheckState() ? absl::OkStatus() : UnlockWithDamage();
+    position = segment_->tail_snapshot();
+    Unlock();
+  }
+  auto moved_by = [&] { return (for_space ? segment_->LoadFreePos() : segment_->LoadTail()) - position; };
+  auto moved = [&] { return moved_by() != 0; };
+  // Bounded spin first (a few microseconds): a busy peer usually moves the
+  // position or changes the word by then, and sleeping and waking costs two
+  // system calls and two context switches per message. Then sleep on the
+  // futex. The position lives on the other side's busiest cache line, so it
+  // is read only every kPollEvery pauses; and a producer waits for a good
+  // stretch of room (kRoomWanted), not one slot: refilling a full ring one
+  // slot per pop puts two cache-line transfers on every message.
+  const uint64_t room_wanted = for_space ? segment_->capacity() / kRoomWanted : 1;
   bool changed = false;
   const int64_t spin_until = shm_ring_internal::MonotonicNanos() + kSpinNanos;
   for (int i = 1; !changed; ++i) {
     shm_ring_internal::CpuRelax();
-    changed = seq.load(std::memory_order_acquire) != seen;
-    if (i % 64 == 0 && shm_ring_internal::MonotonicNanos() >= spin_until) break;
+    changed = seq.load(std::memory_order_acquire) != seen || (i % kPollEvery == 0 && moved_by() >= room_wanted);
+    if (i % 64 == 0 && shm_ring_internal::MonotonicNanos() >= spin_until) {
+      changed = changed || moved();
+      break;
+    }
   }
   if (!changed) {
-    // seq_cst pairs with Wake: either it sees the flag or FutexWait sees
-    // the new value.
+    // seq_cst pairs with Wake and WakeMoved: either they see the flag, or
+    // the position re-read here or FutexWait sees their change.
     sleeping.store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     const absl::Duration left = std::min(deadline - absl::Now(), kLivenessInterval);
-    if (left > absl::ZeroDuration()) {
+    if (!moved() && left > absl::ZeroDuration()) {
       shm_ring_internal::FutexWait(&seq, seen, absl::ToInt64Nanoseconds(left));
     }
   }
+  if (for_space) {
+    MOERL_RETURN_IF_ERROR(LockProducer());
+    if (SweepDue()) return FreeRoomLocked().status();
+    return absl::OkStatus();
+  }
   MOERL_RETURN_IF_ERROR(Lock());
-  if (SweepDue() && segment_->SweepDead(pid_) > 0) {
+  if (SweepDue() && segment_->SweepDead(pid_, producer_locked_) > 0) {
     Wake(true);
     Wake(false);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ShmRing::FreeRoomLocked() {
+  absl::Status locked = Lock();
+  if (!locked.ok()) {
+    UnlockProducer();
+    return locked;
+  }
+  const bool swept = segment_->SweepDead(pid_, /*holds_producer_mutex=*/true) > 0;
+  const bool moved = segment_->AdvanceFree();
+  if (!segment_->damage().ok()) {
+    Unlock();
+    return UnlockProducerWithDamage();
+  }
+  Unlock();
+  if (swept) Wake(/*space=*/false);
+  if (swept || moved) Wake(/*space=*/true);
+  return swept || moved;
 }
 
 absl::Status ShmRing::Push(absl::string_view payload, absl::Duration timeout) {
@@ -179,18 +274,21 @@ absl::Status ShmRing::CheckPush(size_t bytes) const {
 }
 
 absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept) {
-  if (!segment_->damage().ok()) return UnlockWithDamage();
+  if (!segment_->damage().ok()) return UnlockProducerWithDamage();
   if (timeout == absl::ZeroDuration()) {
-    // A dead consumer may be what keeps the ring full.
-    if (!*swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
+    // Consumers may have freed room since free_pos was last read, and a dead
+    // consumer may be what keeps the ring full.
+    if (segment_->RefreshFreePos()) return segment_->damage().ok() ? absl::OkStatus() : UnlockProducerWithDamage();
+    if (!*swept && SweepDue()) {
       *swept = true;
-      return absl::OkStatus();
+      MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
+      if (freed) return absl::OkStatus();
     }
-    Unlock();
+    UnlockProducer();
     return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
   }
   if (absl::Now() >= DeadlineOf(timeout, deadline)) {
-    Unlock();
+    UnlockProducer();
     return absl::DeadlineExceededError(
         absl::StrCat("ring ", name_, " still full after ", absl::FormatDuration(timeout)));
   }
@@ -198,10 +296,18 @@ absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* dea
 }
 
 absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
-  MOERL_RETURN_IF_ERROR(Lock());
+  MOERL_RETURN_IF_ERROR(LockProducer());
   for (bool swept = false;;) {
+    const uint64_t tail = segment_->header()->producer.tail;
     std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
     if (pos) return *pos;
+    if (!segment_->damage().ok()) return UnlockProducerWithDamage();
+    if (segment_->header()->producer.tail != tail) {
+      // Only a pad went in: free_pos passes it now if nothing older is
+      // live (otherwise the release of the older message does).
+      MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
+      if (freed) continue;
+    }
     MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline, &swept));
   }
 }
@@ -214,14 +320,14 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
   // one journal entry, as PushBatch does: one Apply instead of two.
   if (payload.size() <= kInlineCopyBytes && 2 * (payload.size() + shm_ring_internal::kSlotHeaderBytes) <=
                                                 segment_->capacity()) {
-    MOERL_RETURN_IF_ERROR(Lock());
+    MOERL_RETURN_IF_ERROR(LockProducer());
     const bool checksum = segment_->header()->checksum_payloads != 0;
     for (bool swept = false;;) {
       if (segment_->AppendCommitted(absl::MakeConstSpan(&payload, 1), checksum) == 1) break;
       MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline, &swept));
     }
-    Unlock();
-    Wake(/*space=*/false);
+    UnlockProducer();
+    WakeMoved(/*space=*/false);
     return absl::OkStatus();
   }
   MOERL_ASSIGN_OR_RETURN(const uint64_t pos, ReserveLocked(payload.size(), timeout, &deadline));
@@ -230,15 +336,14 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
 
 absl::Status ShmRing::FinishPush(uint64_t pos, absl::string_view payload) {
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kSlotReserved);
-  const bool inline_copy = payload.size() <= kInlineCopyBytes;
-  if (!inline_copy) Unlock();
+  UnlockProducer();
   uint64_t checksum = 0;
   if (segment_->header()->checksum_payloads) {
     checksum = RingChecksumCopy(segment_->PayloadAt(pos), payload.data(), payload.size());
   } else {
     std::memcpy(segment_->PayloadAt(pos), payload.data(), payload.size());
   }
-  if (!inline_copy) MOERL_RETURN_IF_ERROR(Lock());
+  MOERL_RETURN_IF_ERROR(Lock());
   segment_->MaybeCrash(shm_ring_internal::CrashPoint::kPayloadWritten);
   if (!segment_->Commit(pos, checksum)) return UnlockWithDamage();
   Unlock();
@@ -280,7 +385,7 @@ void ShmRing::SweepNowAndThenLocked() {
   // that what they held is redelivered.
   if (++pops_since_sweep_check_ >= 1024) {
     pops_since_sweep_check_ = 0;
-    if (SweepDue() && segment_->SweepDead(pid_) > 0) {
+    if (SweepDue() && segment_->SweepDead(pid_, producer_locked_) > 0) {
       Wake(/*space=*/true);
       Wake(/*space=*/false);
     }
@@ -301,13 +406,17 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector
     std::optional<uint64_t> pos = segment_->Take(self_);
     if (pos) return *pos;
     if (!segment_->damage().ok()) return UnlockWithDamage();
+    if (segment_->RefreshTail()) {
+      if (!segment_->CheckState()) return UnlockWithDamage();
+      continue;
+    }
     if (segment_->EndOfStream()) {
       Unlock();
       return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));
     }
     if (timeout == absl::ZeroDuration()) {
       // A dead consumer may hold a message that is due again.
-      if (!swept && SweepDue() && segment_->SweepDead(pid_) > 0) {
+      if (!swept && SweepDue() && segment_->SweepDead(pid_, producer_locked_) > 0) {
         swept = true;
         continue;
       }

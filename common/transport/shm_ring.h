@@ -213,13 +213,16 @@ class ShmRing : public MessageRing {
 
   absl::Status PushImpl(absl::string_view payload, absl::Duration timeout);
   absl::Status CheckPush(size_t bytes) const;
-  // Locks, then reserves a slot for `bytes`, waiting until `deadline` (from
-  // `timeout`); on success returns with the lock held.
+  // Locks the producer side, then reserves a slot for `bytes`, waiting until
+  // `deadline` (from `timeout`); on success returns with it held.
   absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
-  // With the lock held and no room: sweeps once for dead consumers (try
-  // variants), fails at the deadline (unlocked), or waits for space and
-  // returns with the lock held, to try again.
+  // With the producer side locked and no room: sweeps once for dead
+  // consumers (try variants), fails at the deadline (unlocked), or waits
+  // for space and returns with it locked, to try again.
   absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept);
+  // With the producer side locked: takes the segment lock to move free_pos
+  // past padding and sweep for dead participants. True if either freed room.
+  absl::StatusOr<bool> FreeRoomLocked();
   // Locks, then takes the oldest message, waiting like Pop; on success
   // returns with the lock held. With `front` (plain mode, PopBatch): first
   // tries RingSegment::ConsumeFront into it each time round; if that got
@@ -227,8 +230,8 @@ class ShmRing : public MessageRing {
   // nothing.
   absl::StatusOr<uint64_t> TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front = nullptr,
                                       size_t front_max = 0, size_t* front_taken = nullptr);
-  // With the lock held and slot `pos` reserved: writes `payload`, commits
-  // and unlocks.
+  // With the producer side locked and slot `pos` reserved: unlocks, writes
+  // `payload`, commits.
   absl::Status FinishPush(uint64_t pos, absl::string_view payload);
   // With the lock held: every 1024th call, looks for dead participants if due.
   void SweepNowAndThenLocked();
@@ -241,16 +244,27 @@ class ShmRing : public MessageRing {
   // Also validates the shared bookkeeping (DataLoss if damaged).
   absl::Status Lock() const;
   void Unlock() const;
+  // The producers' lock (producer_mutex; shm_ring_segment.h): taken before
+  // Lock() when both are needed. Repairs after a dead owner and validates
+  // the producer state (DataLoss if damaged).
+  absl::Status LockProducer();
+  void UnlockProducer();
   // The segment's damage as this ring's DataLoss; UnlockWithDamage unlocks first.
   absl::Status DamageStatus() const;
   absl::Status UnlockWithDamage() const;
-  // With the lock held: sleeps on `seq` until woken or `deadline` (at most
-  // kLivenessInterval), sweeping for dead participants when due.
-  absl::Status WaitLocked(bool for_space, absl::Time deadline) const;
+  absl::Status UnlockProducerWithDamage();
+  // With the producer side locked (for_space) or the segment lock (for a
+  // message): sleeps until the other side makes progress or `deadline` (at
+  // most kLivenessInterval), sweeping for dead participants when due;
+  // returns with the same lock held.
+  absl::Status WaitLocked(bool for_space, absl::Time deadline);
   // True if no participant looked for dead ones in the last kLivenessInterval.
   bool SweepDue() const;
   // After a change that may let waiters of the other side proceed.
   void Wake(bool space) const;
+  // After moving free_pos (space) or tail: cheaper than Wake when nobody
+  // sleeps (waiters that spin watch the position itself).
+  void WakeMoved(bool space) const;
   // With the lock held, after a consumer freed space: unlocks, wakes the
   // producers, and the consumers too when that ended the stream.
   void UnlockAfterFreeing() const;
@@ -261,6 +275,7 @@ class ShmRing : public MessageRing {
   RingRole role_;
   uint32_t self_ = 0xFFFFFFFFu;  // participant index; none for observers
   pid_t pid_;
+  bool producer_locked_ = false;  // this participant holds producer_mutex
   bool producer_closed_ = false;
   uint32_t pops_since_sweep_check_ = 0;
   uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot

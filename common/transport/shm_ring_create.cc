@@ -119,6 +119,7 @@ absl::Status ShmRing::Create(const std::string& name, const CreateOptions& optio
     h->journal.participant_index = shm_ring_internal::kNoOwner;
     h->journal.slot_position = shm_ring_internal::kNoSlot;
     MOERL_RETURN_IF_ERROR(shm_ring_internal::InitRobustMutex(&h->mutex));
+    MOERL_RETURN_IF_ERROR(shm_ring_internal::InitRobustMutex(&h->producer_mutex));
     h->ready.store(shm_ring_internal::kReadyValue, std::memory_order_release);
   } catch (const bip::interprocess_exception& e) {
     bip::shared_memory_object::remove(ShmObjectName(name).c_str());
@@ -182,7 +183,7 @@ absl::StatusOr<std::unique_ptr<ShmRing>> ShmRing::Open(const std::string& name, 
     std::optional<uint32_t> index =
         ring->segment_->Register(role, ring->pid_, shm_ring_internal::ProcessStartTime(ring->pid_));
     if (!index) {
-      ring->segment_->SweepDead(ring->pid_);
+      ring->segment_->SweepDead(ring->pid_, /*holds_producer_mutex=*/false);
       index = ring->segment_->Register(role, ring->pid_,
                                        shm_ring_internal::ProcessStartTime(ring->pid_));
     }

@@ -26,6 +26,7 @@ namespace {
 using shm_ring_internal::kHeaderBytes;
 using shm_ring_internal::SegmentHeader;
 using shm_ring_internal::SlotHeader;
+using shm_ring_internal::ProducerState;
 using shm_ring_internal::State;
 
 constexpr absl::Duration kShort = absl::Milliseconds(50);
@@ -69,6 +70,7 @@ class ShmRingDamageTest : public ::testing::Test {
   }
 
   static uint64_t StateOffset(size_t field) { return offsetof(SegmentHeader, state) + field; }
+  static uint64_t TailOffset() { return offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail); }
   // Slot header field of the slot at data-area offset `slot`.
   static uint64_t SlotOffset(uint64_t slot, size_t field) { return kHeaderBytes + slot + field; }
 
@@ -110,9 +112,23 @@ TEST_F(ShmRingDamageTest, MisalignedFreePosIsDataLossNamingIt) {
 
 TEST_F(ShmRingDamageTest, TailMoreThanACapacityPastFreePosIsDataLoss) {
   auto producer = Fill();
-  const uint64_t offset = StateOffset(offsetof(State, tail));
+  const uint64_t offset = TailOffset();
   Poke64(offset, uint64_t{1} << 40);
   ExpectDataLoss("tail", offset, /*open_fails=*/true);
+}
+
+TEST_F(ShmRingDamageTest, MisalignedTailIsDataLossForProducersToo) {
+  auto producer = Fill();
+  const uint64_t offset = TailOffset();
+  Poke64(offset, kCapacity + 13);
+  ExpectDataLoss("tail", offset, /*open_fails=*/true);
+  auto writer = ShmRing::Open(name_, RingRole::kProducer);
+  ASSERT_EQ(writer.status().code(), absl::StatusCode::kDataLoss) << writer.status();
+  // A producer that opened before the damage finds it on its next Push.
+  const absl::Status pushed = producer->TryPush("after the damage");
+  ASSERT_EQ(pushed.code(), absl::StatusCode::kDataLoss) << pushed;
+  EXPECT_NE(pushed.message().find("field tail = "), std::string::npos) << pushed;
+  EXPECT_NE(pushed.message().find(absl::StrCat("at byte offset ", offset, " ")), std::string::npos) << pushed;
 }
 
 TEST_F(ShmRingDamageTest, FreePosPastTailIsDataLoss) {
@@ -190,8 +206,9 @@ TEST_F(ShmRingDamageTest, DamageToALaterSlotIsFoundWithoutAWrongMessage) {
       << m.status();
 }
 
-// Random bytes of State, the journal, the participant table and the first
-// slot headers (not the mutex and wake-up words, which are not data) are
+// Random bytes of State, the journals, the participant table, the producer
+// state and the first slot headers (not the mutexes and wake-up words, which
+// are not data) are
 // overwritten; a fresh consumer, producer and observer then use the ring.
 // Any status is fine; a crash, a hang or a sanitizer report is not.
 TEST_F(ShmRingDamageTest, RandomDamageToHeaderAndSlotsNeverCrashesOrHangs) {
@@ -208,7 +225,10 @@ TEST_F(ShmRingDamageTest, RandomDamageToHeaderAndSlotsNeverCrashesOrHangs) {
   // Where live slots start: flip within the next 16 KiB of slot headers too.
   State state;
   std::memcpy(&state, clean.data() + offsetof(SegmentHeader, state), sizeof(state));
+  // Two ranges: State to the producer mutex, and the producer state after it.
   const uint64_t header_begin = offsetof(SegmentHeader, state);
+  const uint64_t header_gap = offsetof(SegmentHeader, producer_mutex);
+  const uint64_t gap_bytes = offsetof(SegmentHeader, producer) - header_gap;
   const uint64_t header_end = sizeof(SegmentHeader);
   const uint64_t slots_begin = kHeaderBytes + state.free_pos % kCapacity;
   std::mt19937_64 rng(20261128);
@@ -221,7 +241,8 @@ TEST_F(ShmRingDamageTest, RandomDamageToHeaderAndSlotsNeverCrashesOrHangs) {
     for (int f = 0; f < flips; ++f) {
       uint64_t offset;
       if (rng() % 2 == 0) {
-        offset = header_begin + rng() % (header_end - header_begin);
+        offset = header_begin + rng() % (header_end - header_begin - gap_bytes);
+        if (offset >= header_gap) offset += gap_bytes;
       } else {
         offset = slots_begin + rng() % std::min<uint64_t>(16384, kHeaderBytes + kCapacity - slots_begin);
       }

@@ -70,7 +70,7 @@ absl::StatusOr<char*> ShmRing::ReservePush(size_t bytes, absl::Duration timeout)
   absl::Time deadline = absl::InfinitePast();
   MOERL_ASSIGN_OR_RETURN(const uint64_t pos, ReserveLocked(bytes, timeout, &deadline));
   segment_->MaybeCrash(CrashPoint::kSlotReserved);
-  Unlock();
+  UnlockProducer();
   reserved_pos_ = pos;
   reserved_bytes_ = bytes;
   return segment_->PayloadAt(pos);
@@ -121,13 +121,17 @@ absl::Status ShmRing::PushBatch(absl::Span<const absl::string_view> payloads, ab
       ++run;
     }
     if (run > 0) {
-      status = Lock();
+      status = LockProducer();
       if (!status.ok()) break;
       const size_t appended = segment_->AppendCommitted(payloads.subspan(done, run), checksum);
-      Unlock();
+      if (!segment_->damage().ok()) {
+        status = UnlockProducerWithDamage();
+        break;
+      }
+      UnlockProducer();
       if (appended > 0) {
         done += appended;
-        Wake(/*space=*/false);
+        WakeMoved(/*space=*/false);
         continue;
       }
     }

@@ -2,6 +2,8 @@
 // shm_ring_segment.h for the states and the journal.
 #include "common/transport/shm_ring_segment.h"
 
+#include <errno.h>
+
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -14,6 +16,20 @@
 
 namespace moerl {
 namespace shm_ring_internal {
+namespace {
+
+// Fields that one side writes under its lock and the other reads without it.
+uint64_t LoadAcquire(const uint64_t* field) { return __atomic_load_n(field, __ATOMIC_ACQUIRE); }
+void StoreRelease(uint64_t* field, uint64_t value) { __atomic_store_n(field, value, __ATOMIC_RELEASE); }
+
+}  // namespace
+
+bool RingSegment::RefreshTail() const {
+  const uint64_t tail = LoadAcquire(&h_->producer.tail);
+  const bool moved = tail != tail_;
+  tail_ = tail;
+  return moved;
+}
 
 void RingSegment::Apply(const State& state, const SlotHeader* slot, uint64_t slot_position,
                         const Participant* participant, uint32_t participant_index) {
@@ -37,20 +53,65 @@ void RingSegment::RecoverJournal() {
   Journal& j = h_->journal;
   if (j.valid.load(std::memory_order_relaxed) == 0) return;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  h_->state = j.state;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  MaybeCrash(CrashPoint::kJournalHalfApplied);
+  RefreshTail();
+  // The slot first, and only while it is live: once free_pos is past it (a
+  // replay of a journal whose State was already applied), producers may have
+  // written a new slot over it.
   if (j.slot_position != kNoSlot) {
     if (j.slot_position % kSlotAlign != 0) {
       Damaged("journal", "slot_position", j.slot_position,
               offsetof(SegmentHeader, journal) + offsetof(Journal, slot_position), "not a slot boundary");
-    } else {
+    } else if (j.slot_position >= h_->state.free_pos && j.slot_position < tail_) {
       *SlotAt(j.slot_position) = j.slot;
     }
   }
   if (j.participant_index < kMaxParticipants) h_->participants[j.participant_index] = j.participant;
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  // State: everything but free_pos, then free_pos in one store (producers
+  // load it without the lock).
+  std::memcpy(reinterpret_cast<char*>(&h_->state) + sizeof(uint64_t),
+              reinterpret_cast<const char*>(&j.state) + sizeof(uint64_t), sizeof(State) - sizeof(uint64_t));
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalHalfApplied);
+  StoreRelease(&h_->state.free_pos, j.state.free_pos);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   j.valid.store(0, std::memory_order_relaxed);
+}
+
+void RingSegment::ApplyProducer(const ProducerState& state) {
+  ProducerJournal& j = h_->producer_journal;
+  j.state = state;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j.valid.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalValid);
+  RecoverProducerJournal();
+}
+
+void RingSegment::RecoverProducerJournal() {
+  ProducerJournal& j = h_->producer_journal;
+  if (j.valid.load(std::memory_order_relaxed) == 0) return;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  // The counters before `tail`: a reader that sees the new tail sees them.
+  __atomic_store_n(&h_->producer.pushed, j.state.pushed, __ATOMIC_RELAXED);
+  __atomic_store_n(&h_->producer.pushed_bytes, j.state.pushed_bytes, __ATOMIC_RELAXED);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  MaybeCrash(CrashPoint::kJournalHalfApplied);
+  StoreRelease(&h_->producer.tail, j.state.tail);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  j.valid.store(0, std::memory_order_relaxed);
+}
+
+bool RingSegment::TryRecoverProducerSide() {
+  int rc = pthread_mutex_trylock(&h_->producer_mutex);
+  if (rc == EOWNERDEAD) {
+    pthread_mutex_consistent(&h_->producer_mutex);
+    RecoverProducerJournal();
+    rc = 0;
+  }
+  if (rc != 0) return false;
+  RefreshTail();
+  return true;
 }
 
 std::optional<uint32_t> RingSegment::Register(RingRole role, pid_t pid, uint64_t start_time) {
@@ -83,7 +144,8 @@ void RingSegment::MarkProducerClosed(uint32_t index) {
 void RingSegment::Deregister(uint32_t index) {
   // Give back slots first: each step is journaled on its own and leaves a
   // consistent ring, so a crash here is finished by the next sweep.
-  for (uint64_t pos = h_->state.free_pos; pos < h_->state.tail;) {
+  RefreshTail();
+  for (uint64_t pos = h_->state.free_pos; pos < tail_;) {
     SlotHeader slot;
     if (!ReadSlot(pos, &slot)) break;
     if (slot.owner == index && slot.state == kTaken) {
@@ -107,16 +169,27 @@ void RingSegment::Deregister(uint32_t index) {
   AdvanceClaim();
 }
 
-int RingSegment::SweepDead(pid_t self_pid) {
+int RingSegment::SweepDead(pid_t self_pid, bool holds_producer_mutex) {
   int dead = 0;
+  bool tried = false, locked_here = false;
   for (uint32_t i = 0; i < kMaxParticipants; ++i) {
     const Participant& p = h_->participants[i];
     if (!p.in_use || p.pid == self_pid) continue;
     if (p.pid_namespace != pid_namespace_) continue;
     if (ProcessAlive(p.pid, p.start_time)) continue;
+    if (RingRoleProduces(static_cast<RingRole>(p.role)) && !holds_producer_mutex) {
+      // Its journal may hold a reservation not yet published: replay it
+      // first, or leave this producer to whoever holds producer_mutex now.
+      if (!tried) {
+        tried = true;
+        locked_here = TryRecoverProducerSide();
+      }
+      if (!locked_here) continue;
+    }
     Deregister(i);
     ++dead;
   }
+  if (locked_here) pthread_mutex_unlock(&h_->producer_mutex);
   h_->last_sweep_ns.store(MonotonicNanos(), std::memory_order_relaxed);
   return dead;
 }
@@ -130,43 +203,76 @@ bool RingSegment::AnyParticipantAlive() const {
   return false;
 }
 
+uint64_t RingSegment::FreeBytes(uint64_t tail, uint64_t want) {
+  if (free_pos_seen_ <= tail && tail - free_pos_seen_ <= capacity_ &&
+      capacity_ - (tail - free_pos_seen_) >= want) {
+    return capacity_ - (tail - free_pos_seen_);
+  }
+  free_pos_seen_ = LoadAcquire(&h_->state.free_pos);
+  const uint64_t offset = offsetof(SegmentHeader, state) + offsetof(State, free_pos);
+  if (free_pos_seen_ % kSlotAlign != 0) {
+    Damaged("state", "free_pos", free_pos_seen_, offset, "not a multiple of 64");
+  } else if (free_pos_seen_ > tail) {
+    Damaged("state", "free_pos", free_pos_seen_, offset, absl::StrCat("past tail ", tail));
+  } else if (tail - free_pos_seen_ > capacity_) {
+    Damaged("producer state", "tail", tail, offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail),
+            absl::StrCat("more than the capacity (", capacity_, ") past free_pos ", free_pos_seen_));
+  }
+  if (!damage_.ok()) return 0;
+  return capacity_ - (tail - free_pos_seen_);
+}
+
+bool RingSegment::RefreshFreePos() {
+  const uint64_t before = free_pos_seen_;
+  FreeBytes(h_->producer.tail, capacity_ + 1);  // more than can be free: always reloads
+  return free_pos_seen_ != before;
+}
+
+bool RingSegment::CheckProducerState() {
+  if (!damage_.ok()) return false;
+  const uint64_t tail = h_->producer.tail;
+  if (tail % kSlotAlign != 0) {
+    Damaged("producer state", "tail", tail, offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail),
+            "not a multiple of 64");
+    return false;
+  }
+  FreeBytes(tail, 0);  // validates tail against free_pos
+  return damage_.ok();
+}
+
 std::optional<uint64_t> RingSegment::Reserve(uint32_t payload_bytes, uint32_t owner) {
   const uint64_t need = AlignSlot(kSlotHeaderBytes + payload_bytes);
   MOERL_CHECK(need <= capacity_) << "caller checks the largest payload";
-  while (true) {
-    const State& cur = h_->state;
-    const uint64_t free_bytes = capacity_ - (cur.tail - cur.free_pos);
-    const uint64_t to_end = capacity_ - cur.tail % capacity_;
-    if (to_end < need) {
-      // The slot would cross the end of the area: pad to the end, then retry
-      // at offset 0. The pad is freed as soon as free_pos reaches it.
-      if (free_bytes < to_end) return std::nullopt;
-      SlotHeader pad{};
-      pad.state = kPad;
-      pad.owner = kNoOwner;
-      pad.position = cur.tail;
-      pad.total_bytes = to_end;
-      State s = cur;
-      s.tail += to_end;
-      Apply(s, &pad, cur.tail, nullptr, 0);
-      AdvanceFree();
-      AdvanceClaim();
-      continue;
-    }
-    if (free_bytes < need) return std::nullopt;
+  ProducerState s = h_->producer;
+  std::optional<uint64_t> position;
+  const uint64_t to_end = capacity_ - s.tail % capacity_;
+  if (to_end < need) {
+    // The slot would cross the end of the area: pad to the end, then
+    // reserve at offset 0. The pad is freed as soon as free_pos reaches it.
+    if (FreeBytes(s.tail, to_end) < to_end) return std::nullopt;
+    SlotHeader pad{};
+    pad.state = kPad;
+    pad.owner = kNoOwner;
+    pad.position = s.tail;
+    pad.total_bytes = to_end;
+    *SlotAt(s.tail) = pad;
+    s.tail += to_end;
+  }
+  if (FreeBytes(s.tail, need) >= need) {
     SlotHeader slot{};
     slot.state = kReserved;
     slot.owner = owner;
-    slot.position = cur.tail;
+    slot.position = s.tail;
     slot.total_bytes = need;
     slot.payload_bytes = payload_bytes;
     slot.delivery_count = 1;
-    State s = cur;
-    const uint64_t position = cur.tail;
+    *SlotAt(s.tail) = slot;
+    position = s.tail;
     s.tail += need;
-    Apply(s, &slot, position, nullptr, 0);
-    return position;
   }
+  // Written past `tail`, where nobody looks, and published in one step.
+  if (s.tail != h_->producer.tail) ApplyProducer(s);
+  return position;
 }
 
 bool RingSegment::Commit(uint64_t position, uint64_t checksum) {
@@ -180,9 +286,8 @@ bool RingSegment::Commit(uint64_t position, uint64_t checksum) {
   slot.state = kCommitted;
   slot.checksum = checksum;
   State s = h_->state;
-  ++s.pushed;
-  ++s.depth_messages;
-  s.depth_bytes += slot.payload_bytes;
+  ++s.committed;
+  s.committed_bytes += slot.payload_bytes;
   Apply(s, &slot, position, nullptr, 0);
   return true;
 }
@@ -203,15 +308,14 @@ bool RingSegment::Abandon(uint64_t position) {
 }
 
 size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads, bool checksum) {
-  State s = h_->state;
+  ProducerState s = h_->producer;
   size_t n = 0;
   while (n < payloads.size()) {
     const absl::string_view payload = payloads[n];
     const uint64_t need = AlignSlot(kSlotHeaderBytes + payload.size());
-    const uint64_t free_bytes = capacity_ - (s.tail - s.free_pos);
     const uint64_t to_end = capacity_ - s.tail % capacity_;
     if (to_end < need) {
-      if (free_bytes < to_end + need) break;
+      if (FreeBytes(s.tail, to_end + need) < to_end + need) break;
       SlotHeader pad{};
       pad.state = kPad;
       pad.owner = kNoOwner;
@@ -221,7 +325,7 @@ size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads
       s.tail += to_end;
       continue;
     }
-    if (free_bytes < need) break;
+    if (FreeBytes(s.tail, need) < need) break;
     SlotHeader slot{};
     slot.state = kCommitted;
     slot.owner = kNoOwner;
@@ -237,14 +341,17 @@ size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads
     *SlotAt(s.tail) = slot;
     s.tail += need;
     ++s.pushed;
-    ++s.depth_messages;
-    s.depth_bytes += payload.size();
+    s.pushed_bytes += payload.size();
     ++n;
   }
   if (n == 0) return 0;  // a pad written past `tail` is never seen
-  Apply(s, nullptr, 0, nullptr, 0);
-  AdvanceFree();
-  AdvanceClaim();
+  ApplyProducer(s);
+  // The next slot's lines were last read by a consumer: ask for them now.
+  const uint64_t next = s.tail % capacity_;
+  if (next + 2 * kSlotAlign <= capacity_) {
+    __builtin_prefetch(data_ + next, 1);
+    __builtin_prefetch(data_ + next + kSlotAlign, 1);
+  }
   return n;
 }
 
@@ -254,13 +361,14 @@ size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint
   size_t n = 0;
   uint64_t pos = s.free_pos;
   SlotHeader slot;
-  while (n < max && pos < s.tail) {
+  while (n < max && pos < tail_) {
     if (!ReadSlot(pos, &slot)) break;
     if (slot.state == kFree || slot.state == kPad || slot.state == kAbandoned) {
       pos += slot.total_bytes;
       continue;
     }
     if (slot.state != kCommitted || slot.payload_bytes > max_bytes) break;
+    PrefetchAfter(pos + slot.total_bytes);
     if (out->size() <= n) out->emplace_back();
     RingMessage& m = (*out)[n];
     m.payload.resize(slot.payload_bytes);
@@ -272,20 +380,19 @@ size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint
     m.delivery_count = slot.delivery_count;
     m.ticket = 0;
     if (pos < s.claim_pos) --s.requeued;  // committed below claim_pos: a requeued one
-    --s.depth_messages;
-    s.depth_bytes -= slot.payload_bytes;
     ++s.popped;
+    s.popped_bytes += slot.payload_bytes;
     pos += slot.total_bytes;
     ++n;
   }
   if (n == 0) return 0;
   s.free_pos = pos;
-  while (s.free_pos < s.tail && ReadSlot(s.free_pos, &slot)) {
+  while (s.free_pos < tail_ && ReadSlot(s.free_pos, &slot)) {
     if (slot.state != kFree && slot.state != kPad && slot.state != kAbandoned) break;
     s.free_pos += slot.total_bytes;
   }
   if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
-  while (s.claim_pos < s.tail && ReadSlot(s.claim_pos, &slot)) {
+  while (s.claim_pos < tail_ && ReadSlot(s.claim_pos, &slot)) {
     if (slot.state == kCommitted || slot.state == kReserved) break;
     s.claim_pos += slot.total_bytes;
   }
@@ -297,23 +404,22 @@ std::optional<uint64_t> RingSegment::Take(uint32_t owner) {
   const State& cur = h_->state;
   uint64_t pos = cur.requeued > 0 ? cur.free_pos : cur.claim_pos;
   SlotHeader slot;
-  while (pos < cur.tail) {
+  while (pos < tail_) {
     if (!ReadSlot(pos, &slot)) return std::nullopt;
     if (slot.state == kCommitted) break;
     pos += slot.total_bytes;
   }
-  if (pos >= cur.tail) return std::nullopt;
+  if (pos >= tail_) return std::nullopt;
   slot.state = kTaken;
   slot.owner = owner;
   State s = cur;
   if (pos < cur.claim_pos) --s.requeued;
-  --s.depth_messages;
-  s.depth_bytes -= slot.payload_bytes;
   ++s.in_flight;
   ++s.popped;
+  s.popped_bytes += slot.payload_bytes;
   // Move claim_pos past what is no longer takeable, counting this slot as taken.
   SlotHeader other;
-  while (s.claim_pos < s.tail && ReadSlot(s.claim_pos, &other)) {
+  while (s.claim_pos < tail_ && ReadSlot(s.claim_pos, &other)) {
     const uint32_t state = s.claim_pos == pos ? kTaken : other.state;
     if (state == kCommitted || state == kReserved) break;
     s.claim_pos += other.total_bytes;
@@ -330,9 +436,8 @@ void RingSegment::Requeue(uint64_t position) {
   ++slot.delivery_count;
   State s = h_->state;
   --s.in_flight;
-  ++s.depth_messages;
-  s.depth_bytes += slot.payload_bytes;
   ++s.redelivered;
+  s.redelivered_bytes += slot.payload_bytes;
   if (position < s.claim_pos) ++s.requeued;
   Apply(s, &slot, position, nullptr, 0);
 }
@@ -346,7 +451,7 @@ void RingSegment::Release(uint64_t position, bool acked) {
   if (acked) ++s.acked;
   // Move free_pos past freed slots, counting this one as free.
   SlotHeader other;
-  while (s.free_pos < s.tail && ReadSlot(s.free_pos, &other)) {
+  while (s.free_pos < tail_ && ReadSlot(s.free_pos, &other)) {
     const uint32_t state = s.free_pos == position ? kFree : other.state;
     if (state != kFree && state != kPad && state != kAbandoned) break;
     s.free_pos += other.total_bytes;
@@ -357,26 +462,28 @@ void RingSegment::Release(uint64_t position, bool acked) {
 
 bool RingSegment::Holds(uint64_t position, uint32_t owner) const {
   const State& s = h_->state;
-  if (position < s.free_pos || position >= s.tail || position % kSlotAlign != 0) return false;
+  if (position < s.free_pos || position >= tail_ || position % kSlotAlign != 0) return false;
   const SlotHeader* slot = SlotAt(position);
   return slot->position == position && slot->state == kTaken && slot->owner == owner;
 }
 
-void RingSegment::AdvanceFree() {
+bool RingSegment::AdvanceFree() {
   State s = h_->state;
   SlotHeader slot;
-  while (s.free_pos < s.tail && ReadSlot(s.free_pos, &slot)) {
+  while (s.free_pos < tail_ && ReadSlot(s.free_pos, &slot)) {
     if (slot.state != kFree && slot.state != kPad && slot.state != kAbandoned) break;
     s.free_pos += slot.total_bytes;
   }
   if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
-  if (s.free_pos != h_->state.free_pos) Apply(s, nullptr, 0, nullptr, 0);
+  if (s.free_pos == h_->state.free_pos) return false;
+  Apply(s, nullptr, 0, nullptr, 0);
+  return true;
 }
 
 void RingSegment::AdvanceClaim() {
   State s = h_->state;
   SlotHeader slot;
-  while (s.claim_pos < s.tail && ReadSlot(s.claim_pos, &slot)) {
+  while (s.claim_pos < tail_ && ReadSlot(s.claim_pos, &slot)) {
     if (slot.state == kCommitted || slot.state == kReserved) break;
     s.claim_pos += slot.total_bytes;
   }
@@ -385,11 +492,16 @@ void RingSegment::AdvanceClaim() {
 
 RingCounters RingSegment::Counters() const {
   const State& s = h_->state;
+  // Stored before `tail` and loaded after `mutex` was taken: they count at
+  // least every message below any tail a consumer took from, so depth
+  // never goes below what was taken.
+  const uint64_t pushed = LoadAcquire(&h_->producer.pushed) + s.committed;
+  const uint64_t pushed_bytes = LoadAcquire(&h_->producer.pushed_bytes) + s.committed_bytes;
   RingCounters r;
-  r.depth_messages = s.depth_messages;
-  r.depth_bytes = s.depth_bytes;
+  r.depth_messages = pushed + s.redelivered - s.popped;
+  r.depth_bytes = pushed_bytes + s.redelivered_bytes - s.popped_bytes;
   r.in_flight = s.in_flight;
-  r.pushed = s.pushed;
+  r.pushed = pushed;
   r.popped = s.popped;
   r.acked = s.acked;
   r.redelivered = s.redelivered;
@@ -401,15 +513,21 @@ RingCounters RingSegment::Counters() const {
   return r;
 }
 
-bool RingSegment::EndOfStream() const { return Counters().EndOfStream(); }
+bool RingSegment::EndOfStream() const {
+  // The participant counts first: Counters() reads the producers' cache line.
+  const State& s = h_->state;
+  if (s.producers_closed + s.producers_died != s.producers_registered || s.in_flight != 0) return false;
+  return Counters().EndOfStream();
+}
 
 RingStats RingSegment::Stats() const { return Counters().ToStats(capacity_, largest_payload()); }
 
-std::vector<RingMessage> RingSegment::Peek(size_t max) const {
+std::vector<RingMessage> RingSegment::Peek(size_t max) {
+  RefreshTail();
   std::vector<RingMessage> out;
   const State& s = h_->state;
   SlotHeader slot;
-  for (uint64_t pos = s.free_pos; pos < s.tail && out.size() < max && ReadSlot(pos, &slot);) {
+  for (uint64_t pos = s.free_pos; pos < tail_ && out.size() < max && ReadSlot(pos, &slot);) {
     if (slot.state == kCommitted) {
       RingMessage m;
       m.payload.assign(PayloadAt(pos), slot.payload_bytes);
@@ -420,6 +538,15 @@ std::vector<RingMessage> RingSegment::Peek(size_t max) const {
     pos += slot.total_bytes;
   }
   return out;
+}
+
+void RingSegment::PrefetchAfter(uint64_t pos) const {
+  // Lines below `tail` are complete: the producer writes them no more, so
+  // asking for them early cannot take them from under its feet. (Beyond the
+  // next slot's header this is a guess at its size: small messages come in
+  // runs.)
+  const uint64_t end = std::min(tail_, pos + kPrefetchBytes);
+  for (uint64_t p = pos; p < end; p += kSlotAlign) __builtin_prefetch(data_ + p % capacity_, 0);
 }
 
 uint64_t RingSegment::SlotFieldOffset(uint64_t pos, size_t field_offset) const {
@@ -442,29 +569,34 @@ bool RingSegment::CheckState() const {
     uint64_t value;
     size_t offset;
   };
-  for (const Field& f : {Field{"free_pos", s.free_pos, offsetof(State, free_pos)},
-                         Field{"claim_pos", s.claim_pos, offsetof(State, claim_pos)},
-                         Field{"tail", s.tail, offsetof(State, tail)}}) {
+  const uint64_t tail_offset = offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail);
+  for (const Field& f : {Field{"free_pos", s.free_pos, base + offsetof(State, free_pos)},
+                         Field{"claim_pos", s.claim_pos, base + offsetof(State, claim_pos)},
+                         Field{"tail", tail_, tail_offset}}) {
     if (f.value % kSlotAlign != 0) {
-      Damaged("state", f.name, f.value, base + f.offset, "not a multiple of 64");
+      Damaged(f.offset == tail_offset ? "producer state" : "state", f.name, f.value, f.offset,
+              "not a multiple of 64");
       return false;
     }
   }
-  if (s.free_pos > s.tail) {
-    Damaged("state", "free_pos", s.free_pos, base + offsetof(State, free_pos), absl::StrCat("past tail ", s.tail));
-  } else if (s.tail - s.free_pos > capacity_) {
-    Damaged("state", "tail", s.tail, base + offsetof(State, tail),
+  if (s.free_pos > tail_) {
+    Damaged("state", "free_pos", s.free_pos, base + offsetof(State, free_pos), absl::StrCat("past tail ", tail_));
+  } else if (tail_ - s.free_pos > capacity_) {
+    Damaged("producer state", "tail", tail_, tail_offset,
             absl::StrCat("more than the capacity (", capacity_, ") past free_pos ", s.free_pos));
-  } else if (s.claim_pos < s.free_pos || s.claim_pos > s.tail) {
+  } else if (s.claim_pos < s.free_pos || s.claim_pos > tail_) {
     Damaged("state", "claim_pos", s.claim_pos, base + offsetof(State, claim_pos),
-            absl::StrCat("outside [free_pos ", s.free_pos, ", tail ", s.tail, "]"));
+            absl::StrCat("outside [free_pos ", s.free_pos, ", tail ", tail_, "]"));
   }
   return damage_.ok();
 }
 
 bool RingSegment::ReadSlot(uint64_t pos, SlotHeader* out) const {
   if (!damage_.ok()) return false;
-  const uint64_t tail = h_->state.tail;
+  // A slot past the snapshot may have been published since (a producer
+  // committing its reservation, a consumer acking what another one saw).
+  if (pos >= tail_) RefreshTail();
+  const uint64_t tail = tail_;
   if (pos % kSlotAlign != 0 || pos < h_->state.free_pos || pos >= tail) {
     Damaged("slot", "position", pos, SlotFieldOffset(pos - pos % kSlotAlign, offsetof(SlotHeader, position)),
             absl::StrCat("not a slot boundary in [free_pos ", h_->state.free_pos, ", tail ", tail, ")"));

@@ -41,12 +41,16 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/transport/shm_ring.h"
 
 ABSL_FLAG(int, repeats, 3, "rounds; each figure is the best of them (the machine is shared)");
 ABSL_FLAG(int, total_mib, 512, "bytes moved per measurement for the large sizes, in MiB");
 ABSL_FLAG(int, small_messages, 2000000, "messages per measurement at 64 B");
+ABSL_FLAG(std::string, peers, "",
+          "run only the peers whose names contain one of these '|'-separated strings (for profiling; "
+          "no ratios are printed then)");
 ABSL_FLAG(int, ring_mib, 8, "ShmRing capacity, and the span memcpy cycles its destination through, in MiB");
 ABSL_FLAG(std::string, only, "", "comma-separated sizes to run (e.g. 64,1048576); empty: all");
 
@@ -402,14 +406,26 @@ int main(int argc, char** argv) {
         {fast + ", no checksum", [&] { return Ring(size, n, 1, 1, false, ring_bytes, fast_api); }, {}},
         {"ShmRing 4 x 4, checksum", [&] { return Ring(size, n, 4, 4, true, ring_bytes); }, {}},
     };
+    const std::vector<std::string> wanted = absl::StrSplit(absl::GetFlag(FLAGS_peers), '|', absl::SkipEmpty());
+    auto selected = [&](const Peer& peer) {
+      if (wanted.empty()) return true;
+      for (const std::string& w : wanted) {
+        if (peer.name.find(w) != std::string::npos) return true;
+      }
+      return false;
+    };
     // Alternating rounds: a burst of load hits every peer alike.
     for (int round = 0; round < repeats; ++round) {
       for (Peer& peer : peers) {
+        if (!selected(peer)) continue;
         const Result r = peer.run();
         if (round == 0 || r.seconds < peer.best.seconds) peer.best = r;
       }
     }
-    for (const Peer& peer : peers) Print(peer.name, peer.best);
+    for (const Peer& peer : peers) {
+      if (selected(peer)) Print(peer.name, peer.best);
+    }
+    if (!wanted.empty()) continue;
     const Result& copy = peers[0].best;
     const Result& pipe = peers[1].best;
     const Result& mq = peers[2].best;
