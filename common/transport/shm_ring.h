@@ -34,8 +34,10 @@
 //   or partial message: a message becomes visible only after its payload is
 //   written and checksummed (RingChecksum, verified on Pop), and every change of
 //   shared bookkeeping is journaled (shm_ring_segment.h). Its half-written
-//   slot is dropped, and it never blocks the others: the robust mutex passes
+//   slot is dropped, and it never blocks the others: the robust mutexes pass
 //   to the next locker, and a slot it held is reclaimed once it is found dead.
+//   A message whose Push did not return may still arrive (whole) if the
+//   kill came after it was journaled.
 // - A consumer killed at any point never blocks the others. A message it
 //   was copying out is delivered again, in both modes (in plain mode unless
 //   the kill lands after Pop released the slot, in its last instructions:
@@ -54,7 +56,7 @@
 //   path for a single message (nothing becomes visible, or is freed, before
 //   it is complete), so their contract is the one above.
 // - Death is noticed by any participant that waits (every kLivenessInterval)
-//   or finds the mutex abandoned: kill(pid, 0) plus the process start time,
+//   or finds a mutex abandoned: kill(pid, 0) plus the process start time,
 //   so a reused pid is not mistaken for the dead process. Only participants
 //   in the same PID namespace are judged (a tool outside a sandbox does not
 //   declare the sandbox's processes dead).
@@ -64,10 +66,16 @@
 // return DataLoss naming the field and its byte offset in the segment; it
 // never makes one loop, read out of bounds or crash (shm_ring_damage_test).
 //
+// Locks: producers and consumers each have their own robust mutex (see
+// shm_ring_segment.h), so a Push and a Pop never wait for each other; they
+// meet only through the slots, `tail` and `free_pos`.
+//
 // Waiting: a blocked Push or Pop polls for up to 20 microseconds, then
 // sleeps on a futex in the segment (no core is kept spinning); it wakes when
 // the other side makes progress, at its deadline, and every
-// kLivenessInterval to look for dead participants.
+// kLivenessInterval to look for dead participants. A producer that finds
+// the ring full polls until an eighth of it is free (or the 20 microseconds
+// end), so that a full ring is refilled in stretches, not one slot per Pop.
 //
 // Threading and ownership: one ShmRing object is one participant, used by
 // one thread at a time; create one per thread, and open it in the process
