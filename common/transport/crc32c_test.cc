@@ -87,7 +87,7 @@ TEST(Crc32c, CopyGivesTheSameBytesAndChecksum) {
   std::mt19937 rng(11);
   std::string data(20000, '\0');
   for (char& c : data) c = static_cast<char>(rng());
-  for (size_t n : {0, 1, 13, 64, 3071, 3072, 3075, 9216, 19990}) {
+  for (size_t n : {0, 1, 13, 64, 255, 511, 512, 513, 3071, 3072, 3075, 9216, 19990}) {
     for (size_t shift : {0, 3}) {
       std::string out(n + shift, '\0');
       const uint32_t crc = Crc32cCopy(&out[shift], data.data() + shift, n);

@@ -102,7 +102,8 @@ absl::Status ShmRing::LockProducer() {
   MOERL_RETURN_IF_ERROR(
       shm_ring_internal::LockRobustMutex(&segment_->header()->producer_mutex, &owner_died));
   producer_locked_ = true;
-  if (owner_died) segment_->RecoverProducerJournal();
+  // A replay may publish messages: tell consumers that sleep.
+  if (owner_died && segment_->RecoverProducerJournal()) WakeMoved(/*space=*/false);
   if (!segment_->CheckProducerState()) return UnlockProducerWithDamage();
   return absl::OkStatus();
 }
@@ -392,7 +393,7 @@ void ShmRing::SweepNowAndThenLocked() {
   }
 }
 
-absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front,
+absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, RingMessage* front,
                                              size_t front_max, size_t* front_taken) {
   absl::Time deadline = absl::InfinitePast();
   MOERL_RETURN_IF_ERROR(Lock());
@@ -441,16 +442,11 @@ absl::Status ShmRing::PopInto(RingMessage* message, absl::Duration timeout) {
   }
   // Plain mode: a small message at the front is copied out under the lock
   // and freed with one journal entry (RingSegment::ConsumeFront, as PopBatch
-  // does): one Apply instead of two. The caller's buffer is lent to it.
-  front_.resize(1);
-  std::swap(front_[0].payload, message->payload);
+  // does): one Apply instead of two, straight into the caller's message.
   size_t taken = 0;
-  absl::StatusOr<uint64_t> pos = TakeLocked(timeout, &front_, 1, &taken);
-  std::swap(front_[0].payload, message->payload);
+  absl::StatusOr<uint64_t> pos = TakeLocked(timeout, message, 1, &taken);
   if (!pos.ok()) return pos.status();
   if (taken == 0) return FinishPop(*pos, message);
-  message->delivery_count = front_[0].delivery_count;
-  message->ticket = 0;
   if (!segment_->damage().ok()) return UnlockWithDamage();
   UnlockAfterFreeing();
   return absl::OkStatus();

@@ -236,7 +236,7 @@ class ShmRing : public MessageRing {
   // tries RingSegment::ConsumeFront into it each time round; if that got
   // messages, *front_taken is their number and the position returned means
   // nothing.
-  absl::StatusOr<uint64_t> TakeLocked(absl::Duration timeout, std::vector<RingMessage>* front = nullptr,
+  absl::StatusOr<uint64_t> TakeLocked(absl::Duration timeout, RingMessage* front = nullptr,
                                       size_t front_max = 0, size_t* front_taken = nullptr);
   // With the producer side locked and slot `pos` reserved: unlocks, writes
   // `payload`, commits.
@@ -289,7 +289,6 @@ class ShmRing : public MessageRing {
   uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot
   size_t reserved_bytes_ = 0;          // and its payload size
   absl::Status pending_data_loss_;     // from PopBatch, for the next call
-  std::vector<RingMessage> front_;     // PopInto's one-message ConsumeFront
 };
 
 }  // namespace moerl

@@ -152,11 +152,14 @@ absl::StatusOr<size_t> ShmRing::PopBatch(std::vector<RingMessage>* messages, siz
   if (!pending_data_loss_.ok()) return std::exchange(pending_data_loss_, absl::OkStatus());
   const bool plain = segment_->mode() == DeliveryMode::kPlain;
   const bool checksum = segment_->header()->checksum_payloads != 0;
-  if (messages->empty()) messages->emplace_back();
+  // Room for a whole front batch (payload buffers are kept, and reused).
+  if (messages->size() < (plain ? std::min(max, kMaxBatch) : size_t{1})) {
+    messages->resize(plain ? std::min(max, kMaxBatch) : size_t{1});
+  }
   // Plain mode, the common case: the oldest messages, freed together (one
   // journal entry), tried first and again after every wait.
   size_t front_taken = 0;
-  MOERL_ASSIGN_OR_RETURN(uint64_t pos, TakeLocked(timeout, plain ? messages : nullptr,
+  MOERL_ASSIGN_OR_RETURN(uint64_t pos, TakeLocked(timeout, plain ? messages->data() : nullptr,
                                                   std::min(max, kMaxBatch), &front_taken));
   if (front_taken > 0) {
     if (!segment_->damage().ok()) return UnlockWithDamage();

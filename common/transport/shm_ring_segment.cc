@@ -88,9 +88,9 @@ void RingSegment::ApplyProducer(const ProducerState& state) {
   RecoverProducerJournal();
 }
 
-void RingSegment::RecoverProducerJournal() {
+bool RingSegment::RecoverProducerJournal() {
   ProducerJournal& j = h_->producer_journal;
-  if (j.valid.load(std::memory_order_relaxed) == 0) return;
+  if (j.valid.load(std::memory_order_relaxed) == 0) return false;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   // The counters before `tail`: a reader that sees the new tail sees them.
   __atomic_store_n(&h_->producer.pushed, j.state.pushed, __ATOMIC_RELAXED);
@@ -100,6 +100,7 @@ void RingSegment::RecoverProducerJournal() {
   StoreRelease(&h_->producer.tail, j.state.tail);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j.valid.store(0, std::memory_order_relaxed);
+  return true;
 }
 
 bool RingSegment::TryRecoverProducerSide() {
@@ -355,7 +356,7 @@ size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads
   return n;
 }
 
-size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint32_t max_bytes,
+size_t RingSegment::ConsumeFront(RingMessage* out, size_t max, uint32_t max_bytes,
                                  bool checksum) {
   State s = h_->state;
   size_t n = 0;
@@ -369,8 +370,7 @@ size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint
     }
     if (slot.state != kCommitted || slot.payload_bytes > max_bytes) break;
     PrefetchAfter(pos + slot.total_bytes);
-    if (out->size() <= n) out->emplace_back();
-    RingMessage& m = (*out)[n];
+    RingMessage& m = out[n];
     m.payload.resize(slot.payload_bytes);
     if (checksum) {
       if (RingChecksumCopy(&m.payload[0], PayloadAt(pos), slot.payload_bytes) != slot.checksum) break;
@@ -385,14 +385,26 @@ size_t RingSegment::ConsumeFront(std::vector<RingMessage>* out, size_t max, uint
     pos += slot.total_bytes;
     ++n;
   }
-  if (n == 0) return 0;
+  if (n == 0) {
+    // Nothing to take, but padding and abandoned slots at the front can
+    // still be freed (a producer waiting for room needs it).
+    if (pos != s.free_pos) AdvanceFree();
+    return 0;
+  }
   s.free_pos = pos;
+  bool read_at_free = false;  // `slot` holds the header at free_pos
   while (s.free_pos < tail_ && ReadSlot(s.free_pos, &slot)) {
-    if (slot.state != kFree && slot.state != kPad && slot.state != kAbandoned) break;
+    if (slot.state != kFree && slot.state != kPad && slot.state != kAbandoned) {
+      read_at_free = true;
+      break;
+    }
     s.free_pos += slot.total_bytes;
   }
   if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
-  while (s.claim_pos < tail_ && ReadSlot(s.claim_pos, &slot)) {
+  // Usually claim_pos is at free_pos, whose header was just read.
+  const bool claim_found = read_at_free && s.claim_pos == s.free_pos &&
+                           (slot.state == kCommitted || slot.state == kReserved);
+  while (!claim_found && s.claim_pos < tail_ && ReadSlot(s.claim_pos, &slot)) {
     if (slot.state == kCommitted || slot.state == kReserved) break;
     s.claim_pos += slot.total_bytes;
   }
@@ -443,6 +455,7 @@ void RingSegment::Requeue(uint64_t position) {
 }
 
 void RingSegment::Release(uint64_t position, bool acked) {
+  RefreshTail();  // free_pos may move past slots published since the last look
   SlotHeader slot;
   if (!ReadSlot(position, &slot)) return;
   slot.state = kFree;
@@ -468,6 +481,8 @@ bool RingSegment::Holds(uint64_t position, uint32_t owner) const {
 }
 
 bool RingSegment::AdvanceFree() {
+  // A pad a producer published alone lies past any older snapshot.
+  RefreshTail();
   State s = h_->state;
   SlotHeader slot;
   while (s.free_pos < tail_ && ReadSlot(s.free_pos, &slot)) {

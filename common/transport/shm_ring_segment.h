@@ -258,8 +258,9 @@ class RingSegment {
 
   // --- Producer side: these require producer_mutex (not `mutex`).
   //
-  // Re-applies a producer journal that a dead producer left valid.
-  void RecoverProducerJournal();
+  // Re-applies a producer journal that a dead producer left valid; true if
+  // it did (tail may have moved).
+  bool RecoverProducerJournal();
   // Validates `tail` against free_pos: false (and damage) if it cannot be
   // trusted.
   bool CheckProducerState();
@@ -289,11 +290,11 @@ class RingSegment {
   bool Abandon(uint64_t position);
   // Consumer, plain mode: copies out up to `max` committed slots of at most
   // `max_bytes` that lie together at `free_pos` (the oldest), into
-  // (*out)[0, n) (grown as needed), then frees them all in one journaled
+  // out[0, n) (out has room for `max`), then frees them all in one journaled
   // State change: a crash before it leaves them all queued (nothing lost,
   // nothing delivered twice). Stops at the first slot that is taken or
   // reserved, too large, or fails its checksum (left for Take). Returns n.
-  size_t ConsumeFront(std::vector<RingMessage>* out, size_t max, uint32_t max_bytes, bool checksum);
+  size_t ConsumeFront(RingMessage* out, size_t max, uint32_t max_bytes, bool checksum);
   // Consumer: takes the oldest committed slot (redelivered first); nullopt if none.
   std::optional<uint64_t> Take(uint32_t owner);
   // Plain-mode return or Ack: frees the slot.
