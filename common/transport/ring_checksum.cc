@@ -179,6 +179,9 @@ MOERL_AVX2 inline void Avx2Stripe(Avx2State* st, const uint8_t* p, uint8_t* q) {
   Avx2Lane(st, 1, w1);
 }
 
+// How far ahead of the loads the AVX2 kernel asks for source lines.
+constexpr size_t kPrefetchAhead = 1024;
+
 template <bool kCopy, bool kBlockCopy = false>
 MOERL_AVX2 uint64_t Avx2Kernel(void* dst, const void* src, size_t size) {
   const uint8_t* p = static_cast<const uint8_t*>(src);
@@ -200,6 +203,8 @@ MOERL_AVX2 uint64_t Avx2Kernel(void* dst, const void* src, size_t size) {
   }
   // Two stripes a round: more independent work between the lane sums.
   for (; s + 2 <= full; s += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + s * kStripe + kPrefetchAhead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + s * kStripe + kPrefetchAhead + kStripe), _MM_HINT_T0);
     Avx2Stripe<kCopy>(&st, p + s * kStripe, q + s * kStripe);
     Avx2Stripe<kCopy>(&st, p + (s + 1) * kStripe, q + (s + 1) * kStripe);
   }

@@ -152,7 +152,7 @@ void ShmRing::WakeMoved(bool space) const {
   std::atomic<uint32_t>& sleeping = space ? h->not_full_sleeping : h->not_empty_sleeping;
   // Pairs with WaitLocked's store of `sleeping` and its re-read of the
   // position: either the sleeper sees the move, or this sees the flag.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  shm_ring_internal::FullFence();
   if (sleeping.load(std::memory_order_relaxed) != 0 && sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
     seq.fetch_add(1, std::memory_order_seq_cst);
     shm_ring_internal::FutexWake(&seq, INT_MAX);
@@ -213,7 +213,7 @@ absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) {
     // seq_cst pairs with Wake and WakeMoved: either they see the flag, or
     // the position re-read here or FutexWait sees their change.
     sleeping.store(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    shm_ring_internal::FullFence();
     const absl::Duration left = std::min(deadline - absl::Now(), kLivenessInterval);
     if (!moved() && left > absl::ZeroDuration()) {
       shm_ring_internal::FutexWait(&seq, seen, absl::ToInt64Nanoseconds(left));
@@ -238,7 +238,7 @@ absl::StatusOr<bool> ShmRing::FreeRoomLocked() {
     UnlockProducer();
     return locked;
   }
-  const bool swept = segment_->SweepDead(pid_, /*holds_producer_mutex=*/true) > 0;
+  const bool swept = SweepDue() && segment_->SweepDead(pid_, /*holds_producer_mutex=*/true) > 0;
   const bool moved = segment_->AdvanceFree();
   if (!segment_->damage().ok()) {
     Unlock();
@@ -274,17 +274,19 @@ absl::Status ShmRing::CheckPush(size_t bytes) const {
   return absl::OkStatus();
 }
 
-absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept) {
+absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* freed_once) {
   if (!segment_->damage().ok()) return UnlockProducerWithDamage();
+  // Consumers may have freed room since free_pos was last read.
+  if (segment_->RefreshFreePos()) return segment_->damage().ok() ? absl::OkStatus() : UnlockProducerWithDamage();
+  // Once per call: free_pos may stop short of padding or of slots freed out
+  // of order (consumers pass them lazily), and a dead consumer may be what
+  // keeps the ring full.
+  if (!*freed_once) {
+    *freed_once = true;
+    MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
+    if (freed) return absl::OkStatus();
+  }
   if (timeout == absl::ZeroDuration()) {
-    // Consumers may have freed room since free_pos was last read, and a dead
-    // consumer may be what keeps the ring full.
-    if (segment_->RefreshFreePos()) return segment_->damage().ok() ? absl::OkStatus() : UnlockProducerWithDamage();
-    if (!*swept && SweepDue()) {
-      *swept = true;
-      MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
-      if (freed) return absl::OkStatus();
-    }
     UnlockProducer();
     return absl::ResourceExhaustedError(absl::StrCat("ring ", name_, " is full"));
   }
@@ -298,7 +300,7 @@ absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* dea
 
 absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
   MOERL_RETURN_IF_ERROR(LockProducer());
-  for (bool swept = false;;) {
+  for (bool freed_once = false;;) {
     const uint64_t tail = segment_->header()->producer.tail;
     std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
     if (pos) return *pos;
@@ -309,7 +311,7 @@ absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration tim
       MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
       if (freed) continue;
     }
-    MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline, &swept));
+    MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline, &freed_once));
   }
 }
 
@@ -323,9 +325,9 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
                                                 segment_->capacity()) {
     MOERL_RETURN_IF_ERROR(LockProducer());
     const bool checksum = segment_->header()->checksum_payloads != 0;
-    for (bool swept = false;;) {
+    for (bool freed_once = false;;) {
       if (segment_->AppendCommitted(absl::MakeConstSpan(&payload, 1), checksum) == 1) break;
-      MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline, &swept));
+      MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline, &freed_once));
     }
     UnlockProducer();
     WakeMoved(/*space=*/false);

@@ -224,12 +224,14 @@ class ShmRing : public MessageRing {
   // Locks the producer side, then reserves a slot for `bytes`, waiting until
   // `deadline` (from `timeout`); on success returns with it held.
   absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
-  // With the producer side locked and no room: sweeps once for dead
-  // consumers (try variants), fails at the deadline (unlocked), or waits
-  // for space and returns with it locked, to try again.
-  absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* swept);
+  // With the producer side locked and no room: once per call (*freed_once)
+  // has free_pos moved past what consumers left behind (FreeRoomLocked),
+  // then fails (try variants, or at the deadline; unlocked) or waits for
+  // space and returns with it locked, to try again.
+  absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* freed_once);
   // With the producer side locked: takes the segment lock to move free_pos
-  // past padding and sweep for dead participants. True if either freed room.
+  // past padding and freed slots, and to sweep for dead participants when
+  // due. True if either freed room.
   absl::StatusOr<bool> FreeRoomLocked();
   // Locks, then takes the oldest message, waiting like Pop; on success
   // returns with the lock held. With `front` (plain mode, PopBatch): first

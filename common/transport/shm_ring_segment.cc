@@ -209,6 +209,10 @@ uint64_t RingSegment::FreeBytes(uint64_t tail, uint64_t want) {
       capacity_ - (tail - free_pos_seen_) >= want) {
     return capacity_ - (tail - free_pos_seen_);
   }
+  return ReloadFreePos(tail);
+}
+
+uint64_t RingSegment::ReloadFreePos(uint64_t tail) {
   free_pos_seen_ = LoadAcquire(&h_->state.free_pos);
   const uint64_t offset = offsetof(SegmentHeader, state) + offsetof(State, free_pos);
   if (free_pos_seen_ % kSlotAlign != 0) {
@@ -391,23 +395,12 @@ size_t RingSegment::ConsumeFront(RingMessage* out, size_t max, uint32_t max_byte
     if (pos != s.free_pos) AdvanceFree();
     return 0;
   }
+  // free_pos stops right after what was taken. The next header is not read
+  // here: it may sit in the producer's cache, and this is the lock's
+  // critical section (the next call skips any padding there, and a
+  // producer short of room moves free_pos past it: AdvanceFree).
   s.free_pos = pos;
-  bool read_at_free = false;  // `slot` holds the header at free_pos
-  while (s.free_pos < tail_ && ReadSlot(s.free_pos, &slot)) {
-    if (slot.state != kFree && slot.state != kPad && slot.state != kAbandoned) {
-      read_at_free = true;
-      break;
-    }
-    s.free_pos += slot.total_bytes;
-  }
   if (s.claim_pos < s.free_pos) s.claim_pos = s.free_pos;
-  // Usually claim_pos is at free_pos, whose header was just read.
-  const bool claim_found = read_at_free && s.claim_pos == s.free_pos &&
-                           (slot.state == kCommitted || slot.state == kReserved);
-  while (!claim_found && s.claim_pos < tail_ && ReadSlot(s.claim_pos, &slot)) {
-    if (slot.state == kCommitted || slot.state == kReserved) break;
-    s.claim_pos += slot.total_bytes;
-  }
   Apply(s, nullptr, 0, nullptr, 0);
   return n;
 }
@@ -578,6 +571,14 @@ void RingSegment::Damaged(absl::string_view where, absl::string_view field, uint
 bool RingSegment::CheckState() const {
   if (!damage_.ok()) return false;
   const State& s = h_->state;
+  // The common case in a few compares; the report (which field, why) apart.
+  const bool good = (s.free_pos | s.claim_pos | tail_) % kSlotAlign == 0 && s.free_pos <= tail_ &&
+                    tail_ - s.free_pos <= capacity_ && s.claim_pos >= s.free_pos && s.claim_pos <= tail_;
+  return good || ReportBadState();
+}
+
+bool RingSegment::ReportBadState() const {
+  const State& s = h_->state;
   const uint64_t base = offsetof(SegmentHeader, state);
   struct Field {
     const char* name;
@@ -611,15 +612,25 @@ bool RingSegment::ReadSlot(uint64_t pos, SlotHeader* out) const {
   // A slot past the snapshot may have been published since (a producer
   // committing its reservation, a consumer acking what another one saw).
   if (pos >= tail_) RefreshTail();
+  if (pos % kSlotAlign != 0 || pos < h_->state.free_pos || pos >= tail_) return ReportBadSlot(pos, nullptr);
+  // One copy: a concurrent stray writer cannot change what was checked.
+  std::memcpy(out, SlotAt(pos), sizeof(SlotHeader));
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  const uint64_t in_area = pos % capacity_;
+  const bool good = out->position == pos && out->state >= kReserved && out->state <= kAbandoned &&
+                    out->total_bytes >= kSlotAlign && out->total_bytes % kSlotAlign == 0 &&
+                    out->total_bytes <= capacity_ - in_area && out->total_bytes <= tail_ - pos &&
+                    (out->state == kPad || out->payload_bytes <= out->total_bytes - kSlotHeaderBytes);
+  return good || ReportBadSlot(pos, out);
+}
+
+bool RingSegment::ReportBadSlot(uint64_t pos, const SlotHeader* out) const {
   const uint64_t tail = tail_;
-  if (pos % kSlotAlign != 0 || pos < h_->state.free_pos || pos >= tail) {
+  if (out == nullptr) {
     Damaged("slot", "position", pos, SlotFieldOffset(pos - pos % kSlotAlign, offsetof(SlotHeader, position)),
             absl::StrCat("not a slot boundary in [free_pos ", h_->state.free_pos, ", tail ", tail, ")"));
     return false;
   }
-  // One copy: a concurrent stray writer cannot change what was checked.
-  std::memcpy(out, SlotAt(pos), sizeof(SlotHeader));
-  std::atomic_signal_fence(std::memory_order_seq_cst);
   const uint64_t in_area = pos % capacity_;
   if (out->position != pos) {
     Damaged("slot", "position", out->position, SlotFieldOffset(pos, offsetof(SlotHeader, position)),

