@@ -203,8 +203,12 @@ MOERL_AVX2 uint64_t Avx2Kernel(void* dst, const void* src, size_t size) {
   }
   // Two stripes a round: more independent work between the lane sums.
   for (; s + 2 <= full; s += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + s * kStripe + kPrefetchAhead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + s * kStripe + kPrefetchAhead + kStripe), _MM_HINT_T0);
+    // Never past the end: in a ring the next bytes may be a slot that a
+    // producer is writing right now.
+    if ((s + 2) * kStripe + kPrefetchAhead <= size) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + s * kStripe + kPrefetchAhead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + s * kStripe + kPrefetchAhead + kStripe), _MM_HINT_T0);
+    }
     Avx2Stripe<kCopy>(&st, p + s * kStripe, q + s * kStripe);
     Avx2Stripe<kCopy>(&st, p + (s + 1) * kStripe, q + (s + 1) * kStripe);
   }
