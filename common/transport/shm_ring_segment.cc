@@ -39,14 +39,18 @@ void RingSegment::Apply(const State& state, const SlotHeader* slot, uint64_t slo
   if (slot != nullptr) j.slot = *slot;
   j.participant_index = participant != nullptr ? participant_index : kNoOwner;
   if (participant != nullptr) j.participant = *participant;
+  MarkValid(&j.valid);
+  RecoverJournal();
+}
+
+void RingSegment::MarkValid(std::atomic<uint32_t>* valid) const {
   // Crash ordering is about one thread being stopped at an instruction:
   // x86 makes stores visible in program order, so only the compiler must be
   // kept from reordering (a signal fence, not a CPU fence).
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  j.valid.store(1, std::memory_order_relaxed);
+  valid->store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   MaybeCrash(CrashPoint::kJournalValid);
-  RecoverJournal();
 }
 
 void RingSegment::RecoverJournal() {
@@ -81,10 +85,7 @@ void RingSegment::RecoverJournal() {
 void RingSegment::ApplyProducer(const ProducerState& state) {
   ProducerJournal& j = h_->producer_journal;
   j.state = state;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  j.valid.store(1, std::memory_order_relaxed);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  MaybeCrash(CrashPoint::kJournalValid);
+  MarkValid(&j.valid);
   RecoverProducerJournal();
 }
 
@@ -245,6 +246,16 @@ bool RingSegment::CheckProducerState() {
   return damage_.ok();
 }
 
+uint64_t RingSegment::WritePad(uint64_t tail) {
+  SlotHeader pad{};
+  pad.state = kPad;
+  pad.owner = kNoOwner;
+  pad.position = tail;
+  pad.total_bytes = capacity_ - tail % capacity_;
+  *SlotAt(tail) = pad;
+  return tail + pad.total_bytes;
+}
+
 std::optional<uint64_t> RingSegment::Reserve(uint32_t payload_bytes, uint32_t owner) {
   const uint64_t need = AlignSlot(kSlotHeaderBytes + payload_bytes);
   MOERL_CHECK(need <= capacity_) << "caller checks the largest payload";
@@ -255,13 +266,7 @@ std::optional<uint64_t> RingSegment::Reserve(uint32_t payload_bytes, uint32_t ow
     // The slot would cross the end of the area: pad to the end, then
     // reserve at offset 0. The pad is freed as soon as free_pos reaches it.
     if (FreeBytes(s.tail, to_end) < to_end) return std::nullopt;
-    SlotHeader pad{};
-    pad.state = kPad;
-    pad.owner = kNoOwner;
-    pad.position = s.tail;
-    pad.total_bytes = to_end;
-    *SlotAt(s.tail) = pad;
-    s.tail += to_end;
+    s.tail = WritePad(s.tail);
   }
   if (FreeBytes(s.tail, need) >= need) {
     SlotHeader slot{};
@@ -321,13 +326,7 @@ size_t RingSegment::AppendCommitted(absl::Span<const absl::string_view> payloads
     const uint64_t to_end = capacity_ - s.tail % capacity_;
     if (to_end < need) {
       if (FreeBytes(s.tail, to_end + need) < to_end + need) break;
-      SlotHeader pad{};
-      pad.state = kPad;
-      pad.owner = kNoOwner;
-      pad.position = s.tail;
-      pad.total_bytes = to_end;
-      *SlotAt(s.tail) = pad;
-      s.tail += to_end;
+      s.tail = WritePad(s.tail);
       continue;
     }
     if (FreeBytes(s.tail, need) < need) break;

@@ -295,7 +295,9 @@ class RingSegment {
   // out[0, n) (out has room for `max`), then frees them all in one journaled
   // State change: a crash before it leaves them all queued (nothing lost,
   // nothing delivered twice). Stops at the first slot that is taken or
-  // reserved, too large, or fails its checksum (left for Take). Returns n.
+  // reserved, too large, or fails its checksum (left for Take). free_pos
+  // stops right after the last one taken: padding or freed slots beyond it
+  // are passed by the next call, Release or AdvanceFree. Returns n.
   size_t ConsumeFront(RingMessage* out, size_t max, uint32_t max_bytes, bool checksum);
   // Consumer: takes the oldest committed slot (redelivered first); nullopt if none.
   std::optional<uint64_t> Take(uint32_t owner);
@@ -334,6 +336,11 @@ class RingSegment {
   // entry (if any) through the journal.
   void Apply(const State& state, const SlotHeader* slot, uint64_t slot_position,
              const Participant* participant, uint32_t participant_index);
+  // Producers: writes a kPad slot from `tail` (past the published tail) to
+  // the end of the data area; returns the position after it.
+  uint64_t WritePad(uint64_t tail);
+  // Marks a journal just written as valid (the kJournalValid crash point).
+  void MarkValid(std::atomic<uint32_t>* valid) const;
   // Writes `state` through the producer journal (producer_mutex).
   void ApplyProducer(const ProducerState& state);
   // Replays the producer journal if producer_mutex's owner died, for a
