@@ -274,15 +274,15 @@ absl::Status ShmRing::CheckPush(size_t bytes) const {
   return absl::OkStatus();
 }
 
-absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* freed_once) {
+absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline) {
   if (!segment_->damage().ok()) return UnlockProducerWithDamage();
   // Consumers may have freed room since free_pos was last read.
   if (segment_->RefreshFreePos()) return segment_->damage().ok() ? absl::OkStatus() : UnlockProducerWithDamage();
-  // Once per call: free_pos may stop short of padding or of slots freed out
-  // of order (consumers pass them lazily), and a dead consumer may be what
-  // keeps the ring full.
-  if (!*freed_once) {
-    *freed_once = true;
+  // free_pos may stop short of padding or of slots freed out of order
+  // (consumers pass them lazily): move it on, once for each place it stops
+  // at; and a dead consumer may be what keeps the ring full.
+  if (segment_->free_pos_seen() != free_room_checked_at_ || SweepDue()) {
+    free_room_checked_at_ = segment_->free_pos_seen();
     MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
     if (freed) return absl::OkStatus();
   }
@@ -300,18 +300,19 @@ absl::Status ShmRing::WaitForSpaceLocked(absl::Duration timeout, absl::Time* dea
 
 absl::StatusOr<uint64_t> ShmRing::ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline) {
   MOERL_RETURN_IF_ERROR(LockProducer());
-  for (bool freed_once = false;;) {
+  while (true) {
     const uint64_t tail = segment_->header()->producer.tail;
     std::optional<uint64_t> pos = segment_->Reserve(static_cast<uint32_t>(bytes), self_);
     if (pos) return *pos;
     if (!segment_->damage().ok()) return UnlockProducerWithDamage();
     if (segment_->header()->producer.tail != tail) {
       // Only a pad went in: free_pos passes it now if nothing older is
-      // live (otherwise the release of the older message does).
+      // live (otherwise WaitForSpaceLocked tries again each time free_pos
+      // moves, and a consumer that passes it wakes this producer).
       MOERL_ASSIGN_OR_RETURN(const bool freed, FreeRoomLocked());
       if (freed) continue;
     }
-    MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline, &freed_once));
+    MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, deadline));
   }
 }
 
@@ -325,9 +326,8 @@ absl::Status ShmRing::PushImpl(absl::string_view payload, absl::Duration timeout
                                                 segment_->capacity()) {
     MOERL_RETURN_IF_ERROR(LockProducer());
     const bool checksum = segment_->header()->checksum_payloads != 0;
-    for (bool freed_once = false;;) {
-      if (segment_->AppendCommitted(absl::MakeConstSpan(&payload, 1), checksum) == 1) break;
-      MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline, &freed_once));
+    while (segment_->AppendCommitted(absl::MakeConstSpan(&payload, 1), checksum) != 1) {
+      MOERL_RETURN_IF_ERROR(WaitForSpaceLocked(timeout, &deadline));
     }
     UnlockProducer();
     WakeMoved(/*space=*/false);
@@ -400,6 +400,12 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, RingMessage
   absl::Time deadline = absl::InfinitePast();
   MOERL_RETURN_IF_ERROR(Lock());
   SweepNowAndThenLocked();
+  // ConsumeFront may move free_pos past padding without taking anything: a
+  // producer waiting for that room must hear of it before this waits.
+  const uint64_t free_before = segment_->header()->state.free_pos;
+  auto tell_producers = [&] {
+    if (segment_->header()->state.free_pos != free_before) WakeMoved(/*space=*/true);
+  };
   for (bool swept = false;;) {
     if (front != nullptr) {
       *front_taken = segment_->ConsumeFront(front, front_max, kInlineCopyBytes,
@@ -413,6 +419,7 @@ absl::StatusOr<uint64_t> ShmRing::TakeLocked(absl::Duration timeout, RingMessage
       if (!segment_->CheckState()) return UnlockWithDamage();
       continue;
     }
+    tell_producers();
     if (segment_->EndOfStream()) {
       Unlock();
       return absl::OutOfRangeError(absl::StrCat("ring ", name_, ": end of stream, every producer closed"));

@@ -224,11 +224,11 @@ class ShmRing : public MessageRing {
   // Locks the producer side, then reserves a slot for `bytes`, waiting until
   // `deadline` (from `timeout`); on success returns with it held.
   absl::StatusOr<uint64_t> ReserveLocked(size_t bytes, absl::Duration timeout, absl::Time* deadline);
-  // With the producer side locked and no room: once per call (*freed_once)
-  // has free_pos moved past what consumers left behind (FreeRoomLocked),
-  // then fails (try variants, or at the deadline; unlocked) or waits for
-  // space and returns with it locked, to try again.
-  absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline, bool* freed_once);
+  // With the producer side locked and no room: has free_pos moved past what
+  // consumers left behind (FreeRoomLocked; once for each free_pos it finds,
+  // or when a sweep is due), then fails (try variants, or at the deadline;
+  // unlocked) or waits for space and returns with it locked, to try again.
+  absl::Status WaitForSpaceLocked(absl::Duration timeout, absl::Time* deadline);
   // With the producer side locked: takes the segment lock to move free_pos
   // past padding and freed slots, and to sweep for dead participants when
   // due. True if either freed room.
@@ -288,6 +288,7 @@ class ShmRing : public MessageRing {
   bool producer_locked_ = false;  // this participant holds producer_mutex
   bool producer_closed_ = false;
   uint32_t pops_since_sweep_check_ = 0;
+  uint64_t free_room_checked_at_ = ~0ull;  // free_pos at the last FreeRoomLocked
   uint64_t reserved_pos_ = ~0ull;      // ReservePush outstanding: its slot
   size_t reserved_bytes_ = 0;          // and its payload size
   absl::Status pending_data_loss_;     // from PopBatch, for the next call

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/transport/shm_ring_segment.h"
@@ -76,6 +77,48 @@ TEST_F(ShmRingTest, LargeMessageAfterAWrapPadGoesIn) {
     ASSERT_TRUE(m.ok()) << m.status();
     EXPECT_EQ(m->payload, large);
   }
+}
+
+// The same wrap with a producer already waiting: the message in front of
+// the pad is small (taken by the one-entry front path, which stops right
+// after it), so the pad is passed either by the waiting producer when
+// free_pos moves or by a later Pop that takes nothing, which must then wake
+// the producer. Either way the push must not sit out the 20 ms liveness
+// tick. Best of three attempts, so that one scheduling hiccup on a busy
+// machine does not fail the test; the stuck case is slow every time.
+TEST_F(ShmRingTest, ProducerWaitingBehindAPadGoesOnAtOnce) {
+  absl::Duration best = absl::InfiniteDuration();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ShmRing::Remove(name_).IgnoreError();
+    ASSERT_TRUE(ShmRing::Create(name_, {.capacity_bytes = 64 << 10}).ok());
+    auto producer = ShmRing::Open(name_, RingRole::kProducer);
+    auto consumer = ShmRing::Open(name_, RingRole::kConsumer);
+    ASSERT_TRUE(producer.ok() && consumer.ok());
+    // Move tail to 56 KiB, then leave one 4000-byte message at [56, 60) KiB.
+    for (int i = 0; i < 14; ++i) {
+      ASSERT_TRUE((*producer)->Push(std::string(4000, 'f'), absl::Seconds(1)).ok());
+      ASSERT_TRUE((*consumer)->Pop(absl::Seconds(1)).ok());
+    }
+    ASSERT_TRUE((*producer)->Push(std::string(4000, 's'), absl::Seconds(1)).ok());
+    const std::string large(62000, 'L');
+    absl::Status pushed;
+    std::thread waiter([&] { pushed = (*producer)->Push(large, absl::Seconds(5)); });
+    absl::SleepFor(absl::Milliseconds(2));  // the producer waits behind the pad
+    absl::StatusOr<RingMessage> m = (*consumer)->Pop(absl::Seconds(1));
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->payload, std::string(4000, 's'));
+    // Longer than the producer's 20 us spin: it is asleep again when the
+    // next Pop passes the pad.
+    absl::SleepFor(absl::Milliseconds(1));
+    const absl::Time popped = absl::Now();
+    m = (*consumer)->Pop(absl::Seconds(5));
+    best = std::min(best, absl::Now() - popped);
+    waiter.join();
+    ASSERT_TRUE(pushed.ok()) << pushed;
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->payload, large);
+  }
+  EXPECT_LT(best, absl::Milliseconds(10)) << "the large message arrived only after the liveness tick";
 }
 
 TEST_F(ShmRingTest, SegmentIsPrivateToItsUser) {
