@@ -131,6 +131,30 @@ TEST_F(ShmRingDamageTest, MisalignedTailIsDataLossForProducersToo) {
   EXPECT_NE(pushed.message().find(absl::StrCat("at byte offset ", offset, " ")), std::string::npos) << pushed;
 }
 
+// tail put back over live messages is consistent on its own (aligned, in
+// range), so a newcomer cannot tell; every participant that saw the higher
+// tail can, and says so instead of losing the messages silently.
+TEST_F(ShmRingDamageTest, TailMovedBackIsDataLossForWhoeverSawItHigher) {
+  auto producer = Fill();
+  auto consumer = ShmRing::Open(name_, RingRole::kConsumer);
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  ASSERT_TRUE((*consumer)->Pop(kShort).ok());  // sees the tail after all three
+  const uint64_t offset = TailOffset();
+  Poke64(offset, 192);  // back to the end of the first (100-byte) message
+  const std::string at = absl::StrCat("at byte offset ", offset, " ");
+  // The producer finds it on its next Push.
+  const absl::Status pushed = producer->TryPush("after the damage");
+  ASSERT_EQ(pushed.code(), absl::StatusCode::kDataLoss) << pushed;
+  EXPECT_NE(pushed.message().find("field tail = 192"), std::string::npos) << pushed;
+  EXPECT_NE(pushed.message().find("moved back"), std::string::npos) << pushed;
+  EXPECT_NE(pushed.message().find(at), std::string::npos) << pushed;
+  // The consumer takes what it already knew to be there, then finds it.
+  absl::Status popped;
+  for (int i = 0; i < 3 && popped.ok(); ++i) popped = (*consumer)->Pop(kShort).status();
+  ASSERT_EQ(popped.code(), absl::StatusCode::kDataLoss) << popped;
+  EXPECT_NE(popped.message().find("moved back"), std::string::npos) << popped;
+}
+
 TEST_F(ShmRingDamageTest, FreePosPastTailIsDataLoss) {
   auto producer = Fill();
   const uint64_t offset = StateOffset(offsetof(State, free_pos));

@@ -26,9 +26,15 @@ void StoreRelease(uint64_t* field, uint64_t value) { __atomic_store_n(field, val
 
 bool RingSegment::RefreshTail() const {
   const uint64_t tail = LoadAcquire(&h_->producer.tail);
-  const bool moved = tail != tail_;
+  if (tail == tail_) return false;
+  if (tail < tail_) {
+    // Positions only grow: a stray write put tail back over live messages.
+    Damaged("producer state", "tail", tail, offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail),
+            absl::StrCat("moved back from ", tail_, ", which this participant saw before"));
+    return false;
+  }
   tail_ = tail;
-  return moved;
+  return true;
 }
 
 void RingSegment::Apply(const State& state, const SlotHeader* slot, uint64_t slot_position,
@@ -99,6 +105,7 @@ bool RingSegment::RecoverProducerJournal() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   MaybeCrash(CrashPoint::kJournalHalfApplied);
   StoreRelease(&h_->producer.tail, j.state.tail);
+  if (j.state.tail > tail_) tail_ = j.state.tail;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   j.valid.store(0, std::memory_order_relaxed);
   return true;
@@ -237,11 +244,17 @@ bool RingSegment::RefreshFreePos() {
 bool RingSegment::CheckProducerState() {
   if (!damage_.ok()) return false;
   const uint64_t tail = h_->producer.tail;
+  const uint64_t offset = offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail);
   if (tail % kSlotAlign != 0) {
-    Damaged("producer state", "tail", tail, offsetof(SegmentHeader, producer) + offsetof(ProducerState, tail),
-            "not a multiple of 64");
+    Damaged("producer state", "tail", tail, offset, "not a multiple of 64");
     return false;
   }
+  if (tail < tail_) {
+    Damaged("producer state", "tail", tail, offset,
+            absl::StrCat("moved back from ", tail_, ", which this participant saw before"));
+    return false;
+  }
+  tail_ = tail;             // a producer's snapshot follows what it publishes
   FreeBytes(tail, 0);  // validates tail against free_pos
   return damage_.ok();
 }

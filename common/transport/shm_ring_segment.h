@@ -217,9 +217,10 @@ class RingSegment {
   // Re-applies a journal that a dead process left valid.
   void RecoverJournal();
 
-  // `tail` as last loaded (acquire) by RefreshTail: the end of what a holder
-  // of `mutex` looks at (an older value only hides the newest messages).
-  // Returns true if it moved. (Any time.)
+  // `tail` as last loaded (acquire) by RefreshTail, or published by this
+  // participant: the end of what a holder of `mutex` looks at (an older
+  // value only hides the newest messages). Returns true if it moved; a tail
+  // lower than one seen before is damage (positions only grow). (Any time.)
   bool RefreshTail() const;
   // RefreshTail if free_pos or claim_pos are past the snapshot (another
   // consumer saw a newer tail).
