@@ -1,6 +1,6 @@
 // A participant killed (SIGKILL) at each named point of the protocol, the
 // 1st to 6th time it gets there: inside the journaled bookkeeping (holding
-// the robust mutex), with a slot reserved, with the payload written but not
+// a robust mutex), with a slot reserved, with the payload written but not
 // committed, with a slot taken, with the payload copied out. Afterwards the
 // survivors must see every committed message exactly as pushed, in order,
 // the counters must add up, and the ring must keep working to end of stream.
