@@ -52,6 +52,18 @@ absl::Time DeadlineOf(absl::Duration timeout, absl::Time* deadline) {
   return *deadline;
 }
 
+// The wake-up word of one side (space: producers waiting for room) and the
+// flag its sleepers set.
+struct WakeWord {
+  std::atomic<uint32_t>& seq;
+  std::atomic<uint32_t>& sleeping;
+};
+
+WakeWord WakeWordOf(SegmentHeader* h, bool space) {
+  return space ? WakeWord{h->not_full_seq, h->not_full_sleeping}
+               : WakeWord{h->not_empty_seq, h->not_empty_sleeping};
+}
+
 }  // namespace
 
 ShmRing::ShmRing(std::string name, std::unique_ptr<bip::mapped_region> region, RingRole role)
@@ -133,9 +145,7 @@ absl::Status ShmRing::UnlockWithDamage() const {
 void ShmRing::Unlock() const { shm_ring_internal::UnlockRobustMutex(&segment_->header()->mutex); }
 
 void ShmRing::Wake(bool space) const {
-  SegmentHeader* h = segment_->header();
-  std::atomic<uint32_t>& seq = space ? h->not_full_seq : h->not_empty_seq;
-  std::atomic<uint32_t>& sleeping = space ? h->not_full_sleeping : h->not_empty_sleeping;
+  auto [seq, sleeping] = WakeWordOf(segment_->header(), space);
   seq.fetch_add(1, std::memory_order_seq_cst);
   // One system call per sleeping episode, not per message: the first waker
   // clears the flag and wakes every sleeper; each re-checks and, if there is
@@ -147,9 +157,7 @@ void ShmRing::Wake(bool space) const {
 }
 
 void ShmRing::WakeMoved(bool space) const {
-  SegmentHeader* h = segment_->header();
-  std::atomic<uint32_t>& seq = space ? h->not_full_seq : h->not_empty_seq;
-  std::atomic<uint32_t>& sleeping = space ? h->not_full_sleeping : h->not_empty_sleeping;
+  auto [seq, sleeping] = WakeWordOf(segment_->header(), space);
   // Pairs with WaitLocked's store of `sleeping` and its re-read of the
   // position: either the sleeper sees the move, or this sees the flag.
   shm_ring_internal::FullFence();
@@ -172,9 +180,7 @@ bool ShmRing::SweepDue() const {
 }
 
 absl::Status ShmRing::WaitLocked(bool for_space, absl::Time deadline) {
-  SegmentHeader* h = segment_->header();
-  std::atomic<uint32_t>& seq = for_space ? h->not_full_seq : h->not_empty_seq;
-  std::atomic<uint32_t>& sleeping = for_space ? h->not_full_sleeping : h->not_empty_sleeping;
+  auto [seq, sleeping] = WakeWordOf(segment_->header(), for_space);
   const uint32_t seen = seq.load(std::memory_order_acquire);
   // The other side moves what we wait for (free_pos, tail) without our
   // lock: look again now that `seen` is read. (Its Wake changes `seq` after

@@ -237,7 +237,7 @@ uint64_t RingSegment::ReloadFreePos(uint64_t tail) {
 
 bool RingSegment::RefreshFreePos() {
   const uint64_t before = free_pos_seen_;
-  FreeBytes(h_->producer.tail, capacity_ + 1);  // more than can be free: always reloads
+  ReloadFreePos(h_->producer.tail);
   return free_pos_seen_ != before;
 }
 
@@ -298,14 +298,17 @@ std::optional<uint64_t> RingSegment::Reserve(uint32_t payload_bytes, uint32_t ow
   return position;
 }
 
+bool RingSegment::ReadReservation(uint64_t position, SlotHeader* slot) const {
+  if (!ReadSlot(position, slot)) return false;
+  if (slot->state == kReserved) return true;
+  Damaged("slot", "state", slot->state, SlotFieldOffset(position, offsetof(SlotHeader, state)),
+          "the producer's reserved slot changed state under it");
+  return false;
+}
+
 bool RingSegment::Commit(uint64_t position, uint64_t checksum) {
   SlotHeader slot;
-  if (!ReadSlot(position, &slot)) return false;
-  if (slot.state != kReserved) {
-    Damaged("slot", "state", slot.state, SlotFieldOffset(position, offsetof(SlotHeader, state)),
-            "the producer's reserved slot changed state under it");
-    return false;
-  }
+  if (!ReadReservation(position, &slot)) return false;
   slot.state = kCommitted;
   slot.checksum = checksum;
   State s = h_->state;
@@ -317,12 +320,7 @@ bool RingSegment::Commit(uint64_t position, uint64_t checksum) {
 
 bool RingSegment::Abandon(uint64_t position) {
   SlotHeader slot;
-  if (!ReadSlot(position, &slot)) return false;
-  if (slot.state != kReserved) {
-    Damaged("slot", "state", slot.state, SlotFieldOffset(position, offsetof(SlotHeader, state)),
-            "the producer's reserved slot changed state under it");
-    return false;
-  }
+  if (!ReadReservation(position, &slot)) return false;
   slot.state = kAbandoned;
   Apply(h_->state, &slot, position, nullptr, 0);
   AdvanceFree();

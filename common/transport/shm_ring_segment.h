@@ -360,6 +360,8 @@ class RingSegment {
   __attribute__((cold, noinline)) bool ReportBadState() const;
   // `out` null: the position itself is bad.
   __attribute__((cold, noinline)) bool ReportBadSlot(uint64_t pos, const SlotHeader* out) const;
+  // ReadSlot, and the slot must still be a reservation (Commit, Abandon).
+  bool ReadReservation(uint64_t position, SlotHeader* slot) const;
   // Records the first damage: `field` of `where` holds `value`, at `offset`.
   void Damaged(absl::string_view where, absl::string_view field, uint64_t value, uint64_t offset,
                absl::string_view why) const;
