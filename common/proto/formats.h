@@ -8,7 +8,7 @@
 namespace moerl {
 
 inline constexpr uint32_t kPromptFormatVersion = 1;
-inline constexpr uint32_t kTrajectoryFormatVersion = 1;
+inline constexpr uint32_t kTrajectoryFormatVersion = 2;  // 2: routed_experts
 inline constexpr uint32_t kTrajectoryBatchFormatVersion = 1;
 inline constexpr uint32_t kStepStatsFormatVersion = 1;
 inline constexpr uint32_t kCheckpointManifestFormatVersion = 1;
