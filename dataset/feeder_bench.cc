@@ -4,7 +4,7 @@
 // directory or tokenizer.json), against a peer measured in the same run:
 // pushing the same number of pre-serialized prompts through a ShmRing of the
 // same size (the transport's ceiling).
-//   bazel run -c opt //dataset:feeder_bench -- $PWD/../shared/data/gsm8k/train.jsonl 3 [tokenizer]
+//   bazel run -c opt //dataset:feeder_bench -- $PWD/third_party/data/gsm8k/train.jsonl 3 [tokenizer]
 #include <unistd.h>
 
 #include <chrono>

@@ -71,7 +71,7 @@ TEST(LoadGsm8kFile, MissingFileIsNotFound) {
   EXPECT_EQ(LoadGsm8kFile("/nonexistent/x.jsonl").status().code(), absl::StatusCode::kNotFound);
 }
 
-// Every row of the real GSM8K test split parses. Needs ../shared/data.
+// Every row of the real GSM8K test split parses. Reads third_party/data.
 TEST(ParseGsm8kRow, ParsesTheRealTestSplit) {
   const std::string path = SharedDataPath("data/gsm8k/test.jsonl");
   ASSERT_FALSE(path.empty()) << MissingSharedDataMessage("data/gsm8k/test.jsonl");

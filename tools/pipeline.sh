@@ -1,58 +1,210 @@
 #!/usr/bin/env bash
-# moerl pipeline (`bazel run //:pipeline`).
+# moerl pipeline (`bazel run //:pipeline -- [--config x.yaml] [key=value ...]`):
+# asynchronous GRPO end to end on one machine.
 #
-# Today this is a smoke run that proves every stage binary is built and
-# wired: the feeder reads the embedded GSM8K-format sample, the scorer scores
-# completions against its gold answers, the trainer turns the rewards into
-# GRPO advantages and the rollout sampler draws from a row of logits. The full
-# GRPO loop (rings, embedded engine, MoE trainer) replaces it as the stage
-# issues land; the command stays the same.
+#   dataset_feeder --(ring: prompts)--> rollout_bridge <--HTTP--> rollout/server (x n)
+#        rollout_bridge --(ring: groups)--> reward_scorer --> batches/ --> trainer (ranks)
+#        trainer --> weights/v<N> --> rollout_bridge --> /update_weights_from_disk
+#
+# Every rule (run folder, how many servers and trainer ranks, timeouts) comes
+# from tools/pipeline/pipeline_plan, which reads the same YAML + overrides as
+# every stage; this script only starts, watches and stops processes.
+# Without --config it runs the embedded default (tools/pipeline/default.yaml).
+#
+# It creates the rings, starts servers, feeder, bridge, scorer and trainer
+# (through torchrun when there is more than one rank) with one log each under
+# <run>/logs/, prints a line per training step, and exits:
+#   0  when the trainer finished (the other stages are then stopped);
+#   1  naming the stage and the end of its log when a stage failed or hung;
+#   130/143 after Ctrl-C / SIGTERM (every stage stopped, rings removed; a
+#      second Ctrl-C kills the stages at once).
+# A run folder that holds a live run is refused; rerunning with
+# recover.mode=auto resumes an interrupted one.
 set -euo pipefail
 
-# Binaries live in the runfiles tree, which is the working directory under
-# `bazel run` and `bazel test`.
-root="${RUNFILES_DIR:-${TEST_SRCDIR:-$PWD/..}}/moerl"
-[[ -x "$root/dataset/dataset_feeder" ]] || root="$PWD"
-feeder="$root/dataset/dataset_feeder"
-scorer="$root/reward/reward_scorer"
-trainer="$root/trainer/trainer"
-bridge="$root/rollout/rollout_bridge"
-sample="$root/dataset/testdata/sample.jsonl"
+# --- where the binaries are (bazel run / bazel test runfiles, or a checkout)
+runfiles="${RUNFILES_DIR:-${TEST_SRCDIR:-}}"
+if [[ -z "$runfiles" && -d "$0.runfiles" ]]; then runfiles="$0.runfiles"; fi
+root="${runfiles:+$runfiles/moerl}"
+if [[ -z "$root" || ! -x "$root/dataset/dataset_feeder" ]]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)/bazel-bin"
+fi
+bin() { printf '%s/%s' "$root" "$1"; }
+plan_tool=$(bin tools/pipeline/pipeline_plan)
+feeder=$(bin dataset/dataset_feeder)
+bridge=$(bin rollout/rollout_bridge)
+server=$(bin rollout/server/server)
+scorer=$(bin reward/reward_scorer)
+trainer=$(bin trainer/trainer)
+ring=$(bin tools/ring/ring)
+python="$(bin ../libtorch/python3)"
+[[ -x "$python" ]] || python="${MOERL_PYTHON:-python3}"
+default_config=$(bin tools/pipeline/default.yaml)
 
-echo "moerl pipeline (smoke): the GRPO loop is not built yet; checking each stage binary"
+die() { echo "pipeline: $*" >&2; exit 1; }
 
-# Stages take `--config <yaml>` plus key=value overrides (docs/config.md).
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/moerl-pipeline.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/smoke.yaml" <<YAML
-experiment_name: smoke
-trial_name: trial0
-train_dataset:
-  path: $sample
-YAML
+# --- arguments: --config FILE (default: the embedded default) + overrides
+args=("$@")
+has_config=0
+for a in "${args[@]}"; do [[ "$a" == --config || "$a" == --config=* ]] && has_config=1; done
+if [[ $has_config -eq 0 ]]; then args=(--config "$default_config" "${args[@]}"); fi
+# Relative paths are the user's, not the runfiles tree's.
+if [[ -n "${BUILD_WORKING_DIRECTORY:-}" ]]; then cd "$BUILD_WORKING_DIRECTORY"; fi
 
-mapfile -t golds < <("$feeder" --config "$tmp/smoke.yaml" +dataset.print_gold=true)
-echo "dataset_feeder: ${#golds[@]} prompts from $(basename "$sample")"
-[[ ${#golds[@]} -gt 0 ]] || { echo "pipeline: feeder produced no prompts" >&2; exit 1; }
+plan=$("$plan_tool" "${args[@]}") || exit 1
+eval "$plan"
 
-rewards=()
-for gold in "${golds[@]}"; do
-  # One right and one wrong completion per prompt: a group of two.
-  right=$("$scorer" --completion "The answer is \\boxed{$gold}." --gold "$gold")
-  wrong=$("$scorer" --completion "The answer is $((gold + 1))." --gold "$gold")
-  [[ "$right" == "reward=1 reason=match" ]] || { echo "pipeline: scorer said '$right' for gold $gold" >&2; exit 1; }
-  [[ "$wrong" == "reward=0 reason=mismatch" ]] || { echo "pipeline: scorer said '$wrong' for gold $gold+1" >&2; exit 1; }
-  rewards+=(1 0)
+logs="$run_dir/logs"
+mkdir -p "$logs"
+exec 9>"$run_dir/.pipeline.lock"
+if ! flock -n 9; then
+  die "run folder $run_dir holds a live run (pid $(cat "$run_dir/.pipeline.pid" 2>/dev/null || echo '?')); stop it or choose another trial_name"
+fi
+echo $$ > "$run_dir/.pipeline.pid"
+
+# --- supervision state
+declare -A stage_pid=()   # stage name -> pid
+stopping=0
+interrupts=0
+
+say() { [[ "$output_mode" == quiet ]] || echo "$@" >&2; }
+
+stop_stages() {  # TERM, then KILL after a grace period
+  local grace=${1:-20} name
+  for name in "${!stage_pid[@]}"; do kill -TERM "${stage_pid[$name]}" 2>/dev/null || true; done
+  local deadline=$((SECONDS + grace))
+  for name in "${!stage_pid[@]}"; do
+    while kill -0 "${stage_pid[$name]}" 2>/dev/null && [[ $SECONDS -lt $deadline ]]; do sleep 0.2; done
+    kill -KILL "${stage_pid[$name]}" 2>/dev/null || true
+    wait "${stage_pid[$name]}" 2>/dev/null || true
+  done
+  stage_pid=()
+}
+
+cleanup() {
+  stop_stages 20
+  "$ring" remove "$prompt_ring" >/dev/null 2>&1 || true
+  "$ring" remove "$trajectory_ring" >/dev/null 2>&1 || true
+  rm -f "$run_dir/.pipeline.pid"
+}
+trap cleanup EXIT
+
+on_signal() {
+  interrupts=$((interrupts + 1))
+  if [[ $interrupts -ge 2 ]]; then
+    say "pipeline: second interrupt: killing every stage"
+    local name
+    for name in "${!stage_pid[@]}"; do kill -KILL "${stage_pid[$name]}" 2>/dev/null || true; done
+  fi
+  stopping=1
+}
+trap on_signal INT TERM
+
+fail_stage() {  # name, reason
+  local name=$1 reason=$2
+  echo "pipeline: stage '$name' $reason; last lines of $logs/$name.log:" >&2
+  tail -n 15 "$logs/$name.log" >&2 || true
+  exit 1
+}
+
+start_stage() {  # name, command...
+  local name=$1; shift
+  "$@" >>"$logs/$name.log" 2>&1 &
+  stage_pid[$name]=$!
+}
+
+# --- rings (acknowledged: a stage that dies loses nothing it had not finished)
+for r in "$prompt_ring" "$trajectory_ring"; do
+  "$ring" remove "$r" >/dev/null 2>&1 || true
+  "$ring" create "$r" --capacity_bytes="$ring_capacity_bytes" --mode=ack --owner_pid=$$ >/dev/null ||
+    die "could not create ring $r"
 done
-echo "reward_scorer: ${#rewards[@]} completions scored"
 
-joined=$(IFS=,; echo "${rewards[*]}")
-mapfile -t advantages < <("$trainer" --rewards "$joined" --group_size 2)
-echo "trainer: advantages of the first group: ${advantages[0]} ${advantages[1]}"
-[[ ${#advantages[@]} -eq ${#rewards[@]} ]] || { echo "pipeline: trainer returned ${#advantages[@]} advantages" >&2; exit 1; }
+# --- inference servers (or the external ones named by rollout.server_addrs)
+addresses=($external_servers)
+for ((i = 0; i < n_servers; i++)); do
+  rm -f "$run_dir/server.$i.address"
+  start_stage "server.$i" "$server" "${args[@]}" "+server.address_file=$run_dir/server.$i.address"
+done
+for ((i = 0; i < n_servers; i++)); do
+  deadline=$((SECONDS + ${stage_timeout_s%.*}))
+  while [[ ! -s "$run_dir/server.$i.address" ]]; do
+    kill -0 "${stage_pid[server.$i]}" 2>/dev/null || fail_stage "server.$i" "exited before listening"
+    [[ $SECONDS -lt $deadline ]] || fail_stage "server.$i" "did not start listening within ${stage_timeout_s}s"
+    sleep 0.2
+  done
+  addresses+=("$(cat "$run_dir/server.$i.address")")
+done
+server_list=$(IFS=,; echo "${addresses[*]}")
 
-token=$("$bridge" --logits 0.1,2.5,0.3 --temperature 0)
-echo "rollout_bridge: greedy pick $token"
-[[ "$token" == token=1* ]] || { echo "pipeline: sampler picked '$token'" >&2; exit 1; }
+# --- the stages
+start_stage feeder "$feeder" "${args[@]}" "+dataset.ring=$prompt_ring"
+start_stage bridge "$bridge" "${args[@]}" "++rollout.server_addrs=$server_list" \
+  "+rollout.prompt_ring=$prompt_ring" "+rollout.trajectory_ring=$trajectory_ring"
+start_stage scorer "$scorer" "${args[@]}" "+reward.ring=$trajectory_ring" "+reward.group_messages=true"
+if [[ $trainer_ranks -gt 1 ]]; then
+  start_stage trainer "$python" -m torch.distributed.run --no-python --standalone \
+    --nproc-per-node "$trainer_ranks" --log-dir "$logs/trainer-ranks" --redirects 3 \
+    "$trainer" "${args[@]}"
+else
+  start_stage trainer "$trainer" "${args[@]}"
+fi
+say "pipeline: run folder $run_dir; $n_servers server(s), $trainer_ranks trainer rank(s), logs in $logs"
 
-echo "pipeline smoke: OK"
+# --- watch: progress from stats.jsonl, failures and hangs by stage name
+stats="$run_dir/stats.jsonl"
+seen_lines=0
+[[ -f "$stats" ]] && seen_lines=$(wc -l <"$stats")
+last_progress=$SECONDS
+while :; do
+  if [[ $stopping -eq 1 ]]; then
+    say "pipeline: stopping every stage"
+    exit 130
+  fi
+  for name in "${!stage_pid[@]}"; do
+    pid=${stage_pid[$name]}
+    if ! kill -0 "$pid" 2>/dev/null; then
+      status=0
+      wait "$pid" || status=$?
+      unset "stage_pid[$name]"
+      if [[ $name == trainer && $status -eq 0 ]]; then
+        say "pipeline: trainer finished; run folder $run_dir"
+        exit 0
+      fi
+      [[ $status -eq 0 && $name == feeder ]] && continue  # the feeder ends when the data does
+      fail_stage "$name" "exited with status $status"
+    fi
+  done
+  if [[ -f "$stats" ]]; then
+    lines=$(wc -l <"$stats")
+    if [[ $lines -gt $seen_lines ]]; then
+      last_progress=$SECONDS
+      tail -n +"$((seen_lines + 1))" "$stats" | head -n "$((lines - seen_lines))" |
+        while IFS= read -r line; do
+          case "$output_mode" in
+            json) echo "$line" ;;
+            text) "$python" - "$line" <<'PY' || true
+import json, sys
+s = json.loads(sys.argv[1])
+def g(k, f="{:.3f}"):
+    v = s.get(k)
+    return "-" if v is None else f.format(v)
+print("step {} reward {} loss {} grad_norm {} eval {} staleness {} tok/s {}".format(
+    s.get("step", "?"), g("rollout/reward"), g("ppo_actor/update/actor_loss/avg"),
+    g("ppo_actor/update/grad_norm"), g("eval-rollout/reward"),
+    g("ppo_actor/update/version_stats/sample_staleness_theta_avg", "{:.2f}"),
+    g("timeperf/tokens_per_s", "{:.0f}")), file=sys.stderr)
+PY
+              ;;
+          esac
+        done
+      seen_lines=$lines
+    fi
+  fi
+  if [[ $((SECONDS - last_progress)) -gt ${stage_timeout_s%.*} ]]; then
+    echo "pipeline: no training step for ${stage_timeout_s}s; the stages' last log lines:" >&2
+    for name in "${!stage_pid[@]}"; do echo "--- $name" >&2; tail -n 3 "$logs/$name.log" >&2 || true; done
+    exit 1
+  fi
+  sleep 1
+done

@@ -31,6 +31,8 @@ PIP_PACKAGES=(
   tokenizers==0.23.3
   transformers==5.24.0
   math-verify==0.9.0
+  matplotlib==3.10.8         # the pipeline's report plots
+  tensorboard==2.20.0        # reads the trainer's event files in a test
 )
 
 SUDO=""

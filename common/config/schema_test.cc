@@ -108,7 +108,7 @@ TEST(ConfigSchema, WrongTypesNameTheKeyTheValueAndWhatWasExpected) {
   EXPECT_THAT(ReadError("rollout:\n  request_timeout: .nan\n"), HasSubstr("expected a finite number"));
   EXPECT_THAT(ReadError("rollout:\n  queue_size: 0\n"), HasSubstr("expected an integer >= 1"));
   EXPECT_THAT(ReadError("scheduler:\n  type: slrum\n"),
-              HasSubstr("expected one of {, local, slurm} (did you mean 'slurm'?)"));
+              HasSubstr("expected one of {, local, slurm, ray} (did you mean 'slurm'?)"));
 }
 
 TEST(ConfigSchema, ScalarWhereASectionBelongsIsAnError) {

@@ -39,8 +39,9 @@ absl::Status ClusterConfig::Validate() const {
 
 void SchedulerConfig::Declare(ConfigSchema* schema) {
   schema->OwnSection("scheduler");
-  schema->Choice("scheduler.type", &type, {"", "local", "slurm"},
-                 "null or local: tools/pipeline.sh on this machine; slurm: tools/ launchers");
+  schema->Choice("scheduler.type", &type, {"", "local", "slurm", "ray"},
+                 "null or local: tools/pipeline.sh on this machine; slurm or ray: the stages "
+                 "are placed by that scheduler");
 }
 
 void AllocationModeConfig::Declare(ConfigSchema* schema) {

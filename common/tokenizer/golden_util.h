@@ -1,7 +1,7 @@
 // Test helpers for the golden fixtures written by
 // tools/tokenizer/make_golden_fixtures.py: reading testdata files, the
 // FNV-1a64 hashes the fixtures use, and loading Qwen3's tokenizer from
-// ../shared (a test that needs it fails with MissingSharedDataMessage when
+// third_party/data (a test that needs it fails with MissingSharedDataMessage when
 // it is absent).
 //
 //   std::vector<std::string> lines = ReadTestdataLines("qwen_cases.jsonl");
@@ -29,7 +29,7 @@ absl::StatusOr<std::vector<std::string>> ReadTestdataLines(const std::string& na
 uint64_t Fnv1a64(absl::string_view bytes);
 uint64_t IdsFnv1a64(absl::Span<const int32_t> ids);
 
-// Qwen3's tokenizer from ../shared/data/qwen-tokenizer (vocab + merges).
+// Qwen3's tokenizer from third_party/data/qwen-tokenizer (vocab + merges).
 // kNotFound carries MissingSharedDataMessage when the files are absent.
 absl::StatusOr<Tokenizer> LoadQwenTokenizer();
 

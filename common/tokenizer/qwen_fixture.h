@@ -1,5 +1,5 @@
 // A gtest fixture that loads Qwen3's tokenizer (151k tokens, ~1 s) once per
-// test suite and fails each test with the load error when ../shared is absent.
+// test suite and fails each test with the load error when third_party/data is absent.
 //
 //   class MyTest : public tokenizer_testing::QwenTokenizerTest {};
 //   TEST_F(MyTest, X) { shared_->Encode("..."); }

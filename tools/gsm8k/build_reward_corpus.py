@@ -21,7 +21,7 @@ issue asks.
 
 Run (about 15 s):
   python3 tools/gsm8k/build_reward_corpus.py \
-      --data_dir ../shared/data/gsm8k --out reward/testdata/reward_corpus.jsonl
+      --data_dir third_party/data/gsm8k --out reward/testdata/reward_corpus.jsonl
 """
 
 import argparse

@@ -3,7 +3,7 @@
 same run, on all GSM8K test questions and answers, one thread.
 
     bazel build -c opt //common/tokenizer:tokenizer_benchmark
-    python3 tools/tokenizer/bench_encode.py --shared ../shared
+    python3 tools/tokenizer/bench_encode.py --shared third_party
 
 HF is timed three ways: `encode` per text (single), and `encode_batch` over
 all texts with parallelism off (batch, 1 thread) and on (batch, all cores; for
@@ -41,7 +41,7 @@ def best_of(rounds, fn):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--shared", default="third_party")
     ap.add_argument("--binary", default="bazel-bin/common/tokenizer/tokenizer_benchmark")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--small", action="store_true",

@@ -6,7 +6,7 @@ oracle. Run from the repository root after changing the corpus or the
 tokenizer files (takes ~1 minute, no network):
 
     python3 tools/tokenizer/make_golden_fixtures.py \
-        --shared ../shared --out common/tokenizer/testdata
+        --shared third_party --out common/tokenizer/testdata
 
 Outputs (all plain text; ids as decimal numbers):
   qwen_cases.jsonl        {"text", "ids", "decoded"} for the hand-made and
@@ -173,7 +173,7 @@ def write_cases(path, tok, texts):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--shared", default="third_party")
     ap.add_argument("--out", default="common/tokenizer/testdata")
     ap.add_argument("--small", default="common/tokenizer/data/moerl-gsm8k-bpe.json")
     ap.add_argument("--full_rows", type=int, default=100)

@@ -8,7 +8,7 @@ written as a Hugging Face tokenizer.json that //common/tokenizer loads with
 Tokenizer::FromTokenizerJson. Training uses Hugging Face `tokenizers`'
 BpeTrainer (deterministic for a fixed corpus and settings).
 
-    python3 tools/tokenizer/train_small_bpe.py --shared ../shared \
+    python3 tools/tokenizer/train_small_bpe.py --shared third_party \
         --vocab_size 4096 --out common/tokenizer/data/moerl-gsm8k-bpe.json
 
 Ids: 0..vocab_size-6 are the BPE vocabulary (the 256 single bytes first,
@@ -48,7 +48,7 @@ def corpus(shared):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--shared", default="third_party")
     ap.add_argument("--vocab_size", type=int, default=4096, help="total ids, added tokens included")
     ap.add_argument("--out", default="common/tokenizer/data/moerl-gsm8k-bpe.json")
     args = ap.parse_args()

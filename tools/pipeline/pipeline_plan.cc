@@ -1,0 +1,165 @@
+#include "tools/pipeline/pipeline_plan.h"
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/config/cli.h"
+#include "common/config/names.h"
+#include "common/config/schema.h"
+#include "common/config/sections.h"
+#include "common/status.h"
+
+namespace moerl {
+namespace {
+
+// rollout.server_addrs: a YAML list or one comma-separated string of host:port.
+absl::StatusOr<std::vector<std::string>> ServerAddresses(const ConfigTree& tree) {
+  const YAML::Node node = tree.Find("rollout.server_addrs");
+  std::vector<std::string> out;
+  if (!node.IsDefined() || node.IsNull()) return out;
+  std::vector<std::string> items;
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) {
+      if (!item.IsScalar()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key 'rollout.server_addrs' (", tree.Origin("rollout.server_addrs"),
+            "): every entry must be a host:port string"));
+      }
+      items.push_back(item.Scalar());
+    }
+  } else if (node.IsScalar()) {
+    items = absl::StrSplit(node.Scalar(), ',', absl::SkipWhitespace());
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key 'rollout.server_addrs' (", tree.Origin("rollout.server_addrs"),
+        "): expected a list or a comma-separated string of host:port"));
+  }
+  for (std::string& item : items) {
+    absl::string_view address = absl::StripAsciiWhitespace(item);
+    absl::ConsumePrefix(&address, "http://");
+    const size_t colon = address.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key 'rollout.server_addrs' (", tree.Origin("rollout.server_addrs"), "): '", item,
+          "' is not host:port"));
+    }
+    out.emplace_back(address);
+  }
+  return out;
+}
+
+std::string Quote(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& args) {
+  MOERL_ASSIGN_OR_RETURN(CommandLine cli, ParseCommandLine(args, {}));
+  MOERL_ASSIGN_OR_RETURN(ConfigTree tree, LoadConfig(cli));
+
+  RunConfig run;
+  ClusterConfig cluster;
+  SchedulerConfig scheduler;
+  AllocationModeConfig allocation;
+  PipelinePlan plan;
+  ConfigSchema schema;
+  run.Declare(&schema);
+  cluster.Declare(&schema);
+  scheduler.Declare(&schema);
+  allocation.Declare(&schema);
+  schema.OwnSection("pipeline");
+  schema.Int("pipeline.sft_steps", &plan.sft_steps, "SFT warm-up steps before RL (0: none)", 0);
+  schema.Double("pipeline.stage_timeout_s", &plan.stage_timeout_s,
+                "a stage that makes no progress this long is reported by name and the run stops");
+  schema.Int("pipeline.ring_capacity_bytes", &plan.ring_capacity_bytes,
+             "bytes of each shared-memory ring", 1 << 16, int64_t{1} << 34);
+  schema.Choice("pipeline.output", &plan.output, {"text", "quiet", "json"},
+                "progress on the terminal: a line per step, nothing, or JSON lines");
+  schema.Bool("pipeline.report", &plan.report, "write report/ (plots and summary) at the end");
+  MOERL_RETURN_IF_ERROR(schema.Read(tree));
+  MOERL_RETURN_IF_ERROR(run.Validate());
+  MOERL_RETURN_IF_ERROR(cluster.Validate());
+  if (plan.stage_timeout_s <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("key 'pipeline.stage_timeout_s' is ",
+                                                   plan.stage_timeout_s, "; it must be > 0"));
+  }
+  MOERL_ASSIGN_OR_RETURN(AllocationMode mode, allocation.Parse());
+
+  plan.experiment_name = run.experiment_name;
+  plan.trial_name = run.trial_name;
+  plan.run_dir = RunDirectory(cluster.fileroot, run.experiment_name, run.trial_name);
+  plan.scheduler = scheduler.type.empty() ? "local" : scheduler.type;
+  plan.allocation_mode = ToString(mode);
+  MOERL_ASSIGN_OR_RETURN(plan.external_servers, ServerAddresses(tree));
+
+  const std::vector<int> inference = mode.InferenceIndices();
+  const std::vector<int> training = mode.TrainingIndices();
+  if (training.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key 'allocation_mode' (", allocation.allocation_mode, ") has ", training.size(),
+        " training allocations; the pipeline runs exactly one (the actor), e.g. "
+        "sglang:d1+megatron:(attn:d2|ffn:e2)"));
+  }
+  if (inference.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key 'allocation_mode' (", allocation.allocation_mode, ") has ", inference.size(),
+        " inference allocations; the pipeline runs at most one"));
+  }
+  const Allocation& actor = mode.allocations[training[0]];
+  plan.training_backend = std::string(BackendName(actor.backend));
+  plan.trainer_ranks = actor.dims.WorldSize();
+  if (!inference.empty()) {
+    const Allocation& servers = mode.allocations[inference[0]];
+    plan.inference_backend = std::string(BackendName(servers.backend));
+    plan.gpus_per_server = servers.InstanceSize();
+    plan.servers = plan.external_servers.empty() ? servers.dims.dp : 0;
+  } else if (plan.external_servers.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key 'allocation_mode' (", allocation.allocation_mode,
+        ") has no inference allocation and rollout.server_addrs is empty: nothing would "
+        "generate; add one, e.g. sglang:d1+", ToString(actor)));
+  }
+  plan.prompt_ring = absl::StrCat(run.experiment_name, ".", run.trial_name, ".prompts");
+  plan.trajectory_ring = absl::StrCat(run.experiment_name, ".", run.trial_name, ".trajectories");
+  return plan;
+}
+
+std::string ShellAssignments(const PipelinePlan& plan) {
+  std::ostringstream out;
+  auto line = [&out](const char* name, const std::string& value) {
+    out << name << "=" << Quote(value) << "\n";
+  };
+  line("experiment_name", plan.experiment_name);
+  line("trial_name", plan.trial_name);
+  line("run_dir", plan.run_dir);
+  line("scheduler", plan.scheduler);
+  line("allocation_mode", plan.allocation_mode);
+  line("inference_backend", plan.inference_backend);
+  line("training_backend", plan.training_backend);
+  line("n_servers", std::to_string(plan.servers));
+  line("gpus_per_server", std::to_string(plan.gpus_per_server));
+  line("external_servers", absl::StrJoin(plan.external_servers, " "));
+  line("trainer_ranks", std::to_string(plan.trainer_ranks));
+  line("sft_steps", std::to_string(plan.sft_steps));
+  line("stage_timeout_s", absl::StrCat(plan.stage_timeout_s));
+  line("ring_capacity_bytes", std::to_string(plan.ring_capacity_bytes));
+  line("output_mode", plan.output);
+  line("write_report", plan.report ? "1" : "0");
+  line("prompt_ring", plan.prompt_ring);
+  line("trajectory_ring", plan.trajectory_ring);
+  return out.str();
+}
+
+}  // namespace moerl

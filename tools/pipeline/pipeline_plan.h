@@ -1,0 +1,63 @@
+// The pipeline script's view of a configuration: which run folder, how many
+// inference servers and trainer ranks to start, and how to supervise them,
+// decided from the same YAML + key=value overrides every stage reads.
+// tools/pipeline.sh evaluates the binary's output (shell assignments) and
+// only composes processes; every rule lives here, where it is tested.
+//
+//   MOERL_ASSIGN_OR_RETURN(PipelinePlan plan, LoadPipelinePlan({"--config", "x.yaml", "seed=3"}));
+//   plan.run_dir;           // <cluster.fileroot>/<experiment_name>/<trial_name>
+//   plan.servers;           // inference replicas to start (0: external servers)
+//   plan.trainer_ranks;     // world size of the training allocation
+//   std::cout << ShellAssignments(plan);
+//
+// Keys (docs/pipeline.md): experiment_name, trial_name, seed, cluster.*,
+// scheduler.type, allocation_mode, rollout.server_addrs (external servers:
+// none are started), and the owned `pipeline` section:
+//   pipeline.sft_steps          SFT warm-up steps before RL (0: none)
+//   pipeline.stage_timeout_s    a stage without progress this long is reported
+//   pipeline.ring_capacity_bytes  size of each shared-memory ring
+//   pipeline.output             text | quiet | json (progress on the terminal)
+//   pipeline.report             write report/ at the end
+// Plain data; thread-compatible.
+#ifndef MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
+#define MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace moerl {
+
+struct PipelinePlan {
+  std::string experiment_name;
+  std::string trial_name;
+  std::string run_dir;
+  std::string scheduler = "local";      // local | slurm | ray
+  std::string allocation_mode;          // canonical
+  std::string inference_backend;        // sglang | vllm | "" (none)
+  std::string training_backend;         // megatron | fsdp
+  int servers = 0;                      // inference replicas to start here
+  int gpus_per_server = 0;
+  std::vector<std::string> external_servers;  // rollout.server_addrs
+  int trainer_ranks = 1;
+  int64_t sft_steps = 0;
+  double stage_timeout_s = 600;
+  int64_t ring_capacity_bytes = 64 << 20;
+  std::string output = "text";
+  bool report = true;
+  std::string prompt_ring;              // <experiment>.<trial>.prompts
+  std::string trajectory_ring;          // <experiment>.<trial>.trajectories
+};
+
+// `--config <yaml> key=value ...` (args without argv[0]) -> the plan, or
+// InvalidArgument naming the key that is wrong.
+absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& args);
+
+// `name='value'` lines, single-quoted for the shell (lists space-separated).
+std::string ShellAssignments(const PipelinePlan& plan);
+
+}  // namespace moerl
+
+#endif  // MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_

@@ -1,0 +1,95 @@
+#include "tools/pipeline/pipeline_plan.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace moerl {
+namespace {
+
+std::string WriteConfig(const std::string& name, const std::string& text) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+constexpr char kBase[] =
+    "experiment_name: gsm8k-grpo\n"
+    "trial_name: trial0\n"
+    "cluster:\n"
+    "  fileroot: /tmp/runs\n"
+    "allocation_mode: sglang:d2+megatron:(attn:d2|ffn:e2)\n";
+
+TEST(PipelinePlan, ServersAndRanksComeFromTheAllocation) {
+  const std::string config = WriteConfig("base.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan({"--config", config});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->run_dir, "/tmp/runs/gsm8k-grpo/trial0");
+  EXPECT_EQ(plan->servers, 2);
+  EXPECT_EQ(plan->gpus_per_server, 1);
+  EXPECT_EQ(plan->trainer_ranks, 2);
+  EXPECT_EQ(plan->training_backend, "megatron");
+  EXPECT_EQ(plan->inference_backend, "sglang");
+  EXPECT_EQ(plan->scheduler, "local");
+  EXPECT_EQ(plan->prompt_ring, "gsm8k-grpo.trial0.prompts");
+  EXPECT_EQ(plan->trajectory_ring, "gsm8k-grpo.trial0.trajectories");
+}
+
+TEST(PipelinePlan, TheSeedsLayoutNeedsThirtyTwoRanksAndFourServers) {
+  const std::string config = WriteConfig("seed.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan(
+      {"--config", config, "allocation_mode=sglang:d4t4+megatron:(attn:d1p4t2c2|ffn:d1p4t1e4)",
+       "+scheduler.type=ray"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->servers, 4);
+  EXPECT_EQ(plan->gpus_per_server, 4);
+  EXPECT_EQ(plan->trainer_ranks, 16);
+  EXPECT_EQ(plan->scheduler, "ray");
+}
+
+TEST(PipelinePlan, ExternalServersAreNotStarted) {
+  const std::string config = WriteConfig("external.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan =
+      LoadPipelinePlan({"--config", config, "+rollout.server_addrs=10.0.0.1:30000, http://h2:30001"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->servers, 0);
+  ASSERT_EQ(plan->external_servers.size(), 2u);
+  EXPECT_EQ(plan->external_servers[1], "h2:30001");
+  EXPECT_NE(ShellAssignments(*plan).find("external_servers='10.0.0.1:30000 h2:30001'\n"),
+            std::string::npos);
+}
+
+TEST(PipelinePlan, BadInputNamesTheKey) {
+  const std::string config = WriteConfig("bad.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan =
+      LoadPipelinePlan({"--config", config, "+rollout.server_addrs=nohost"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("rollout.server_addrs"), std::string::npos);
+
+  plan = LoadPipelinePlan({"--config", config, "+pipeline.stage_timeout_s=0"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("pipeline.stage_timeout_s"), std::string::npos);
+
+  plan = LoadPipelinePlan({"--config", config, "+pipeline.stage_timout_s=5"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("pipeline.stage_timeout_s"), std::string::npos)
+      << "the closest valid key is suggested: " << plan.status();
+
+  plan = LoadPipelinePlan({"--config", config, "allocation_mode=sglang:d2"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("allocation_mode"), std::string::npos);
+}
+
+TEST(PipelinePlan, QuotesValuesForTheShell) {
+  const std::string config = WriteConfig("quote.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan =
+      LoadPipelinePlan({"--config", config, "cluster.fileroot=/tmp/it's here"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(ShellAssignments(*plan).find("run_dir='/tmp/it'\\''s here/gsm8k-grpo/trial0'\n"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace moerl
