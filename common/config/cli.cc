@@ -45,7 +45,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
 
 absl::StatusOr<ConfigTree> LoadConfig(const CommandLine& command_line) {
   MOERL_ASSIGN_OR_RETURN(ConfigTree tree, ConfigTree::FromFile(command_line.config_path));
-  for (const std::string& o : command_line.overrides) MOERL_RETURN_IF_ERROR(tree.ApplyOverride(o));
+  for (const std::string& o : command_line.overrides) MOERL_RETURN_IF_ERROR(tree.ApplyOverride(o, /*plain_adds_known_keys=*/true));
   MOERL_RETURN_IF_ERROR(tree.ResolveInterpolations());
   return tree;
 }

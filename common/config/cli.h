@@ -30,6 +30,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
                                              const std::vector<std::string>& boolean_flags);
 
 // Reads the YAML, applies the overrides in order, resolves interpolation.
+// As with Hydra over AReaL's structured config, `a.b=v` also adds a key the
+// YAML lacks when `a` is a known section (`scheduler.type=ray` needs no `+`);
+// each binary's schema still rejects unknown keys in the sections it owns.
 absl::StatusOr<ConfigTree> LoadConfig(const CommandLine& command_line);
 
 }  // namespace moerl

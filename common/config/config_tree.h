@@ -41,7 +41,12 @@ class ConfigTree {
   static absl::StatusOr<ConfigTree> FromFile(const std::string& path);
 
   // One command-line override; errors name the argument and the key.
-  absl::Status ApplyOverride(absl::string_view argument);
+  // With `plain_adds_known_keys`, `a.b=v` on a missing key adds it when its
+  // top-level name is a known section or key (known_keys.h) and it is not
+  // one or two edits from a key the tree has (then it is taken for a typo),
+  // as Hydra does for the keys of AReaL's structured config; the binary's
+  // ConfigSchema still rejects a misspelt key inside the sections it owns.
+  absl::Status ApplyOverride(absl::string_view argument, bool plain_adds_known_keys = false);
 
   // Replaces every `${a.b}` (absolute dotted path) by the value it names; a
   // value that is exactly one `${...}` takes the referenced node (any type).

@@ -140,6 +140,20 @@ TEST(ConfigOverride, PlainFormOnAMissingKeySuggestsPlusAndTheClosestKey) {
   EXPECT_THAT(Message(s), HasSubstr("write '+cluster.n_gpu_per_node=4'"));
 }
 
+TEST(ConfigOverride, PlainFormAddsAMissingKeyOfAKnownSectionWhenAsked) {
+  ConfigTree tree = Load(kYaml);
+  ASSERT_TRUE(tree.ApplyOverride("scheduler.type=ray", /*plain_adds_known_keys=*/true).ok());
+  EXPECT_EQ(tree.Find("scheduler.type").Scalar(), "ray");
+  ASSERT_TRUE(tree.ApplyOverride("actor.megatron.use_deterministic_algorithms=True",
+                                 /*plain_adds_known_keys=*/true).ok());
+  EXPECT_EQ(tree.Find("actor.megatron.use_deterministic_algorithms").Scalar(), "True");
+  const absl::Status s = tree.ApplyOverride("shceduler.type=ray", /*plain_adds_known_keys=*/true);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(s), HasSubstr("key 'shceduler.type' is not in the config"));
+  // One or two edits from a key the YAML has: a typo, not a new key.
+  EXPECT_FALSE(tree.ApplyOverride("cluster.n_gpu_per_node=4", true).ok());
+}
+
 TEST(ConfigOverride, PlusFormAddsAMissingKeyAndRefusesAnExistingOne) {
   ConfigTree tree = Load(kYaml);
   ASSERT_TRUE(tree.ApplyOverride("+actor.megatron.use_deterministic_algorithms=true").ok());

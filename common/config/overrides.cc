@@ -1,8 +1,10 @@
 // Hydra-style command-line overrides on a ConfigTree:
-//   a.b=v    change an existing key        (error if absent: use +a.b=v)
+//   a.b=v    change an existing key        (error if absent: use +a.b=v;
+//            LoadConfig adds it when its section is a known one)
 //   +a.b=v   add a key that is not there   (error if present: use a.b=v)
 //   ++a.b=v  add or change
 //   ~a.b     delete (also ~a.b=<anything>)
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/config/config_tree.h"
 #include "common/config/edit_distance.h"
+#include "common/config/known_keys.h"
 #include "common/config/tree_internal.h"
 #include "common/status.h"
 
@@ -36,9 +39,22 @@ absl::StatusOr<YAML::Node> ParseValue(absl::string_view argument, absl::string_v
   }
 }
 
+bool IsKnownTopLevel(const std::string& name) {
+  const std::vector<std::string> known = KnownTopLevelKeys();
+  return std::find(known.begin(), known.end(), name) != known.end();
+}
+
+// A key one or two edits from one the YAML has is taken for a typo of it.
+bool NearMiss(absl::string_view key, const std::vector<std::string>& leaves) {
+  for (const std::string& leaf : leaves) {
+    if (EditDistance(key, leaf) <= 2) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-absl::Status ConfigTree::ApplyOverride(absl::string_view argument) {
+absl::Status ConfigTree::ApplyOverride(absl::string_view argument, bool plain_adds_known_keys) {
   enum class Mode { kChange, kAdd, kForce, kDelete };
   Mode mode = Mode::kChange;
   absl::string_view rest = argument;
@@ -64,6 +80,10 @@ absl::Status ConfigTree::ApplyOverride(absl::string_view argument) {
   const std::string origin = absl::StrCat("override '", argument, "'");
   switch (mode) {
     case Mode::kChange:
+      if (!present && plain_adds_known_keys && IsKnownTopLevel((*parts)[0]) &&
+          !NearMiss(key, LeafPaths())) {
+        break;  // a key of AReaL's config the YAML leaves at its default
+      }
       if (!present) {
         const std::string closest = ClosestMatch(key, LeafPaths());
         return absl::InvalidArgumentError(absl::StrCat(

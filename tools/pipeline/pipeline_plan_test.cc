@@ -41,7 +41,7 @@ TEST(PipelinePlan, TheSeedsLayoutNeedsThirtyTwoRanksAndFourServers) {
   const std::string config = WriteConfig("seed.yaml", kBase);
   absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan(
       {"--config", config, "allocation_mode=sglang:d4t4+megatron:(attn:d1p4t2c2|ffn:d1p4t1e4)",
-       "+scheduler.type=ray"});
+       "scheduler.type=ray"});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->servers, 4);
   EXPECT_EQ(plan->gpus_per_server, 4);
@@ -76,6 +76,13 @@ TEST(PipelinePlan, BadInputNamesTheKey) {
   ASSERT_FALSE(plan.ok());
   EXPECT_NE(plan.status().message().find("pipeline.stage_timeout_s"), std::string::npos)
       << "the closest valid key is suggested: " << plan.status();
+
+  // A plain override may add a key the YAML lacks, but not a misspelt one in
+  // a section a binary owns.
+  plan = LoadPipelinePlan({"--config", config, "cluster.n_gpu_per_node=4"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("cluster.n_gpus_per_node"), std::string::npos)
+      << plan.status();
 
   plan = LoadPipelinePlan({"--config", config, "allocation_mode=sglang:d2"});
   ASSERT_FALSE(plan.ok());
