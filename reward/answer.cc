@@ -1,5 +1,6 @@
 #include "reward/answer.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "reward/answer_value.h"
@@ -7,10 +8,10 @@
 namespace moerl {
 namespace {
 
-std::optional<AnswerValue> ParseGold(absl::string_view gold) {
+std::optional<AnswerValue> ParseGold(absl::string_view gold, UnitRule rule) {
   const size_t hashes = gold.rfind("####");
   if (hashes != absl::string_view::npos) gold.remove_prefix(hashes + 4);
-  return ParseAnswerValue(gold);
+  return ParseAnswerValue(gold, rule);
 }
 
 }  // namespace
@@ -25,21 +26,25 @@ const char* ScoreReasonName(ScoreReason reason) {
   return "unknown";
 }
 
-Score ScoreCompletion(absl::string_view completion, absl::string_view gold) {
+Score ScoreCompletion(absl::string_view completion, absl::string_view gold, UnitRule rule) {
   Score score;
-  const std::optional<AnswerValue> gold_value = ParseGold(gold);
+  const std::optional<AnswerValue> gold_value = ParseGold(gold, rule);
   if (!gold_value) {
     score.reason = ScoreReason::kInvalidGold;
     return score;
   }
   ExtractedAnswer extracted = ExtractAnswer(completion);
+  if (rule == UnitRule::kMathVerify && extracted.source == AnswerSource::kBoxed &&
+      std::any_of(extracted.texts.begin(), extracted.texts.end(), MathVerifyCannotParse)) {
+    extracted = ExtractAnswerOutsideBoxes(completion);  // as math-verify falls through
+  }
   score.source = extracted.source;
   if (extracted.texts.empty()) return score;  // kNoAnswer
   score.answer = extracted.texts.front();
   score.reason = ScoreReason::kMismatch;
   std::optional<AnswerValue> first;
   for (const std::string& text : extracted.texts) {
-    std::optional<AnswerValue> value = ParseAnswerValue(text);
+    std::optional<AnswerValue> value = ParseAnswerValue(text, rule);
     if (!value) return score;
     if (!first) {
       first = value;

@@ -177,13 +177,11 @@ std::optional<TokenSpan> NextNumberToken(absl::string_view text, size_t from, si
   return std::nullopt;
 }
 
-ExtractedAnswer ExtractAnswer(absl::string_view completion) {
+namespace {
+
+// Steps 2 to 4 of ExtractAnswer.
+ExtractedAnswer ExtractUnboxed(absl::string_view completion) {
   ExtractedAnswer answer;
-  answer.texts = FindBoxedContents(completion);
-  if (!answer.texts.empty()) {
-    answer.source = AnswerSource::kBoxed;
-    return answer;
-  }
   auto found = [&](AnswerSource source, TokenSpan span) {
     answer.source = source;
     answer.texts.emplace_back(completion.substr(span.begin, span.end - span.begin));
@@ -204,6 +202,36 @@ ExtractedAnswer ExtractAnswer(absl::string_view completion) {
     last = span;
   }
   if (last) return found(AnswerSource::kLastNumber, *last);
+  return answer;
+}
+
+}  // namespace
+
+ExtractedAnswer ExtractAnswer(absl::string_view completion) {
+  ExtractedAnswer answer;
+  answer.texts = FindBoxedContents(completion);
+  if (!answer.texts.empty()) {
+    answer.source = AnswerSource::kBoxed;
+    return answer;
+  }
+  return ExtractUnboxed(completion);
+}
+
+ExtractedAnswer ExtractAnswerOutsideBoxes(absl::string_view completion) {
+  std::string blanked(completion);
+  for (absl::string_view command : {"\\boxed", "\\fbox"}) {
+    for (size_t at = blanked.find(command.data(), 0, command.size()); at != std::string::npos;
+         at = blanked.find(command.data(), at + 1, command.size())) {
+      size_t open = at + command.size();
+      while (open < blanked.size() && blanked[open] == ' ') ++open;
+      if (open >= blanked.size() || blanked[open] != '{') continue;
+      const size_t close = MatchBrace(blanked, open);
+      if (close == std::string::npos) continue;
+      std::fill(blanked.begin() + static_cast<std::ptrdiff_t>(at),
+                blanked.begin() + static_cast<std::ptrdiff_t>(close), ' ');
+    }
+  }
+  ExtractedAnswer answer = ExtractUnboxed(blanked);
   return answer;
 }
 
