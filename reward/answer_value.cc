@@ -279,7 +279,12 @@ MathVerifyText NormalizeMathVerify(absl::string_view text) {
   }
   // latex2sympy reads thousands commas only in a string that is nothing but
   // the number; "1,250\\," is the set {1, 250}.
-  const absl::string_view bare = absl::StripAsciiWhitespace(s);
+  // (A trailing percent is left out of that test: plain-text numbers such as
+  // "1,234%" reach here too, and math-verify reads those as numbers.)
+  absl::string_view bare = absl::StripAsciiWhitespace(s);
+  if (absl::ConsumeSuffix(&bare, "\\%") || absl::ConsumeSuffix(&bare, "%")) {
+    bare = absl::StripTrailingAsciiWhitespace(bare);
+  }
   const bool comma_set =
       absl::StrReplaceAll(bare, {{"\\,", ""}}).find(',') != std::string::npos &&
       !ParsePlainNumber(bare);

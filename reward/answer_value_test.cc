@@ -51,6 +51,7 @@ TEST(ParseAnswerValue, MathVerifyRuleReadsWhatMathVerifyReads) {
   EXPECT_EQ(ValueOf("1,250 \\text{ dollars}"), 1250);
   EXPECT_EQ(ValueOf("\\$1,250"), 1250);
   EXPECT_EQ(ValueOf("1{,}250"), 1250);
+  EXPECT_EQ(ValueOf("1,250%"), 1250);  // a plain-text percent, as the answer fuzzer found
 }
 
 TEST(ParseAnswerValue, MathVerifyRuleRejectsWhatMathVerifyRejects) {
