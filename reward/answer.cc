@@ -46,6 +46,14 @@ Score ScoreCompletion(absl::string_view completion, absl::string_view gold, Unit
   for (const std::string& text : extracted.texts) {
     std::optional<AnswerValue> value = ParseAnswerValue(text, rule);
     if (!value) return score;
+    if (rule == UnitRule::kMathVerify && extracted.source == AnswerSource::kBoxed &&
+        value->percent) {
+      // math-verify: a boxed "2.5\%" or "-3\%" is only 0.025 / -0.03.
+      const std::string written = NormalizeAnswerText(text, nullptr, rule);
+      value->percent_matches_value =
+          !written.empty() && std::all_of(written.begin(), written.end(),
+                                          [](char c) { return (c >= '0' && c <= '9') || c == ','; });
+    }
     if (!first) {
       first = value;
     } else if (!AnswerValuesMatch(*first, *value) && !AnswerValuesMatch(*value, *first)) {

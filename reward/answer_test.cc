@@ -71,7 +71,20 @@ TEST(ScoreCompletion, LenientUnitsAcceptsWhatAReaderWould) {
   }
 }
 
+// Oracle: math-verify 0.9.0 (checked with the library).
+TEST(ScoreCompletion, ABoxedPercentIsItsValueOnlyWhenWrittenAsAWholeNumber) {
+  ExpectScore("\\boxed{18\\%}", "18", 1.0f, ScoreReason::kMatch);
+  ExpectScore("\\boxed{18\\%}", "0.18", 1.0f, ScoreReason::kMatch);
+  ExpectScore("\\boxed{2.5\\%}", "2.5", 0.0f, ScoreReason::kMismatch);
+  ExpectScore("\\boxed{2.5\\%}", "0.025", 1.0f, ScoreReason::kMatch);
+  ExpectScore("\\boxed{-3\\%}", "-3", 0.0f, ScoreReason::kMismatch);
+  ExpectScore("The answer is 2.5%.", "2.5", 1.0f, ScoreReason::kMatch);  // not boxed
+  ExpectScore("\\boxed{2.5\\%}", "2.5", 1.0f, ScoreReason::kMatch, UnitRule::kLenient);
+}
+
 TEST(ScoreCompletion, ABoxMathVerifyCannotParseFallsBackToTheLastNumber) {
+  ExpectScore("Total 18 so far.\n\\boxed{19~feet}", "18", 1.0f, ScoreReason::kMatch);
+  ExpectScore("Total 1,250 so far.\n\\boxed{\\frac{1,250}{1}}", "1250", 1.0f, ScoreReason::kMatch);
   ExpectScore("So 3*6 = 18\n\\boxed{18.}", "18", 1.0f, ScoreReason::kMatch);
   ExpectScore("She had 42 apples.\n\\boxed{18.}", "18", 0.0f, ScoreReason::kMismatch);
   ExpectScore("So 3*6 = 18\n\\boxed{\xe2\x82\xac" "17}", "18", 1.0f, ScoreReason::kMatch);

@@ -118,7 +118,7 @@ std::string NormalizeLenient(absl::string_view text, bool* percent) {
   std::string s = absl::StrReplaceAll(
       text, {{"\\dfrac", "\\frac"}, {"\\tfrac", "\\frac"}, {"{,}", ","}, {"\\%", "%"},
              {"\\$", ""}, {"$", ""}, {"\\,", ""}, {"\\!", ""}, {"\\;", ""}, {"\\:", ""},
-             {"\\ ", " "}, {"\\left", ""}, {"\\right", ""}, {"^{\\circ}", ""}, {"^\\circ", ""},
+             {"\\ ", " "}, {"~", " "}, {"\\left", ""}, {"\\right", ""}, {"^{\\circ}", ""}, {"^\\circ", ""},
              {"\xe2\x82\xac", ""}, {"\xc2\xa3", ""}, {"\xc2\xa5", ""}, {"\\displaystyle", ""}});
   UnwrapCommands(s);
   // "x = 18" and "3 + 4 = 7": the value is what follows the last '='.
@@ -221,15 +221,28 @@ void StripTrailingTextCommand(std::string& s) {
 
 bool LatexParseFails(absl::string_view s) {
   if (s.empty()) return false;
+  // latex2sympy raises on a thousands comma inside \frac{}{}.
+  if (absl::StrContains(s, "\\frac") && absl::StrContains(s, ",")) return true;
   if (absl::EndsWith(s, "\\\\")) return true;
   if (absl::string_view(".,;:?~").find(s.back()) != absl::string_view::npos) return true;
   int depth = 0;
   for (char c : s) {
-    if (static_cast<unsigned char>(c) >= 0x80) return true;
+    if (static_cast<unsigned char>(c) >= 0x80 || c == '~') return true;
     if (c == '(') ++depth;
     if (c == ')' && --depth < 0) return true;
   }
   return depth != 0;
+}
+
+// A ',' outside braces ("\\frac{1,250}{1}" has none).
+bool HasTopLevelComma(absl::string_view s) {
+  int depth = 0;
+  for (char c : s) {
+    if (c == '{') ++depth;
+    if (c == '}') --depth;
+    if (c == ',' && depth == 0) return true;
+  }
+  return false;
 }
 
 struct MathVerifyText {
@@ -279,15 +292,15 @@ MathVerifyText NormalizeMathVerify(absl::string_view text) {
   }
   // latex2sympy reads thousands commas only in a string that is nothing but
   // the number; "1,250\\," is the set {1, 250}.
-  // (A trailing percent is left out of that test: plain-text numbers such as
-  // "1,234%" reach here too, and math-verify reads those as numbers.)
+  // (A trailing plain '%' is left out of that test: plain-text numbers such
+  // as "1,234%" reach here too, and math-verify reads those as numbers; a
+  // boxed "1,250\\%" is the set {1, 2.5}.)
   absl::string_view bare = absl::StripAsciiWhitespace(s);
-  if (absl::ConsumeSuffix(&bare, "\\%") || absl::ConsumeSuffix(&bare, "%")) {
+  if (!absl::EndsWith(bare, "\\%") && absl::ConsumeSuffix(&bare, "%")) {
     bare = absl::StripTrailingAsciiWhitespace(bare);
   }
-  const bool comma_set =
-      absl::StrReplaceAll(bare, {{"\\,", ""}}).find(',') != std::string::npos &&
-      !ParsePlainNumber(bare);
+  const bool comma_set = HasTopLevelComma(absl::StrReplaceAll(bare, {{"\\,", ""}})) &&
+                         !ParsePlainNumber(bare);
   // What latex2sympy's grammar skips or reads as a number.
   s = absl::StrReplaceAll(s, {{"\\,", ""}, {"\\;", ""}, {"\\:", ""}, {"\\ ", " "}, {"\\%", "%"}});
   result.parse_fails = LatexParseFails(absl::StripAsciiWhitespace(s));
@@ -306,10 +319,12 @@ MathVerifyText NormalizeMathVerify(absl::string_view text) {
   if (out.size() >= 2 && out.front() == '(' && out.back() == ')') {
     out = absl::StripAsciiWhitespace(out.substr(1, out.size() - 2));
   }
-  // \text{18} reads as 18; \text{1,250} and \text{18.5} do not read as numbers.
+  // \text{18} and \text{-3} read as numbers; \text{1,250} and \text{18.5} do not.
   if (absl::ConsumePrefix(&out, "\\text{") || absl::ConsumePrefix(&out, "\\mbox{")) {
-    if (!absl::ConsumeSuffix(&out, "}") || out.empty() ||
-        !std::all_of(out.begin(), out.end(), IsDigit)) {
+    absl::string_view digits = out;
+    absl::ConsumePrefix(&digits, "-");
+    if (!absl::ConsumeSuffix(&out, "}") || digits.size() < 2 ||
+        !std::all_of(digits.begin(), digits.end() - 1, IsDigit)) {
       out = "\\text{}";  // not a number
     }
   }
@@ -385,7 +400,9 @@ std::optional<AnswerValue> ParseAnswerValue(absl::string_view text, UnitRule rul
 bool AnswerValuesMatch(const AnswerValue& gold, const AnswerValue& predicted) {
   auto round6 = [](double x) { return std::round(x * 1e6) / 1e6; };
   const double g = round6(gold.value);
-  if (round6(predicted.value) == g) return true;
+  if ((!predicted.percent || predicted.percent_matches_value) && round6(predicted.value) == g) {
+    return true;
+  }
   return predicted.percent && round6(predicted.value / 100.0) == g;
 }
 

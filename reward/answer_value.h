@@ -48,6 +48,11 @@ struct AnswerValue {
   // Written with a percent sign or word: "45%" is value 45, percent true,
   // and matches both 45 and 0.45.
   bool percent = false;
+  // Whether a percent also matches its own value ("45%" vs gold 45), not only
+  // value/100 (vs gold 0.45). math-verify allows that for a boxed percent only
+  // when it is written as a whole number ("\\boxed{18\\%}" vs 18 is 1,
+  // "\\boxed{2.5\\%}" vs 2.5 is 0); ScoreCompletion clears it there.
+  bool percent_matches_value = true;
 };
 
 enum class UnitRule {

@@ -6,6 +6,7 @@
 //
 // - the default (UnitRule::kMathVerify) must agree on at least 99.9% of the
 //   corpus, and may differ only in the styles of IntendedDifferences();
+// - on reward/testdata/boxed_forms.jsonl the default must agree everywhere;
 // - reward.lenient_units=true (UnitRule::kLenient) may differ only in the
 //   styles of LenientDifferences(): the places where it is deliberately
 //   kinder than math-verify, plus the intended differences.
@@ -92,11 +93,13 @@ DifferenceList LenientDifferences() {
   return list;
 }
 
-std::string CorpusPath() {
+std::string TestdataPath(const std::string& name) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const std::string base = srcdir != nullptr ? std::string(srcdir) + "/moerl/" : "";
-  return base + "reward/testdata/reward_corpus.jsonl";
+  return base + "reward/testdata/" + name;
 }
+
+std::string CorpusPath() { return TestdataPath("reward_corpus.jsonl"); }
 
 struct Agreement {
   int64_t total = 0;
@@ -104,10 +107,11 @@ struct Agreement {
   int64_t unexplained = 0;
 };
 
-Agreement Replay(UnitRule rule, const DifferenceList& known) {
+Agreement Replay(UnitRule rule, const DifferenceList& known,
+                 const std::string& path = CorpusPath()) {
   Agreement result;
-  std::ifstream in(CorpusPath());
-  EXPECT_TRUE(in.good()) << "cannot open " << CorpusPath();
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot open " << path;
   std::map<std::string, int> by_style;
   std::string line;
   while (std::getline(in, line)) {
@@ -158,6 +162,15 @@ TEST(RewardAgreement, LenientUnitsDiffersOnlyWhereListed) {
   const Agreement a = Replay(UnitRule::kLenient, LenientDifferences());
   ASSERT_GE(a.total, 9000);
   EXPECT_EQ(a.unexplained, 0) << "lenient disagreements in styles not listed";
+}
+
+// reward/testdata/boxed_forms.jsonl (tools/gsm8k/build_boxed_forms.py):
+// 3,000 ways of writing what is inside and around a box. The default rule
+// must give math-verify's verdict on every one.
+TEST(RewardAgreement, DefaultAgreesWithMathVerifyOnEveryBoxedForm) {
+  const Agreement a = Replay(UnitRule::kMathVerify, {}, TestdataPath("boxed_forms.jsonl"));
+  ASSERT_GE(a.total, 3000);
+  EXPECT_EQ(a.agree, a.total);
 }
 
 TEST(RewardAgreement, TheCorpusHoldsTheStrictCases) {
