@@ -19,11 +19,16 @@
 //   \boxed{\text{18 apples}}     0                        1
 //   \boxed{\text{1,250}}         0: only a plain integer  1
 //   \boxed{\text{18.5}}             reads inside \text{}
-//   \boxed{18.}                  0: trailing full stop    1
-//   \boxed{€18}                  0                        1
+//   \boxed{18.}, \boxed{€18}     latex2sympy cannot      1
+//   \boxed{18~feet}                 parse the box: the last
+//                                   number outside it
+//                                   decides (none: 0)
+//   \boxed{2.5\%} vs gold 2.5    0: only 0.025 (a whole   1
+//                                   number such as 18\%
+//                                   also matches 18)
 //
 // (reward/answer_value.h has the rules; reward/reward_agreement_test.cc
-// measures both modes against math-verify on the corpus.)
+// measures both modes against math-verify on two labelled corpora.)
 //
 // Extraction order and normalisations are in reward/answer_extraction.h and
 // reward/answer_value.h. The gold is the text after GSM8K's "####" (a whole

@@ -20,7 +20,11 @@
 // Anything else is not a number: "18 dollars", "18 people", "18 cookies"
 // ("dollar", "people", "cookie" are not on the list; math-verify reads them
 // as a product of symbols), "18." (a trailing full stop), "\text{1,250}" and
-// "\text{18.5}" (inside \text only a plain integer reads as a number), "€18".
+// "\text{18.5}" (inside \text only a plain integer reads as a number), "€18",
+// "18~apples", "1,250\%" (latex2sympy's set {1, 2.5}). A '~', a thousands
+// comma inside \frac{}{} and a trailing full stop are parse failures
+// (MathVerifyCannotParse), not just non-numbers. A boxed percent matches its
+// own value only when written as a whole number (ScoreCompletion).
 //
 // UnitRule::kLenient strips what a reader would: every wrapper (\text{},
 // \mathrm{}, \textbf{}, \mbox{}) is unwrapped wherever it is, currency
