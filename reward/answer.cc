@@ -50,9 +50,9 @@ Score ScoreCompletion(absl::string_view completion, absl::string_view gold, Unit
         value->percent) {
       // math-verify: a boxed "2.5\%" or "-3\%" is only 0.025 / -0.03.
       const std::string written = NormalizeAnswerText(text, nullptr, rule);
+      auto whole_number_char = [](char c) { return (c >= '0' && c <= '9') || c == ','; };
       value->percent_matches_value =
-          !written.empty() && std::all_of(written.begin(), written.end(),
-                                          [](char c) { return (c >= '0' && c <= '9') || c == ','; });
+          !written.empty() && std::all_of(written.begin(), written.end(), whole_number_char);
     }
     if (!first) {
       first = value;

@@ -65,8 +65,8 @@ TEST(ScoreCompletion, DefaultIsAsStrictAsMathVerifyAboutBoxedUnits) {
 
 TEST(ScoreCompletion, LenientUnitsAcceptsWhatAReaderWould) {
   for (const char* completion :
-       {"\\boxed{18 dollars}", "\\boxed{\\text{18 apples}}", "\\boxed{18.}", "\\boxed{\\text{18.0}}",
-        "\\boxed{18 \\text{ people} each}"}) {
+       {"\\boxed{18 dollars}", "\\boxed{\\text{18 apples}}", "\\boxed{18.}",
+        "\\boxed{\\text{18.0}}", "\\boxed{18 \\text{ people} each}"}) {
     ExpectScore(completion, "18", 1.0f, ScoreReason::kMatch, UnitRule::kLenient);
   }
 }

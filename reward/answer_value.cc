@@ -118,7 +118,8 @@ std::string NormalizeLenient(absl::string_view text, bool* percent) {
   std::string s = absl::StrReplaceAll(
       text, {{"\\dfrac", "\\frac"}, {"\\tfrac", "\\frac"}, {"{,}", ","}, {"\\%", "%"},
              {"\\$", ""}, {"$", ""}, {"\\,", ""}, {"\\!", ""}, {"\\;", ""}, {"\\:", ""},
-             {"\\ ", " "}, {"~", " "}, {"\\left", ""}, {"\\right", ""}, {"^{\\circ}", ""}, {"^\\circ", ""},
+             {"\\ ", " "}, {"~", " "}, {"\\left", ""}, {"\\right", ""}, {"^{\\circ}", ""},
+             {"^\\circ", ""},
              {"\xe2\x82\xac", ""}, {"\xc2\xa3", ""}, {"\xc2\xa5", ""}, {"\\displaystyle", ""}});
   UnwrapCommands(s);
   // "x = 18" and "3 + 4 = 7": the value is what follows the last '='.

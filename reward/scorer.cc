@@ -77,7 +77,8 @@ std::optional<uint64_t> BatchNumber(absl::string_view name) {
 absl::Status DirectoryBatchSink::ListDirectory() {
   DIR* dir = ::opendir(dir_.c_str());
   if (dir == nullptr) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot list ", dir_, ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot list ", dir_, ": ", std::strerror(errno)));
   }
   ++stats_.directory_listings;
   const bool clean = !listed_;
@@ -101,8 +102,8 @@ absl::Status DirectoryBatchSink::ListDirectory() {
     if (::unlink(absl::StrCat(dir_, "/", name).c_str()) == 0) ++stats_.stale_temporaries_removed;
   }
   if (!stale.empty()) {
-    MOERL_LOG(INFO) << "batch directory " << dir_ << ": removed " << stats_.stale_temporaries_removed
-                    << " temporaries of dead writers";
+    MOERL_LOG(INFO) << "batch directory " << dir_ << ": removed "
+                    << stats_.stale_temporaries_removed << " temporaries of dead writers";
   }
   listed_ = true;
   return absl::OkStatus();
