@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "reward/answer_value.h"
+#include "reward/arithmetic.h"
 
 namespace moerl {
 namespace {
@@ -44,7 +45,12 @@ Score ScoreCompletion(absl::string_view completion, absl::string_view gold, Unit
   score.reason = ScoreReason::kMismatch;
   std::optional<AnswerValue> first;
   for (const std::string& text : extracted.texts) {
-    std::optional<AnswerValue> value = ParseAnswerValue(text, rule);
+    std::optional<AnswerValue> value = extracted.source == AnswerSource::kLastExpression
+                                           ? std::optional<AnswerValue>()
+                                           : ParseAnswerValue(text, rule);
+    if (extracted.source == AnswerSource::kLastExpression) {
+      if (std::optional<double> result = EvaluateArithmetic(text)) value = AnswerValue{*result};
+    }
     if (!value) return score;
     if (rule == UnitRule::kMathVerify && extracted.source == AnswerSource::kBoxed &&
         value->percent) {

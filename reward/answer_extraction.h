@@ -12,7 +12,9 @@
 //      else the first number starting within 50 characters, on the same line
 //      (or the next one when the line ends in ':').
 //   3. The first number after the last "####".
-//   4. The last number in the text.
+//   4. The last number in the text; when the text ends in arithmetic around
+//      it ("so he needs 40 / 10 = ", "x = 270 - 95 - 80"), that expression
+//      (kLastExpression, valued by reward/arithmetic.h), as math-verify does.
 //
 //   ExtractedAnswer a = ExtractAnswer("so 3+4=7.\nThe answer is \\boxed{7}.");
 //   a.source == AnswerSource::kBoxed, a.texts == {"7"}
@@ -24,8 +26,8 @@
 //
 // This follows math-verify (AReaL's GSM8K reward at HEAD) closely enough
 // that, with reward/answer_value.h's default UnitRule, the verdicts agree on
-// >= 99.9% of reward/testdata/reward_corpus.jsonl; the known differences are
-// listed in reward/reward_agreement_test.cc. (Where math-verify cannot parse
+// every completion of reward/testdata/reward_corpus.jsonl and
+// boxed_forms.jsonl (reward/reward_agreement_test.cc). (Where math-verify cannot parse
 // a box it looks outside it: ExtractAnswerOutsideBoxes.)
 //
 // Thread-safe; no state. Linear in the completion's length.
@@ -41,7 +43,7 @@
 
 namespace moerl {
 
-enum class AnswerSource { kNone, kBoxed, kAnchor, kHashes, kLastNumber };
+enum class AnswerSource { kNone, kBoxed, kAnchor, kHashes, kLastNumber, kLastExpression };
 
 const char* AnswerSourceName(AnswerSource source);
 

@@ -91,6 +91,19 @@ TEST(ScoreCompletion, ABoxMathVerifyCannotParseFallsBackToTheLastNumber) {
   ExpectScore("\\boxed{18.}", "18", 0.0f, ScoreReason::kNoAnswer);
 }
 
+// Oracle: math-verify 0.9.0 (checked with the library).
+TEST(ScoreCompletion, ATextEndingInArithmeticIsValuedAsMathVerifyValuesIt) {
+  ExpectScore("He makes 10 bags a day, so he needs 40 / 10 = ", "4", 1.0f, ScoreReason::kMatch);
+  ExpectScore("Let x be it.\nx = 270 - 95 - 80", "95", 1.0f, ScoreReason::kMatch);
+  ExpectScore("We get (3 + 5)", "8", 1.0f, ScoreReason::kMatch);
+  ExpectScore("so 2^3^2", "512", 1.0f, ScoreReason::kMatch);
+  ExpectScore("so she has 5 + 3 = 8 apples", "8", 1.0f, ScoreReason::kMatch);
+  // '\u00d7' is not Python: math-verify falls back to the last number.
+  ExpectScore("Total is 3 \xc3\x97 4 + 5", "5", 1.0f, ScoreReason::kMatch);
+  ExpectScore("Total is 3 \xc3\x97 4 + 5", "17", 0.0f, ScoreReason::kMismatch);
+  EXPECT_EQ(ScoreCompletion("x = 270 - 95 - 80", "95").source, AnswerSource::kLastExpression);
+}
+
 TEST(ScoreReasonName, NamesEveryReason) {
   EXPECT_STREQ(ScoreReasonName(ScoreReason::kNoAnswer), "no_answer");
   EXPECT_STREQ(ScoreReasonName(ScoreReason::kMismatch), "mismatch");

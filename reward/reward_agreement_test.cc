@@ -4,8 +4,8 @@
 // from real GSM8K rows and labelled by math-verify 0.9.0 called as AReaL
 // calls it (tools/gsm8k/build_reward_corpus.py). Both unit rules are replayed:
 //
-// - the default (UnitRule::kMathVerify) must agree on at least 99.9% of the
-//   corpus, and may differ only in the styles of IntendedDifferences();
+// - the default (UnitRule::kMathVerify) may differ only in the styles of
+//   IntendedDifferences() (none today: it agrees on every completion);
 // - on reward/testdata/boxed_forms.jsonl the default must agree everywhere;
 // - reward.lenient_units=true (UnitRule::kLenient) may differ only in the
 //   styles of LenientDifferences(): the places where it is deliberately
@@ -36,17 +36,12 @@ struct KnownDifference {
 using DifferenceList = std::map<std::string, KnownDifference>;
 
 // style -> where the default verifier deliberately differs from math-verify.
-DifferenceList IntendedDifferences() {
-  const char* kTruncated =
-      "a completion cut off mid-calculation ('so he needs 40 / 10 = ', 'x = 270 - 95 - 80'): "
-      "math-verify evaluates the trailing arithmetic and may hit the gold; we take the last "
-      "number. The model never stated an answer, and a truncated generation should get 0 "
-      "(spec d.5).";
-  return {
-      {"truncated", {2, kTruncated}},
-      {"truncated_whole_lines", {2, kTruncated}},
-  };
-}
+// Empty: a completion cut off mid-calculation ('so he needs 40 / 10 = ') used
+// to be listed (we took the last number, math-verify evaluates the trailing
+// arithmetic); the default now evaluates it as math-verify does
+// (reward/arithmetic.h), so AReaL's reward for it is kept. Add a style here
+// only with the reason our verdict is the intended one.
+DifferenceList IntendedDifferences() { return {}; }
 
 // style -> where reward.lenient_units=true differs from math-verify.
 DifferenceList LenientDifferences() {
