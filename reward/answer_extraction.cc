@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "reward/arithmetic.h"
 
 namespace moerl {
 namespace {
@@ -108,6 +109,7 @@ const char* AnswerSourceName(AnswerSource source) {
     case AnswerSource::kAnchor: return "anchor";
     case AnswerSource::kHashes: return "hashes";
     case AnswerSource::kLastNumber: return "last_number";
+    case AnswerSource::kLastExpression: return "last_expression";
   }
   return "unknown";
 }
@@ -177,13 +179,103 @@ std::optional<TokenSpan> NextNumberToken(absl::string_view text, size_t from, si
   return std::nullopt;
 }
 
-ExtractedAnswer ExtractAnswer(absl::string_view completion) {
-  ExtractedAnswer answer;
-  answer.texts = FindBoxedContents(completion);
-  if (!answer.texts.empty()) {
-    answer.source = AnswerSource::kBoxed;
-    return answer;
+namespace {
+
+// Bytes of math-verify's expression characters: digits, '.', whitespace,
+// + - * / ^ ( ) and the UTF-8 '×' / '÷' (0xC3 0x97 / 0xC3 0xB7).
+size_t ExpressionCharSize(absl::string_view s, size_t i) {
+  const char c = s[i];
+  if (IsDigit(c) || c == '.' || c == '+' || c == '-' || c == '*' || c == '/' || c == '^' ||
+      c == '(' || c == ')' || absl::ascii_isspace(static_cast<unsigned char>(c))) {
+    return 1;
   }
+  if (static_cast<unsigned char>(c) == 0xC3 && i + 1 < s.size() &&
+      (static_cast<unsigned char>(s[i + 1]) == 0x97 ||
+       static_cast<unsigned char>(s[i + 1]) == 0xB7)) {
+    return 2;
+  }
+  return 0;
+}
+
+bool IsOperatorAt(absl::string_view s, size_t i) {
+  const char c = s[i];
+  return c == '+' || c == '-' || c == '*' || c == '/' || c == '^' || c == '(' || c == ')' ||
+         ExpressionCharSize(s, i) == 2;
+}
+
+// math-verify's plain-expression regex at one start:
+//   -?\(?-?\d [chars]* [ops] [chars]+ \)?  then . , : whitespace ) $ or the end,
+// with the longest end. Returns the end, or npos.
+size_t ExpressionEndFrom(absl::string_view s, size_t start, size_t run_end) {
+  size_t i = start;
+  if (i < run_end && s[i] == '-') ++i;
+  if (i < run_end && s[i] == '(') ++i;
+  if (i < run_end && s[i] == '-') ++i;
+  if (i >= run_end || !IsDigit(s[i])) return absl::string_view::npos;
+  const size_t first_digit = i;
+  auto suffix_ok = [&](size_t e) {
+    if (e == s.size()) return true;
+    const char c = s[e];
+    return c == '.' || c == ',' || c == ':' || c == ')' || c == '$' ||
+           absl::ascii_isspace(static_cast<unsigned char>(c));
+  };
+  // Longest end first: an operator after the first digit with a character
+  // after it, then a valid suffix.
+  for (size_t e = run_end; e > first_digit + 2; --e) {
+    if (!suffix_ok(e)) continue;
+    for (size_t k = first_digit + 1; k + 1 < e; ++k) {
+      if (IsOperatorAt(s, k)) return e;
+    }
+    return absl::string_view::npos;  // shorter ends hold no more operators
+  }
+  return absl::string_view::npos;
+}
+
+// The last plain expression math-verify finds in the run of expression
+// characters holding `last` (the last number), if it reaches that number's
+// end; its matches are non-overlapping, leftmost first, and each needs the
+// text start, whitespace or '=' before it.
+std::optional<TokenSpan> TrailingExpression(absl::string_view s, TokenSpan last) {
+  for (size_t i = last.begin; i < last.end; ++i) {
+    if (ExpressionCharSize(s, i) == 0) return std::nullopt;  // "45%", "\frac{..}"
+  }
+  size_t run_begin = last.begin;
+  while (run_begin > 0) {
+    size_t size = ExpressionCharSize(s, run_begin - 1);
+    if (size == 0 && run_begin >= 2 && ExpressionCharSize(s, run_begin - 2) == 2) size = 2;
+    if (size == 0) break;
+    run_begin -= size;
+  }
+  size_t run_end = last.end;
+  while (run_end < s.size()) {
+    const size_t size = ExpressionCharSize(s, run_end);
+    if (size == 0) break;
+    run_end += size;
+  }
+  std::optional<TokenSpan> found;
+  size_t from = run_begin;
+  while (from < run_end) {
+    size_t match_end = absl::string_view::npos;
+    size_t start = from;
+    for (; start < run_end; ++start) {
+      const bool prefix_ok =
+          start == 0 || absl::ascii_isspace(static_cast<unsigned char>(s[start - 1])) ||
+          s[start - 1] == '=';
+      if (!prefix_ok) continue;
+      match_end = ExpressionEndFrom(s, start, run_end);
+      if (match_end != absl::string_view::npos) break;
+    }
+    if (match_end == absl::string_view::npos) break;
+    found = TokenSpan{start, match_end};
+    from = match_end + 1;  // the suffix character is consumed
+  }
+  if (!found || found->end < last.end) return std::nullopt;
+  return found;
+}
+
+// Steps 2 to 4 of ExtractAnswer.
+ExtractedAnswer ExtractUnboxed(absl::string_view completion) {
+  ExtractedAnswer answer;
   auto found = [&](AnswerSource source, TokenSpan span) {
     answer.source = source;
     answer.texts.emplace_back(completion.substr(span.begin, span.end - span.begin));
@@ -203,7 +295,47 @@ ExtractedAnswer ExtractAnswer(absl::string_view completion) {
        span = NextNumberToken(completion, span->end)) {
     last = span;
   }
-  if (last) return found(AnswerSource::kLastNumber, *last);
+  if (last) {
+    // A text that ends in arithmetic ("x = 270 - 95 - 80") is read as
+    // math-verify reads it: the expression, when it evaluates.
+    std::optional<TokenSpan> expression = TrailingExpression(completion, *last);
+    if (expression &&
+        EvaluateArithmetic(completion.substr(expression->begin,
+                                             expression->end - expression->begin))) {
+      return found(AnswerSource::kLastExpression, *expression);
+    }
+    return found(AnswerSource::kLastNumber, *last);
+  }
+  return answer;
+}
+
+}  // namespace
+
+ExtractedAnswer ExtractAnswer(absl::string_view completion) {
+  ExtractedAnswer answer;
+  answer.texts = FindBoxedContents(completion);
+  if (!answer.texts.empty()) {
+    answer.source = AnswerSource::kBoxed;
+    return answer;
+  }
+  return ExtractUnboxed(completion);
+}
+
+ExtractedAnswer ExtractAnswerOutsideBoxes(absl::string_view completion) {
+  std::string blanked(completion);
+  for (absl::string_view command : {"\\boxed", "\\fbox"}) {
+    for (size_t at = blanked.find(command.data(), 0, command.size()); at != std::string::npos;
+         at = blanked.find(command.data(), at + 1, command.size())) {
+      size_t open = at + command.size();
+      while (open < blanked.size() && blanked[open] == ' ') ++open;
+      if (open >= blanked.size() || blanked[open] != '{') continue;
+      const size_t close = MatchBrace(blanked, open);
+      if (close == std::string::npos) continue;
+      std::fill(blanked.begin() + static_cast<std::ptrdiff_t>(at),
+                blanked.begin() + static_cast<std::ptrdiff_t>(close), ' ');
+    }
+  }
+  ExtractedAnswer answer = ExtractUnboxed(blanked);
   return answer;
 }
 

@@ -12,7 +12,9 @@
 //      else the first number starting within 50 characters, on the same line
 //      (or the next one when the line ends in ':').
 //   3. The first number after the last "####".
-//   4. The last number in the text.
+//   4. The last number in the text; when the text ends in arithmetic around
+//      it ("so he needs 40 / 10 = ", "x = 270 - 95 - 80"), that expression
+//      (kLastExpression, valued by reward/arithmetic.h), as math-verify does.
 //
 //   ExtractedAnswer a = ExtractAnswer("so 3+4=7.\nThe answer is \\boxed{7}.");
 //   a.source == AnswerSource::kBoxed, a.texts == {"7"}
@@ -22,9 +24,11 @@
 // decimal part, a leading '-' that is not a binary minus, and an optional
 // "/denominator" or trailing '%'; `\frac{a}{b}` also counts.
 //
-// This follows math-verify (AReaL's GSM8K reward at HEAD) closely enough to
-// agree on >= 99.5% of reward/testdata/reward_corpus.jsonl; the known
-// differences are listed in reward/reward_agreement_test.cc.
+// This follows math-verify (AReaL's GSM8K reward at HEAD) closely enough
+// that, with reward/answer_value.h's default UnitRule, the verdicts agree on
+// every completion of reward/testdata/reward_corpus.jsonl and
+// boxed_forms.jsonl (reward/reward_agreement_test.cc). (Where math-verify cannot parse
+// a box it looks outside it: ExtractAnswerOutsideBoxes.)
 //
 // Thread-safe; no state. Linear in the completion's length.
 #ifndef MOERL_REWARD_ANSWER_EXTRACTION_H_
@@ -39,7 +43,7 @@
 
 namespace moerl {
 
-enum class AnswerSource { kNone, kBoxed, kAnchor, kHashes, kLastNumber };
+enum class AnswerSource { kNone, kBoxed, kAnchor, kHashes, kLastNumber, kLastExpression };
 
 const char* AnswerSourceName(AnswerSource source);
 
@@ -50,6 +54,11 @@ struct ExtractedAnswer {
 };
 
 ExtractedAnswer ExtractAnswer(absl::string_view completion);
+
+// Steps 2 to 4 with every complete \boxed{...} / \fbox{...} blanked out:
+// where math-verify looks when a box does not parse (see
+// MathVerifyCannotParse in reward/answer_value.h).
+ExtractedAnswer ExtractAnswerOutsideBoxes(absl::string_view completion);
 
 // Contents of every complete, non-empty \boxed{...} (or \fbox{...}), in order.
 std::vector<std::string> FindBoxedContents(absl::string_view text);

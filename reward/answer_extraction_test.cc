@@ -55,7 +55,10 @@ TEST(ExtractAnswer, LastNumberIsTheFallback) {
   EXPECT_EQ(a.source, AnswerSource::kLastNumber);
   EXPECT_EQ(a.texts, Texts{"1,000,000"});
   EXPECT_EQ(ExtractAnswer("x = -7").texts, Texts{"-7"});
-  EXPECT_EQ(ExtractAnswer("5-3").texts, Texts{"3"});
+  // Ending in arithmetic, the whole expression is the answer (math-verify).
+  EXPECT_EQ(ExtractAnswer("5-3").texts, Texts{"5-3"});
+  EXPECT_EQ(ExtractAnswer("5-3").source, AnswerSource::kLastExpression);
+  EXPECT_EQ(ExtractAnswer("so 5-3 is\n3").texts, Texts{"3"});
   EXPECT_EQ(ExtractAnswer("it is 45%.").texts, Texts{"45%"});
   EXPECT_EQ(ExtractAnswer("about 3/4 of them").texts, Texts{"3/4"});
 }

@@ -8,6 +8,7 @@
 
 #include "reward/answer.h"
 #include "reward/answer_value.h"
+#include "reward/arithmetic.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
@@ -15,7 +16,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if ((score.reward == 1.0f) != (score.reason == moerl::ScoreReason::kMatch)) std::abort();
   if (score.reason == moerl::ScoreReason::kNoAnswer && !score.answer.empty()) std::abort();
   const moerl::ExtractedAnswer extracted = moerl::ExtractAnswer(text);
-  if (extracted.texts.size() == 1 && extracted.source != moerl::AnswerSource::kBoxed) {
+  if (extracted.source == moerl::AnswerSource::kLastExpression &&
+      !moerl::EvaluateArithmetic(extracted.texts.at(0)).has_value()) {
+    std::abort();  // only an expression that evaluates is returned as one
+  }
+  if (extracted.texts.size() == 1 && extracted.source != moerl::AnswerSource::kBoxed &&
+      extracted.source != moerl::AnswerSource::kLastExpression) {
     const std::string& answer = extracted.texts[0];
     // A non-boxed answer without LaTeX or '/' is a plain number token: it must
     // parse, unless it is too long for a double (> 300 digits).

@@ -5,6 +5,7 @@
 //   reward_scorer --config grpo.yaml reward.ring=exp1.trial0.trajectories
 //   reward_scorer --config grpo.yaml reward.input_path=t.rec reward.output_dir=run/batches
 //   reward_scorer --completion 'so \boxed{18}' --gold 18      # prints "reward=1 reason=match"
+//   reward_scorer --completion '\boxed{18 dollars}' --gold 18 --lenient_units   # reward=1
 //
 // Exits 0 when done (or stopped by SIGTERM/SIGINT), 1 with one line on error.
 #include <csignal>
@@ -21,8 +22,10 @@ volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
 void OnSignal(int) { g_stop = 1; }
 
 absl::Status Main(const std::vector<std::string>& args) {
-  if (args.size() == 4 && args[0] == "--completion" && args[2] == "--gold") {
-    const moerl::Score score = moerl::ScoreCompletion(args[1], args[3]);
+  const bool lenient = args.size() == 5 && args[4] == "--lenient_units";
+  if ((args.size() == 4 || lenient) && args[0] == "--completion" && args[2] == "--gold") {
+    const moerl::Score score = moerl::ScoreCompletion(
+        args[1], args[3], lenient ? moerl::UnitRule::kLenient : moerl::UnitRule::kMathVerify);
     std::printf("reward=%g reason=%s\n", score.reward, moerl::ScoreReasonName(score.reason));
     return absl::OkStatus();
   }

@@ -1,12 +1,21 @@
 #include "reward/scorer.h"
 
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
@@ -25,12 +34,88 @@ absl::Status ScorerConfig::Validate() const {
   return absl::OkStatus();
 }
 
+namespace {
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+// The writer's pid and host of a `.batch-<pid>-<n>[@<host>@]...` name.
+bool ParseTemporaryName(absl::string_view name, pid_t* pid, std::string* host) {
+  if (!absl::ConsumePrefix(&name, ".batch-")) return false;
+  size_t digits = 0;
+  while (digits < name.size() && digits < 10 && absl::ascii_isdigit(name[digits])) ++digits;
+  if (digits == 0 || digits == name.size() || name[digits] != '-') return false;
+  const int64_t value = std::strtoll(std::string(name.substr(0, digits)).c_str(), nullptr, 10);
+  if (value <= 0 || value > std::numeric_limits<pid_t>::max()) return false;
+  *pid = static_cast<pid_t>(value);
+  const size_t at = name.find('@');
+  host->clear();
+  if (at != absl::string_view::npos) {
+    const size_t end = name.find('@', at + 1);
+    if (end == absl::string_view::npos) return false;
+    *host = std::string(name.substr(at + 1, end - at - 1));
+  }
+  return true;
+}
+
+// "000123.rec" -> 123.
+std::optional<uint64_t> BatchNumber(absl::string_view name) {
+  if (!absl::ConsumeSuffix(&name, ".rec") || name.size() < 6 || name.size() > 18) {
+    return std::nullopt;
+  }
+  if (!std::all_of(name.begin(), name.end(), [](char c) { return absl::ascii_isdigit(c); })) {
+    return std::nullopt;
+  }
+  return std::strtoull(std::string(name).c_str(), nullptr, 10);
+}
+
+}  // namespace
+
+absl::Status DirectoryBatchSink::ListDirectory() {
+  DIR* dir = ::opendir(dir_.c_str());
+  if (dir == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot list ", dir_, ": ", std::strerror(errno)));
+  }
+  ++stats_.directory_listings;
+  const bool clean = !listed_;
+  const std::string this_host = clean ? HostName() : "";
+  std::vector<std::string> stale;
+  while (const dirent* entry = ::readdir(dir)) {
+    const absl::string_view name = entry->d_name;
+    if (std::optional<uint64_t> number = BatchNumber(name)) {
+      next_index_ = std::max(next_index_, *number + 1);
+      continue;
+    }
+    pid_t pid = 0;
+    std::string host;
+    if (clean && ParseTemporaryName(name, &pid, &host) && (host.empty() || host == this_host) &&
+        ::kill(pid, 0) != 0 && errno == ESRCH) {
+      stale.emplace_back(name);
+    }
+  }
+  ::closedir(dir);
+  for (const std::string& name : stale) {
+    if (::unlink(absl::StrCat(dir_, "/", name).c_str()) == 0) ++stats_.stale_temporaries_removed;
+  }
+  if (!stale.empty()) {
+    MOERL_LOG(INFO) << "batch directory " << dir_ << ": removed "
+                    << stats_.stale_temporaries_removed << " temporaries of dead writers";
+  }
+  listed_ = true;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> DirectoryBatchSink::WriteBatch(proto::TrajectoryBatch& batch) {
   if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) {
     return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir_, ": ", std::strerror(errno)));
   }
+  if (!listed_) MOERL_RETURN_IF_ERROR(ListDirectory());
   const std::string tmp = absl::StrCat(dir_, "/.batch-", ::getpid(), "-",
-                                       reinterpret_cast<uintptr_t>(this));
+                                       reinterpret_cast<uintptr_t>(this), "@", HostName(), "@");
   while (true) {
     batch.set_batch_index(next_index_);
     MOERL_ASSIGN_OR_RETURN(std::unique_ptr<RecordWriter> writer, RecordWriter::Create(tmp));
@@ -38,6 +123,7 @@ absl::StatusOr<std::string> DirectoryBatchSink::WriteBatch(proto::TrajectoryBatc
     MOERL_RETURN_IF_ERROR(writer->Close());
     const std::string path = absl::StrFormat("%s/%06d.rec", dir_, next_index_);
     // link(2) never replaces an existing file: the number is ours or taken.
+    ++stats_.link_attempts;
     if (::link(tmp.c_str(), path.c_str()) == 0) {
       ::unlink(tmp.c_str());
       ++next_index_;
@@ -47,7 +133,11 @@ absl::StatusOr<std::string> DirectoryBatchSink::WriteBatch(proto::TrajectoryBatc
       return absl::DataLossError(absl::StrCat("cannot link ", tmp, " to ", path, ": ",
                                               std::strerror(errno)));
     }
-    ++next_index_;
+    // Another scorer took it: jump past whatever the directory holds now.
+    ::unlink(tmp.c_str());
+    const uint64_t taken = next_index_;
+    MOERL_RETURN_IF_ERROR(ListDirectory());
+    next_index_ = std::max(next_index_, taken + 1);
   }
 }
 
@@ -70,7 +160,8 @@ absl::Status TrajectoryScorer::AddTrajectory(MessageRing& ring, proto::Trajector
     ++report->duplicates_dropped;  // a redelivery of one we still hold
     return ticket != 0 ? ring.Ack(ticket) : absl::OkStatus();
   }
-  const Score score = ScoreCompletion(trajectory.output_text(), trajectory.gold_answer());
+  const Score score = ScoreCompletion(trajectory.output_text(), trajectory.gold_answer(),
+                                      config_.unit_rule);
   trajectory.set_reward(score.reward);
   trajectory.set_scored(true);
   trajectory.set_reward_reason(ScoreReasonName(score.reason));

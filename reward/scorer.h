@@ -10,7 +10,7 @@
 //   MOERL_RETURN_IF_ERROR(scorer.Run(*ring, &report, should_stop));
 //
 // Each trajectory gets reward / reward_reason / scored from ScoreCompletion
-// (output_text against gold_answer). A group is complete when all
+// (output_text against gold_answer, with config.unit_rule). A group is complete when all
 // n_samples sample indices of its group_id have arrived; complete groups are
 // written batch_size at a time, each group contiguous and ordered by
 // sample_index.
@@ -48,6 +48,7 @@
 #include "absl/time/time.h"
 #include "common/proto/trajectory.pb.h"
 #include "common/transport/message_ring.h"
+#include "reward/answer_value.h"
 
 namespace moerl {
 
@@ -57,6 +58,9 @@ struct ScorerConfig {
   uint32_t n_samples = 1;   // gconfig.n_samples
   uint32_t batch_size = 1;  // train_dataset.batch_size (groups per batch)
   MessageKind message_kind = MessageKind::kTrajectory;
+  // reward.lenient_units: kMathVerify (AReaL's verdicts) unless set; see
+  // reward/answer.h for where the two differ.
+  UnitRule unit_rule = UnitRule::kMathVerify;
   // How long one Pop waits before checking for the end and should_stop.
   absl::Duration poll_interval = absl::Milliseconds(200);
 
@@ -89,14 +93,42 @@ class BatchSink {
 // finished temporary file), so several scorers writing into one directory
 // number their batches 0, 1, 2, ... in the order they completed them, and
 // batch_index in the file equals the number.
+//
+// Restarts are cheap: the first write lists the directory once and starts
+// after the largest number there, so a scorer restarted into a directory of
+// N batches makes one link attempt (and one fsync'd file), not N. Losing a
+// race to another scorer (EEXIST) lists the directory again and jumps past
+// the new largest number.
+//
+// Temporaries are named `.batch-<pid>-<n>@<host>@` (RecordWriter adds its own
+// `.tmp.*` suffix while writing). The first listing removes every one left by
+// a writer on this host whose pid is no longer alive (kill(pid, 0) gives
+// ESRCH); ones of live pids, and of other hosts sharing the directory, stay.
+// A recycled pid only keeps a stale file around; it never removes a live one.
+// Names without `@<host>@` (written before hosts were recorded) count as this
+// host's.
 class DirectoryBatchSink : public BatchSink {
  public:
+  // What the sink did to the directory: the seam tests count work through.
+  struct Stats {
+    int64_t link_attempts = 0;
+    int64_t directory_listings = 0;
+    int64_t stale_temporaries_removed = 0;
+  };
+
   explicit DirectoryBatchSink(std::string dir) : dir_(std::move(dir)) {}
   absl::StatusOr<std::string> WriteBatch(proto::TrajectoryBatch& batch) override;
+  const Stats& stats() const { return stats_; }
 
  private:
+  // Sets next_index_ past the largest <NNNNNN>.rec; on the first call also
+  // removes dead writers' temporaries.
+  absl::Status ListDirectory();
+
   std::string dir_;
   uint64_t next_index_ = 0;
+  bool listed_ = false;
+  Stats stats_;
 };
 
 class TrajectoryScorer {

@@ -23,6 +23,9 @@ void ScorerSettings::Declare(ConfigSchema* schema) {
   schema->Bool("reward.group_messages", &group_messages,
                "each message is a one-group TrajectoryBatch");
   schema->Double("reward.poll_interval_s", &poll_interval_s, "longest single wait on the ring");
+  schema->Bool("reward.lenient_units", &lenient_units,
+               "drop any unit word, \\text{} and punctuation around a boxed number "
+               "(default: math-verify's verdicts)");
 }
 
 absl::Status ScorerSettings::Validate() const {
@@ -65,6 +68,7 @@ ScorerRunOptions ScorerSettings::ToRunOptions() const {
   options.scorer.batch_size = static_cast<uint32_t>(batch_size);
   options.scorer.message_kind = group_messages ? MessageKind::kGroup : MessageKind::kTrajectory;
   options.scorer.poll_interval = absl::Seconds(poll_interval_s);
+  options.scorer.unit_rule = lenient_units ? UnitRule::kLenient : UnitRule::kMathVerify;
   options.ring = ring;
   options.input_path = input_path;
   options.output_dir = OutputDir();

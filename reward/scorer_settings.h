@@ -16,6 +16,10 @@
 //   reward.output_dir          where <NNNNNN>.rec batches go (overrides the default)
 //   reward.group_messages      each message is a one-group TrajectoryBatch
 //   reward.poll_interval_s     longest single wait on the ring (default 0.2)
+//   reward.lenient_units       false (default): verdicts follow math-verify as
+//                              AReaL calls it; true: unit words, \text{} and
+//                              trailing punctuation around a boxed number are
+//                              dropped (reward/answer.h lists the differences)
 // The `reward` section is owned: an unknown reward.* key is an error.
 //
 // Plain data; thread-compatible.
@@ -43,6 +47,7 @@ struct ScorerSettings {
   std::string output_dir;
   bool group_messages = false;
   double poll_interval_s = 0.2;
+  bool lenient_units = false;
 
   void Declare(ConfigSchema* schema);
   // Exactly one input; an output directory, given or derived from valid run names.

@@ -43,6 +43,7 @@ TEST(LoadScorerRunOptions, ReadsArealKeysAndDerivesTheBatchDirectory) {
   EXPECT_EQ(options->ring, "gsm8k-grpo.trial0.trajectories");
   EXPECT_EQ(options->output_dir, "/tmp/moerl-test/gsm8k-grpo/trial0/batches");
   EXPECT_EQ(options->scorer.message_kind, MessageKind::kTrajectory);
+  EXPECT_EQ(options->scorer.unit_rule, UnitRule::kMathVerify);
 
   options = Load({"~reward.ring", "+reward.input_path=t.rec", "+reward.output_dir=out",
                   "+reward.group_messages=true", "gconfig.n_samples=2"});
@@ -51,6 +52,10 @@ TEST(LoadScorerRunOptions, ReadsArealKeysAndDerivesTheBatchDirectory) {
   EXPECT_EQ(options->output_dir, "out");
   EXPECT_EQ(options->scorer.n_samples, 2u);
   EXPECT_EQ(options->scorer.message_kind, MessageKind::kGroup);
+
+  options = Load({"+reward.lenient_units=true"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->scorer.unit_rule, UnitRule::kLenient);
 }
 
 TEST(LoadScorerRunOptions, AnUnknownRewardKeyIsAnErrorNamingItsFullPath) {

@@ -1,8 +1,11 @@
 #include "reward/scorer.h"
 
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/proto/trajectory.pb.h"
 #include "common/testing/ring_channel.h"
 #include "common/transport/in_process_ring.h"
@@ -110,6 +114,23 @@ TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
   const RingStats stats = consumer->Stats();
   EXPECT_EQ(stats.acked, 6u);
   EXPECT_TRUE(stats.end_of_stream);
+}
+
+TEST(TrajectoryScorer, ScoresWithTheConfiguredUnitRule) {
+  for (const UnitRule rule : {UnitRule::kMathVerify, UnitRule::kLenient}) {
+    auto [state, producer, consumer] = NewRingPair(DeliveryMode::kAcknowledged);
+    Push(*producer, MakeTrajectory("a", 0, "\\boxed{18 dollars}"));
+    ASSERT_TRUE(producer->CloseProducer().ok());
+    VectorBatchSink sink;
+    ScorerConfig config = Config(1, 1);
+    config.unit_rule = rule;
+    TrajectoryScorer scorer(config, &sink);
+    ScorerReport report;
+    ASSERT_TRUE(scorer.Run(*consumer, &report).ok());
+    ASSERT_EQ(sink.batches.size(), 1u);
+    // math-verify reads "dollars" as symbols; lenient drops the word.
+    EXPECT_EQ(sink.batches[0].trajectories(0).reward(), rule == UnitRule::kLenient ? 1.0f : 0.0f);
+  }
 }
 
 TEST(TrajectoryScorer, AKilledScorerLosesNothing) {
@@ -225,6 +246,79 @@ TEST(DirectoryBatchSink, NumbersBatchesAcrossSinksWithoutOverwriting) {
   EXPECT_EQ(*b.WriteBatch(batch), dir + "/000002.rec");
   EXPECT_EQ(*a.WriteBatch(batch), dir + "/000003.rec");
   EXPECT_EQ(batch.batch_index(), 3u);
+}
+
+TEST(DirectoryBatchSink, ARestartIntoAFullDirectoryClaimsTheNextNumberAtOnce) {
+  const std::string dir = TmpDir("full_batches");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  for (int i = 0; i < 500; ++i) {
+    std::ofstream(absl::StrFormat("%s/%06d.rec", dir, i)) << "x";
+  }
+  std::ofstream(dir + "/notes.txt") << "not a batch";
+  DirectoryBatchSink sink(dir);
+  proto::TrajectoryBatch batch;
+  absl::StatusOr<std::string> path = sink.WriteBatch(batch);
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, dir + "/000500.rec");
+  EXPECT_EQ(batch.batch_index(), 500u);
+  EXPECT_EQ(sink.stats().link_attempts, 1);
+  EXPECT_EQ(sink.stats().directory_listings, 1);
+  EXPECT_EQ(*sink.WriteBatch(batch), dir + "/000501.rec");
+  EXPECT_EQ(sink.stats().link_attempts, 2);
+  EXPECT_EQ(sink.stats().directory_listings, 1);  // listed once, at the start
+}
+
+TEST(DirectoryBatchSink, LosingARaceListsAgainInsteadOfCountingUp) {
+  const std::string dir = TmpDir("raced_batches");
+  DirectoryBatchSink a(dir), b(dir);
+  proto::TrajectoryBatch batch;
+  EXPECT_EQ(*a.WriteBatch(batch), dir + "/000000.rec");
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(b.WriteBatch(batch).ok());  // b takes 1..50
+  EXPECT_EQ(*a.WriteBatch(batch), dir + "/000051.rec");
+  EXPECT_EQ(a.stats().link_attempts, 3);  // 0, then 1 (taken), then 51
+  EXPECT_EQ(a.stats().directory_listings, 2);
+}
+
+pid_t DeadPid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  return child;
+}
+
+std::string ThisHost() {
+  char name[256] = {};
+  ::gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+TEST(DirectoryBatchSink, RemovesTemporariesOfDeadWritersOnly) {
+  const std::string dir = TmpDir("stale_batches");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  const pid_t dead = DeadPid();
+  const std::string host = ThisHost();
+  const std::vector<std::string> stale = {
+      absl::StrCat(".batch-", dead, "-1@", host, "@"),
+      absl::StrCat(".batch-", dead, "-2@", host, "@.tmp.", dead, ".0"),  // killed mid-write
+      absl::StrCat(".batch-", dead, "-3"),  // before hosts were recorded
+  };
+  const std::vector<std::string> kept = {
+      absl::StrCat(".batch-", ::getpid(), "-4@", host, "@"),        // a live writer
+      absl::StrCat(".batch-", dead, "-5@another-host.example@"),  // not ours to judge
+      ".batch-not-a-pid",
+  };
+  for (const std::string& name : stale) std::ofstream(dir + "/" + name) << "partial";
+  for (const std::string& name : kept) std::ofstream(dir + "/" + name) << "partial";
+  DirectoryBatchSink sink(dir);
+  proto::TrajectoryBatch batch;
+  EXPECT_EQ(*sink.WriteBatch(batch), dir + "/000000.rec");
+  EXPECT_EQ(sink.stats().stale_temporaries_removed, 3);
+  for (const std::string& name : stale) {
+    EXPECT_NE(::access((dir + "/" + name).c_str(), F_OK), 0) << name << " should be gone";
+  }
+  for (const std::string& name : kept) {
+    EXPECT_EQ(::access((dir + "/" + name).c_str(), F_OK), 0) << name << " should stay";
+  }
 }
 
 // The binary's path: a file of trajectories in, batch files out.

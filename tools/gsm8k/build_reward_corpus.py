@@ -87,6 +87,10 @@ def wrong_value(rng, gold):
 
 
 UNITS = ["dollars", "apples", "hours", "minutes", "miles", "cookies", "people", "pages", "cm"]
+# Unit words in and out of latex2sympy's list: math-verify drops "hours" after
+# a boxed number but reads "dollars" as a product of symbols.
+LISTED_UNITS = ["apples", "hours", "minutes", "miles", "cm", "kg", "days", "feet"]
+UNLISTED_UNITS = ["dollars", "people", "cookies", "pages", "eggs", "books", "cups"]
 
 
 def styles(rng, row, gold):
@@ -173,6 +177,22 @@ def styles(rng, row, gold):
     # "18 dollars" as a product of symbols (0); we strip unit words (1).
     if rng.random() < 0.1:
         out.append(("boxed_units_bare", f"{work}\n\\boxed{{{g} {unit}}}"))
+    # Where math-verify is strict and reward.lenient_units=true is not. The
+    # unit is picked from the text, not the generator, so that the rows above
+    # stay as they were.
+    listed = LISTED_UNITS[len(work) % len(LISTED_UNITS)]
+    unlisted = UNLISTED_UNITS[len(work) % len(UNLISTED_UNITS)]
+    out += [
+        ("strict_units_listed", f"{work}\nSo \\boxed{{{g} {listed}}}."),
+        ("strict_units_unlisted", f"{work}\nSo \\boxed{{{g} {unlisted}}}."),
+        ("strict_mathrm_unit", f"{work}\n\\boxed{{{g}\\,\\mathrm{{{unlisted}}}}}"),
+        ("strict_text_whole", f"{work}\n\\boxed{{\\text{{{g} {unlisted}}}}}"),
+        ("strict_text_then_word", f"{work}\n\\boxed{{{g} \\text{{ {unlisted}}} each}}"),
+        ("strict_trailing_period", f"{work}\nThe answer is \\boxed{{{g}.}}"),
+        ("strict_euro", f"{work}\nShe pays \\boxed{{\u20ac{g}}}."),
+    ]
+    if integer:
+        out.append(("strict_text_decimal", f"{work}\n\\boxed{{\\text{{{g}.0}}}}"))
     return out
 
 
