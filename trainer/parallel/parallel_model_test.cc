@@ -1,0 +1,232 @@
+// The parallel model against the one-process model (the reference): the tiny
+// Qwen3-MoE (trainer/model/testdata/moe config: 3 layers, the middle one
+// dense, 8 experts, top-2, aux loss 0.01; z-loss 0.001 added here), a fixed
+// packed batch of 4 sequences split over the data-parallel ranks, ranks as
+// threads over Gloo. For each layout: the summed loss shares equal the
+// one-process loss, every reduced gradient (experts: this rank's range) its
+// one-process gradient, the global grad norm the one-process norm; after 3
+// AdamW steps (clipped with the global norm) every weight equals the
+// one-process weight. Relative error of a tensor = max|a - b| / max|b|.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/ops/tensor.h>
+#include <gtest/gtest.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/alloc_mode/alloc_mode.h"
+#include "common/status.h"
+#include "trainer/model/lm_loss.h"
+#include "trainer/model/model.h"
+#include "trainer/parallel/in_process_ranks.h"
+#include "trainer/parallel/parallelize.h"
+
+namespace moerl {
+namespace {
+
+constexpr int kSteps = 3;
+constexpr double kMaxNorm = 0.5;
+
+ModelConfig TinyMoe() {
+  auto c = ModelConfig::FromFile("trainer/model/testdata/moe/config.json");
+  EXPECT_TRUE(c.ok()) << c.status();
+  ModelConfig config = *c;
+  config.router_z_loss_coef = 1e-3;
+  return config;
+}
+
+std::vector<std::vector<int64_t>> Batch(int64_t vocab) {
+  std::vector<std::vector<int64_t>> seqs;
+  uint64_t s = 12345;
+  for (int64_t len : {7, 5, 9, 6}) {
+    std::vector<int64_t> seq;
+    for (int64_t i = 0; i < len; ++i) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      seq.push_back(static_cast<int64_t>((s >> 33) % vocab));
+    }
+    seqs.push_back(seq);
+  }
+  return seqs;
+}
+
+int64_t Predictions(const std::vector<std::vector<int64_t>>& seqs) {
+  int64_t n = 0;
+  for (const auto& s : seqs) n += static_cast<int64_t>(s.size()) - 1;
+  return n;
+}
+
+// This rank's share of the global objective: CE summed over its rows divided
+// by all ranks' rows, plus the router losses (already shares).
+at::Tensor LossShare(Qwen3Model& model, const std::vector<std::vector<int64_t>>& seqs, int64_t global_rows) {
+  ModelInput in = ModelInput::Pack(seqs);
+  ModelOutput out = model.Forward(in);
+  std::vector<int64_t> rows, targets;
+  int64_t start = 0;
+  for (const auto& seq : seqs) {
+    for (size_t i = 0; i + 1 < seq.size(); ++i) {
+      rows.push_back(start + static_cast<int64_t>(i));
+      targets.push_back(seq[i + 1]);
+    }
+    start += static_cast<int64_t>(seq.size());
+  }
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  at::Tensor ce = LinearCrossEntropyMean(out.hidden_td.index_select(0, at::tensor(rows, i64)), model.lm_head_weight(),
+                                         at::tensor(targets, i64));
+  at::Tensor loss = ce * (static_cast<double>(rows.size()) / static_cast<double>(global_rows));
+  loss = loss + out.aux_loss * model.config().router_aux_loss_coef;
+  return loss + out.z_loss * model.config().router_z_loss_coef;
+}
+
+struct RunResult {
+  double loss = 0;       // first step, before the update
+  double grad_norm = 0;  // first step
+  std::map<std::string, at::Tensor> grads;    // first step, reduced
+  std::map<std::string, at::Tensor> weights;  // after kSteps
+  std::map<std::string, int64_t> first_expert;  // expert params: first expert held
+};
+
+std::map<std::string, int64_t> ExpertOffsets(Qwen3Model& model) {
+  std::map<std::string, int64_t> out;
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    if (!model.layers()[l]->moe) continue;
+    const std::string p = "model.layers." + std::to_string(l) + ".mlp.experts.";
+    out[p + "gate_up_proj"] = out[p + "down_proj"] = model.layers()[l]->moe->experts->first_expert();
+  }
+  return out;
+}
+
+RunResult Reference() {
+  ModelConfig config = TinyMoe();
+  auto seqs = Batch(config.vocab_size);
+  auto model = std::make_shared<Qwen3Model>(config);
+  model->InitializeWeights(1);
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+  RunResult r;
+  for (int step = 0; step < kSteps; ++step) {
+    opt.zero_grad();
+    at::Tensor loss = LossShare(*model, seqs, Predictions(seqs));
+    loss.backward();
+    const double norm = torch::nn::utils::clip_grad_norm_(model->parameters(), kMaxNorm);
+    if (step == 0) {
+      r.loss = loss.item<double>();
+      r.grad_norm = norm;
+      for (auto& p : model->named_parameters()) r.grads[p.key()] = p.value().grad().clone();
+    }
+    opt.step();
+  }
+  for (auto& p : model->named_parameters()) r.weights[p.key()] = p.value().detach().clone();
+  return r;
+}
+
+// Every rank's result, by global rank.
+std::vector<RunResult> Parallel(const std::string& allocation) {
+  auto mode = ParseAllocationMode(allocation);
+  EXPECT_TRUE(mode.ok()) << mode.status();
+  auto dims = TrainingDims(*mode);
+  EXPECT_TRUE(dims.ok()) << dims.status();
+  ModelConfig config = TinyMoe();
+  const auto seqs = Batch(config.vocab_size);
+  std::vector<RunResult> results(dims->WorldSize());
+  ParallelOptions options;
+  options.comm.timeout = std::chrono::seconds(30);
+  absl::Status status = RunInProcessRanks(
+      *dims,
+      [&](const ParallelState& state) -> absl::Status {
+        auto model = std::make_shared<Qwen3Model>(config);
+        MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));
+        model->InitializeWeights(1);  // after sharding: each rank draws its experts' range
+        // Sequences dealt round-robin over the data-parallel ranks.
+        std::vector<std::vector<int64_t>> mine;
+        const int dp = state.dims().dp * state.dims().cp;
+        for (size_t i = state.coordinates().dp; i < seqs.size(); i += dp) mine.push_back(seqs[i]);
+        GradientReducer reducer(state);
+        torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+        RunResult& r = results[state.rank()];
+        for (int step = 0; step < kSteps; ++step) {
+          opt.zero_grad();
+          at::Tensor loss = LossShare(*model, mine, Predictions(seqs));
+          loss.backward();
+          MOERL_RETURN_IF_ERROR(reducer.Reduce(*model));
+          const double norm = ClipGradNorm(*model, state, kMaxNorm);
+          if (step == 0) {
+            at::Tensor total = loss.detach().to(at::kDouble).reshape({1}).clone();
+            state.group(RankGroupKind::kDataContext).AllReduceSum(total);
+            r.loss = total.item<double>();
+            r.grad_norm = norm;
+            for (auto& p : model->named_parameters()) r.grads[p.key()] = p.value().grad().clone();
+          }
+          opt.step();
+        }
+        for (auto& p : model->named_parameters()) r.weights[p.key()] = p.value().detach().clone();
+        r.first_expert = ExpertOffsets(*model);
+        return absl::OkStatus();
+      },
+      options);
+  EXPECT_TRUE(status.ok()) << status;
+  return results;
+}
+
+double RelativeError(const at::Tensor& a, const at::Tensor& b) {
+  const double scale = b.abs().max().item<double>();
+  return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
+}
+
+// `got`'s tensors against `want`'s; expert tensors against their range.
+void ExpectClose(const std::map<std::string, at::Tensor>& got, const std::map<std::string, at::Tensor>& want,
+                 const std::map<std::string, int64_t>& first_expert, double tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [name, tensor] : got) {
+    at::Tensor ref = want.at(name);
+    if (auto it = first_expert.find(name); it != first_expert.end()) ref = ref.narrow(0, it->second, tensor.size(0));
+    ASSERT_EQ(tensor.sizes(), ref.sizes()) << name;
+    EXPECT_LE(RelativeError(tensor, ref), tol) << what << " " << name;
+  }
+}
+
+void CheckLayout(const std::string& allocation) {
+  SCOPED_TRACE(allocation);
+  static const RunResult reference = Reference();
+  std::vector<RunResult> ranks = Parallel(allocation);
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    EXPECT_NEAR(ranks[r].loss, reference.loss, 1e-5 * std::abs(reference.loss));
+    EXPECT_NEAR(ranks[r].grad_norm, reference.grad_norm, 1e-5 * reference.grad_norm);
+    ExpectClose(ranks[r].grads, reference.grads, ranks[r].first_expert, 1e-5, "gradient");
+    ExpectClose(ranks[r].weights, reference.weights, ranks[r].first_expert, 1e-5, "weight");
+  }
+}
+
+TEST(ParallelQwen3, DataParallelMatchesOneProcess) { CheckLayout("megatron:d2"); }
+
+TEST(ParallelQwen3, ExpertParallelMatchesOneProcess) { CheckLayout("megatron:d2e2"); }
+
+TEST(ParallelQwen3, FoldedLayoutMatchesOneProcess) { CheckLayout("megatron:(attn:d2|ffn:e2)"); }
+
+TEST(ParallelQwen3, ExpertDataParallelMatchesOneProcess) { CheckLayout("megatron:(attn:d4|ffn:e2)"); }
+
+TEST(ParallelQwen3, TwoRunsAreBitIdentical) {
+  std::vector<RunResult> a = Parallel("megatron:(attn:d2|ffn:e2)");
+  std::vector<RunResult> b = Parallel("megatron:(attn:d2|ffn:e2)");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t r = 0; r < a.size(); ++r) {
+    EXPECT_EQ(a[r].loss, b[r].loss);
+    for (const auto& [name, t] : a[r].weights) EXPECT_TRUE(t.equal(b[r].weights.at(name))) << name;
+    for (const auto& [name, t] : a[r].grads) EXPECT_TRUE(t.equal(b[r].grads.at(name))) << name;
+  }
+}
+
+TEST(ParallelQwen3, UnsupportedDimensionsAreUnimplemented) {
+  ParallelDims dims;
+  dims.tp = 2;
+  absl::Status status = RunInProcessRanks(dims, [&](const ParallelState& state) -> absl::Status {
+    Qwen3Model model(TinyMoe());
+    return ParallelizeQwen3(model, state);
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+}
+
+}  // namespace
+}  // namespace moerl
