@@ -4,15 +4,19 @@
 // packed batch of 4 sequences split over the data-parallel ranks, ranks as
 // threads over Gloo. For each layout: the summed loss shares equal the
 // one-process loss, every reduced gradient (experts: this rank's range) its
-// one-process gradient, the global grad norm the one-process norm; after 3
-// AdamW steps (clipped with the global norm) every weight equals the
-// one-process weight. Relative error of a tensor = max|a - b| / max|b|.
+// one-process gradient (max |a - b| / max |b| <= 1e-5 per tensor), the global
+// grad norm the one-process norm; after 3 AdamW steps (clipped with the
+// global norm) every weight tensor equals the one-process one
+// (||a - b|| / ||b|| <= 1e-5; per element 1e-3, see CheckLayout). Two runs
+// are bit-identical.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -169,21 +173,36 @@ std::vector<RunResult> Parallel(const std::string& allocation) {
   return results;
 }
 
-double RelativeError(const at::Tensor& a, const at::Tensor& b) {
+// max |a - b| / max |b|: every element, scaled by the tensor.
+double MaxRelativeError(const at::Tensor& a, const at::Tensor& b) {
   const double scale = b.abs().max().item<double>();
   return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
 }
 
+// ||a - b|| / ||b|| (Frobenius), Megatron's metric for its grads-match test.
+double NormRelativeError(const at::Tensor& a, const at::Tensor& b) {
+  const double scale = b.to(at::kDouble).norm().item<double>();
+  return (a - b).to(at::kDouble).norm().item<double>() / (scale > 0 ? scale : 1.0);
+}
+
+enum class Metric { kMaxElement, kNorm };
+
 // `got`'s tensors against `want`'s; expert tensors against their range.
-void ExpectClose(const std::map<std::string, at::Tensor>& got, const std::map<std::string, at::Tensor>& want,
-                 const std::map<std::string, int64_t>& first_expert, double tol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size());
+// Returns the worst error seen.
+double ExpectClose(const std::map<std::string, at::Tensor>& got, const std::map<std::string, at::Tensor>& want,
+                   const std::map<std::string, int64_t>& first_expert, Metric metric, double tol,
+                   const std::string& what) {
+  EXPECT_EQ(got.size(), want.size());
+  double worst = 0;
   for (const auto& [name, tensor] : got) {
     at::Tensor ref = want.at(name);
     if (auto it = first_expert.find(name); it != first_expert.end()) ref = ref.narrow(0, it->second, tensor.size(0));
-    ASSERT_EQ(tensor.sizes(), ref.sizes()) << name;
-    EXPECT_LE(RelativeError(tensor, ref), tol) << what << " " << name;
+    EXPECT_EQ(tensor.sizes(), ref.sizes()) << name;
+    const double err = metric == Metric::kNorm ? NormRelativeError(tensor, ref) : MaxRelativeError(tensor, ref);
+    EXPECT_LE(err, tol) << what << " " << name;
+    worst = std::max(worst, err);
   }
+  return worst;
 }
 
 void CheckLayout(const std::string& allocation) {
@@ -194,8 +213,21 @@ void CheckLayout(const std::string& allocation) {
     SCOPED_TRACE("rank " + std::to_string(r));
     EXPECT_NEAR(ranks[r].loss, reference.loss, 1e-5 * std::abs(reference.loss));
     EXPECT_NEAR(ranks[r].grad_norm, reference.grad_norm, 1e-5 * reference.grad_norm);
-    ExpectClose(ranks[r].grads, reference.grads, ranks[r].first_expert, 1e-5, "gradient");
-    ExpectClose(ranks[r].weights, reference.weights, ranks[r].first_expert, 1e-5, "weight");
+    const double grad_max = ExpectClose(ranks[r].grads, reference.grads, ranks[r].first_expert, Metric::kMaxElement,
+                                        1e-5, "gradient");
+    // After AdamW the worst single element can differ by more: Adam divides
+    // by sqrt(v), so a gradient element near zero, where summation order
+    // decides the last bits, moves as far as a large one. Weights are
+    // compared per tensor (norm) at 1e-5, and per element at 1e-3.
+    const double weight_norm = ExpectClose(ranks[r].weights, reference.weights, ranks[r].first_expert, Metric::kNorm,
+                                           1e-5, "weight");
+    const double weight_max = ExpectClose(ranks[r].weights, reference.weights, ranks[r].first_expert,
+                                          Metric::kMaxElement, 1e-3, "weight element");
+    std::printf("%s rank %zu: loss %.3e, grad norm %.3e, worst gradient (max element) %.3e, worst weight after %d "
+                "steps (norm) %.3e, (max element) %.3e\n",
+                allocation.c_str(), r, std::abs(ranks[r].loss - reference.loss) / std::abs(reference.loss),
+                std::abs(ranks[r].grad_norm - reference.grad_norm) / reference.grad_norm, grad_max, kSteps,
+                weight_norm, weight_max);
   }
 }
 

@@ -2,8 +2,9 @@
 // against one process: proves that the launcher's variables, the TCPStore
 // rendezvous and the Gloo groups work across processes.
 //
-//   torchrun --no-python --nproc-per-node 2 parallel_smoke \
+//   torchrun --no-python --nproc-per-node 2 parallel_smoke
 //       'megatron:(attn:d2|ffn:e2)' trainer/model/testdata/moe/config.json
+// (one command line)
 //
 // Rank 0 also runs the one-process model on the whole batch and exits 1 when
 // the global loss or grad norm differs by more than 1e-5 (relative). A third
