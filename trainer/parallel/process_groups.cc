@@ -195,8 +195,10 @@ absl::StatusOr<std::shared_ptr<Rendezvous>> Rendezvous::ConnectTcp(const RankEnv
   c10d::TCPStoreOptions store_options;
   store_options.port = static_cast<uint16_t>(env.master_port);
   store_options.isServer = env.rank == 0 && !env.agent_hosts_store;
-  if (store_options.isServer) store_options.numWorkers = env.world_size;
-  store_options.waitWorkers = store_options.isServer;
+  // Every rank counts itself in (c10d increments the count only with
+  // waitWorkers set; only the server then waits for all of them).
+  store_options.numWorkers = env.world_size;
+  store_options.waitWorkers = true;
   store_options.timeout = options.timeout;
   try {
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
