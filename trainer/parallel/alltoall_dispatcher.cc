@@ -27,6 +27,8 @@ class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
     // The group is owned by the dispatcher, which outlives backward.
     ctx->saved_data["group"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(group));
     ctx->saved_data["width"] = input_nd.sizes().slice(1).vec();
+    ctx->saved_data["dtype"] = static_cast<int64_t>(input_nd.scalar_type());
+    ctx->saved_data["device"] = input_nd.device();
     return group->AllToAll(input_nd.contiguous(), send_rows, recv_rows);
   }
 
@@ -39,7 +41,9 @@ class AllToAllFunction : public torch::autograd::Function<AllToAllFunction> {
       // Every member still takes part in the exchange.
       std::vector<int64_t> shape = ctx->saved_data["width"].toIntVector();
       shape.insert(shape.begin(), std::accumulate(recv.begin(), recv.end(), int64_t{0}));
-      grad = at::zeros(shape);
+      grad = at::zeros(shape, at::TensorOptions()
+                                  .dtype(static_cast<c10::ScalarType>(ctx->saved_data["dtype"].toInt()))
+                                  .device(ctx->saved_data["device"].toDevice()));
     }
     return {group->AllToAll(grad.contiguous(), recv, send), at::Tensor(), at::Tensor(), at::Tensor()};
   }

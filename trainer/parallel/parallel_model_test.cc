@@ -144,8 +144,7 @@ std::vector<RunResult> Parallel(const std::string& allocation) {
         model->InitializeWeights(1);  // after sharding: each rank draws its experts' range
         // Sequences dealt round-robin over the data-parallel ranks.
         std::vector<std::vector<int64_t>> mine;
-        const int dp = state.dims().dp * state.dims().cp;
-        for (size_t i = state.coordinates().dp; i < seqs.size(); i += dp) mine.push_back(seqs[i]);
+        for (size_t i = state.data_shard(); i < seqs.size(); i += state.num_data_shards()) mine.push_back(seqs[i]);
         GradientReducer reducer(state);
         torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
         RunResult& r = results[state.rank()];

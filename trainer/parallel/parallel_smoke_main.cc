@@ -75,11 +75,11 @@ absl::Status Run(int argc, char** argv) {
   MOERL_ASSIGN_OR_RETURN(ParallelState state, ParallelState::FromEnvironment(mode, config, options));
 
   const auto seqs = Batch(config.vocab_size);
-  int64_t global_rows = 0;
-  for (const auto& s : seqs) global_rows += static_cast<int64_t>(s.size()) - 1;
   std::vector<std::vector<int64_t>> mine;
-  const int dp = state.dims().dp * state.dims().cp;
-  for (size_t i = state.coordinates().dp; i < seqs.size(); i += dp) mine.push_back(seqs[i]);
+  for (size_t i = state.data_shard(); i < seqs.size(); i += state.num_data_shards()) mine.push_back(seqs[i]);
+  int64_t local_rows = 0;
+  for (const auto& s : mine) local_rows += static_cast<int64_t>(s.size()) - 1;
+  const auto global_rows = static_cast<int64_t>(SumOverDataParallel(state, static_cast<double>(local_rows)));
 
   auto model = std::make_shared<Qwen3Model>(config);
   MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));

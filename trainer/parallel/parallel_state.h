@@ -64,6 +64,11 @@ class ParallelState {
   int rank() const { return rank_; }
   int world_size() const { return layout_.world_size(); }
   const RankCoordinates& coordinates() const { return coordinates_; }
+  // Which share of each global batch this rank reads: ranks that differ only
+  // in tp, cp or pp read the same sequences (cp and sequence parallel split
+  // them further inside the model).
+  int data_shard() const { return coordinates_.dp; }
+  int num_data_shards() const { return dims().dp; }
 
   const ProcessGroup& group(RankGroupKind kind) const { return *shared_group(kind); }
   std::shared_ptr<const ProcessGroup> shared_group(RankGroupKind kind) const;

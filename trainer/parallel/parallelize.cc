@@ -140,6 +140,12 @@ double SquaredNorm(const std::vector<at::Tensor>& params) {
 
 }  // namespace
 
+double SumOverDataParallel(const ParallelState& state, double local) {
+  at::Tensor sum = at::tensor({local}, at::TensorOptions().dtype(at::kDouble));
+  state.group(RankGroupKind::kDataContext).AllReduceSum(sum);
+  return sum.item<double>();
+}
+
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state) {
   ParameterGroups groups = SplitParameters(model);
   // Dense parameters are whole and identical on every rank (no TP/PP yet);

@@ -5,7 +5,9 @@
 //   MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));   // before loading weights
 //   MOERL_RETURN_IF_ERROR(LoadHfWeights(dir, model.get()));  // reads only this rank's experts
 //   GradientReducer reducer(state);
-//   for each step:
+//   for each step (every rank runs the same number of micro-batch forwards:
+//   the router losses and the dispatcher communicate in each one):
+//     double n_global = SumOverDataParallel(state, local_tokens);
 //     loss_share.backward();   // this rank's share of the global objective
 //     MOERL_RETURN_IF_ERROR(reducer.Reduce(*model));
 //     double norm = ClipGradNorm(*model, state, max_norm);   // or GlobalGradNorm
@@ -79,6 +81,11 @@ class GradientReducer {
   std::shared_ptr<const ProcessGroup> dense_group_, expert_group_;
   int64_t bucket_bytes_;
 };
+
+// Sum of `local` over the ranks with distinct tokens (dp-cp), e.g. the
+// global token count N_global of the loss convention above; the same value
+// on every rank. Throws CollectiveError when a peer fails.
+double SumOverDataParallel(const ParallelState& state, double local);
 
 // L2 norm of the whole model's gradient (every expert once), after Reduce:
 // dense squares are local (identical on every rank), expert squares are
