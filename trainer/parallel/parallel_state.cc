@@ -85,7 +85,9 @@ absl::StatusOr<ParallelState> ParallelState::FromEnvironment(const AllocationMod
       if (gethostname(host, sizeof(host) - 1) == 0) resolved.comm.gloo_hostname = host;
     }
   }
-  return Create(dims, rank_env.rank, std::move(rendezvous), resolved);
+  MOERL_ASSIGN_OR_RETURN(ParallelState state, Create(dims, rank_env.rank, std::move(rendezvous), resolved));
+  state.local_rank_ = rank_env.local_rank;
+  return state;
 }
 
 absl::StatusOr<ParallelState> ParallelState::Create(const ParallelDims& dims, int rank,

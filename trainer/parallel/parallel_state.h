@@ -62,6 +62,9 @@ class ParallelState {
   const ParallelDims& dims() const { return layout_.dims(); }
   const ParallelLayout& layout() const { return layout_; }
   int rank() const { return rank_; }
+  // This process's index on its host (torchrun's LOCAL_RANK): the GPU to
+  // use. Equal to rank() for states built by Create.
+  int local_rank() const { return local_rank_; }
   int world_size() const { return layout_.world_size(); }
   const RankCoordinates& coordinates() const { return coordinates_; }
   // Which share of each global batch this rank reads: ranks that differ only
@@ -74,10 +77,11 @@ class ParallelState {
   std::shared_ptr<const ProcessGroup> shared_group(RankGroupKind kind) const;
 
  private:
-  ParallelState(ParallelLayout layout, int rank) : layout_(std::move(layout)), rank_(rank) {}
+  ParallelState(ParallelLayout layout, int rank) : layout_(std::move(layout)), rank_(rank), local_rank_(rank) {}
 
   ParallelLayout layout_;
   int rank_;
+  int local_rank_;
   RankCoordinates coordinates_;
   std::map<RankGroupKind, std::shared_ptr<const ProcessGroup>> groups_;
 };

@@ -161,6 +161,7 @@ TEST(ParallelStateFromEnvironment, NoLauncherIsTheSingleProcessState) {
   auto state = ParallelState::FromEnvironment(*mode, TinyMoe(), {}, FakeEnv({}));
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->world_size(), 1);
+  EXPECT_EQ(state->local_rank(), 0);
   at::Tensor t = at::full({3}, 2.0);
   state->group(RankGroupKind::kDataContext).AllReduceSum(t);
   EXPECT_EQ(t[0].item<float>(), 2.0f);
