@@ -262,3 +262,16 @@ TEST(ProcessGroup, APeerThatLeavesMakesTheCollectiveFailNotHang) {
 
 }  // namespace
 }  // namespace moerl
+
+namespace moerl {
+namespace {
+
+TEST(Rendezvous, SilentRanksAreThoseWithoutAHeartbeat) {
+  std::shared_ptr<Rendezvous> rendezvous = Rendezvous::InProcess();
+  rendezvous->StartHeartbeat(0, std::chrono::milliseconds(50));
+  rendezvous->StartHeartbeat(2, std::chrono::milliseconds(50));
+  EXPECT_EQ(rendezvous->SilentRanks({0, 1, 2}), std::vector<int>({1}));
+}
+
+}  // namespace
+}  // namespace moerl
