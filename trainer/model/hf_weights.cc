@@ -39,6 +39,35 @@ absl::StatusOr<Dtype> ToDtype(c10::ScalarType type) {
 
 std::string ShapeString(const std::vector<int64_t>& shape) { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
 
+// Checkpoint names of the experts other ranks hold (expert parallelism).
+std::set<std::string> ExpertsHeldElsewhere(const Qwen3Model& model) {
+  std::set<std::string> names;
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    const auto& moe = model.layers()[l]->moe;
+    if (!moe || moe->experts->holds_all()) continue;
+    const Experts& ex = *moe->experts;
+    for (int64_t e = 0; e < ex.num_experts(); ++e) {
+      if (e >= ex.first_expert() && e < ex.first_expert() + ex.num_local()) continue;
+      for (const char* part : {"gate_proj", "up_proj", "down_proj"}) {
+        names.insert(absl::StrCat("model.layers.", l, ".mlp.experts.", e, ".", part, ".weight"));
+      }
+    }
+  }
+  return names;
+}
+
+// First expert held by the layer whose experts' parameter is `name`
+// ("model.layers.3.mlp.experts.gate_up_proj" -> layer 3).
+int64_t FirstExpertOf(const Qwen3Model& model, const std::string& name) {
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    const std::string prefix = absl::StrCat("model.layers.", l, ".mlp.experts.");
+    if (absl::StartsWith(name, prefix) && model.layers()[l]->moe) {
+      return model.layers()[l]->moe->experts->first_expert();
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
@@ -49,15 +78,16 @@ std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
     at::Tensor t = grads ? item.value().grad() : item.value();
     if (absl::EndsWith(name, gate_up)) {
       const std::string prefix = name.substr(0, name.size() - std::string("gate_up_proj").size());
-      const int64_t f = t.size(1) / 2;
+      const int64_t f = t.size(1) / 2, first = FirstExpertOf(model, name);
       for (int64_t e = 0; e < t.size(0); ++e) {
-        out.push_back({absl::StrCat(prefix, e, ".gate_proj.weight"), t[e].narrow(0, 0, f)});
-        out.push_back({absl::StrCat(prefix, e, ".up_proj.weight"), t[e].narrow(0, f, f)});
+        out.push_back({absl::StrCat(prefix, first + e, ".gate_proj.weight"), t[e].narrow(0, 0, f)});
+        out.push_back({absl::StrCat(prefix, first + e, ".up_proj.weight"), t[e].narrow(0, f, f)});
       }
     } else if (absl::EndsWith(name, down)) {
       const std::string prefix = name.substr(0, name.size() - std::string("down_proj").size());
+      const int64_t first = FirstExpertOf(model, name);
       for (int64_t e = 0; e < t.size(0); ++e) {
-        out.push_back({absl::StrCat(prefix, e, ".down_proj.weight"), t[e]});
+        out.push_back({absl::StrCat(prefix, first + e, ".down_proj.weight"), t[e]});
       }
     } else {
       out.push_back({name, t});
@@ -86,9 +116,12 @@ absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
     if (!ref->bytes.empty()) std::memcpy(tmp.data_ptr(), ref->bytes.data(), ref->bytes.size());
     b.view.copy_(tmp);
   }
+  // A rank that holds a range of the experts reads only those; the others'
+  // tensors are expected in the checkpoint but not read.
+  const std::set<std::string> elsewhere = ExpertsHeldElsewhere(*model);
   std::vector<std::string> unexpected;
   for (const std::string& name : ckpt->Names()) {
-    if (expected.count(name)) continue;
+    if (expected.count(name) || elsewhere.count(name)) continue;
     if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
     if (absl::EndsWith(name, "rotary_emb.inv_freq")) continue;
     unexpected.push_back(name);
@@ -111,6 +144,15 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> LoadHfModel(const std::string& dir) 
 absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
                               uint64_t max_shard_bytes) {
   MOERL_ASSIGN_OR_RETURN(Dtype dtype, ToDtype(save_dtype));
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    const auto& moe = model.layers()[l]->moe;
+    if (moe && !moe->experts->holds_all()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "layer ", l, " holds experts [", moe->experts->first_expert(), ", ",
+          moe->experts->first_expert() + moe->experts->num_local(), ") of ", moe->experts->num_experts(),
+          " (expert parallel); a checkpoint needs every expert, gathered on one rank first"));
+    }
+  }
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> keep_alive;
   std::vector<TensorToWrite> tensors;

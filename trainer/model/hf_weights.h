@@ -12,6 +12,11 @@
 //   MOERL_ASSIGN_OR_RETURN(auto model, LoadHfModel("/models/Qwen3-30B-A3B"));
 //   MOERL_RETURN_IF_ERROR(SaveHfCheckpoint(*model, "/tmp/out", at::kBFloat16, 5ull << 30));
 //
+// A model whose MoE layers hold a range of the experts (expert parallelism,
+// Experts::KeepRange) binds, loads and reads only those experts, under their
+// global checkpoint indices; the other experts' tensors are skipped, not
+// rejected. Saving such a model is FailedPrecondition.
+//
 // Loading checks that every expected tensor is present once with the expected
 // shape, converts F32/BF16/F16/F64 to the model's dtype, and rejects
 // unexpected tensors by name. Saving publishes config.json and the safetensors

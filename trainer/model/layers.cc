@@ -3,6 +3,9 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/ones.h>
+#include <ATen/core/grad_mode.h>
+
+#include "common/logging.h"
 
 namespace moerl {
 namespace {
@@ -54,9 +57,21 @@ at::Tensor DenseMlp::Forward(const at::Tensor& x_td) {
   return SwiGlu(x_td, gate_proj->weight, up_proj->weight, down_proj->weight);
 }
 
-Experts::Experts(int64_t num_experts, int64_t hidden, int64_t intermediate) {
+Experts::Experts(int64_t num_experts, int64_t hidden, int64_t intermediate) : num_experts_(num_experts) {
   gate_up_proj = register_parameter("gate_up_proj", Empty({num_experts, 2 * intermediate, hidden}));
   down_proj = register_parameter("down_proj", Empty({num_experts, hidden, intermediate}));
+}
+
+void Experts::KeepRange(int64_t first, int64_t count) {
+  MOERL_CHECK(first >= first_expert_ && count >= 1 && first + count <= first_expert_ + num_local())
+      << "experts [" << first << ", " << first + count << ") are not among those held, [" << first_expert_ << ", "
+      << first_expert_ + num_local() << ")";
+  at::NoGradGuard no_grad;
+  // set_data keeps the registered parameters (and optimizer references)
+  // while dropping the other experts' storage.
+  gate_up_proj.set_data(gate_up_proj.narrow(0, first - first_expert_, count).clone());
+  down_proj.set_data(down_proj.narrow(0, first - first_expert_, count).clone());
+  first_expert_ = first;
 }
 
 SparseMoe::SparseMoe(const ModelConfig& c)
@@ -72,18 +87,18 @@ SparseMoe::SparseMoe(const ModelConfig& c)
 at::Tensor SparseMoe::Forward(const at::Tensor& x_td, Routing* routing) {
   *routing = Route(x_td, gate->weight, top_k_, norm_topk_prob_);
   if (path_ == ExpertPath::kReference) {
+    MOERL_CHECK(experts->holds_all()) << "the reference expert loop needs every expert on this rank";
     return ExpertLoopReference(x_td, *routing, experts->gate_up_proj, experts->down_proj);
   }
+  // The dispatcher sends this rank the tokens of exactly the experts it holds
+  // (trainer/parallel's ParallelizeQwen3 sets both together).
+  MOERL_CHECK(dispatcher_->FirstLocalExpert(num_experts_) == experts->first_expert() &&
+              dispatcher_->NumLocalExperts(num_experts_) == experts->num_local())
+      << "the dispatcher serves experts [" << dispatcher_->FirstLocalExpert(num_experts_) << ", +"
+      << dispatcher_->NumLocalExperts(num_experts_) << ") but the layer holds [" << experts->first_expert() << ", +"
+      << experts->num_local() << ")";
   DispatchedTokens d = dispatcher_->Dispatch(x_td, *routing, num_experts_);
-  // The dispatcher's rank holds experts [first, first + count) of the full set.
-  const int64_t first = dispatcher_->FirstLocalExpert(num_experts_);
-  const int64_t count = dispatcher_->NumLocalExperts(num_experts_);
-  at::Tensor gate_up = experts->gate_up_proj, down = experts->down_proj;
-  if (gate_up.size(0) != count) {
-    gate_up = gate_up.narrow(0, first, count);
-    down = down.narrow(0, first, count);
-  }
-  at::Tensor out_nd = GroupedExperts(d.tokens_nd, d.tokens_per_expert, gate_up, down);
+  at::Tensor out_nd = GroupedExperts(d.tokens_nd, d.tokens_per_expert, experts->gate_up_proj, experts->down_proj);
   return dispatcher_->Combine(out_nd, d);
 }
 

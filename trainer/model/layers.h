@@ -63,12 +63,26 @@ class DenseMlp : public torch::nn::Module {
 };
 
 // Experts stored fused like transformers v5: gate_up_proj [E, 2F, D] (gate
-// rows first), down_proj [E, D, F].
+// rows first), down_proj [E, D, F]. Under expert parallelism a rank holds a
+// contiguous range [first_expert, first_expert + num_local) of the E experts
+// and its tensors have num_local rows; parameter names do not change.
 class Experts : public torch::nn::Module {
  public:
   Experts(int64_t num_experts, int64_t hidden, int64_t intermediate);
+  // Keeps experts [first, first + count) of those held now and frees the
+  // others' weights (the same parameters, resized). CHECKs the range.
+  void KeepRange(int64_t first, int64_t count);
+  int64_t num_experts() const { return num_experts_; }  // E, of the whole model
+  int64_t first_expert() const { return first_expert_; }
+  int64_t num_local() const { return gate_up_proj.size(0); }
+  bool holds_all() const { return num_local() == num_experts_; }
+
   at::Tensor gate_up_proj;
   at::Tensor down_proj;
+
+ private:
+  int64_t num_experts_;
+  int64_t first_expert_ = 0;
 };
 
 class SparseMoe : public torch::nn::Module {

@@ -8,6 +8,7 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/tensor.h>
 
+#include <map>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -52,11 +53,28 @@ Qwen3Model::Qwen3Model(const ModelConfig& c) : config_(c) {
 void Qwen3Model::InitializeWeights(uint64_t seed) {
   at::NoGradGuard no_grad;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  // Expert tensors held in part draw the whole model's values and keep their
+  // range, so the random stream (and every other weight) does not depend on
+  // the expert-parallel layout.
+  std::map<const at::TensorImpl*, const Experts*> partial_experts;
+  for (const auto& layer : layers_) {
+    if (layer->moe && !layer->moe->experts->holds_all()) {
+      const Experts* e = layer->moe->experts.get();
+      partial_experts[e->gate_up_proj.unsafeGetTensorImpl()] = e;
+      partial_experts[e->down_proj.unsafeGetTensorImpl()] = e;
+    }
+  }
   for (auto& item : named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     at::Tensor& p = item.value();
     if (absl::EndsWith(name, "norm.weight")) {
       p.fill_(1.0);
+    } else if (auto it = partial_experts.find(p.unsafeGetTensorImpl()); it != partial_experts.end()) {
+      std::vector<int64_t> full_shape = p.sizes().vec();
+      full_shape[0] = it->second->num_experts();
+      at::Tensor full = at::empty(full_shape, p.options());
+      full.normal_(0.0, config_.initializer_range, gen);
+      p.copy_(full.narrow(0, it->second->first_expert(), it->second->num_local()));
     } else {
       p.normal_(0.0, config_.initializer_range, gen);
     }
@@ -83,8 +101,9 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input) {
     }
   }
   if (!router_logits.empty()) {
-    out.aux_loss = LoadBalancingLoss(router_logits, config_.num_experts_per_tok);
-    out.z_loss = RouterZLoss(router_logits);
+    RouterLosses losses = BatchRouterLosses(router_logits, config_.num_experts_per_tok, router_stats_.get());
+    out.aux_loss = losses.aux;
+    out.z_loss = losses.z;
   }
   out.hidden_td = RmsNorm(h_td, norm_->weight, config_.rms_norm_eps);
   return out;

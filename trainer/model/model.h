@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "trainer/model/layers.h"
+#include "trainer/model/router_losses.h"
 
 namespace moerl {
 
@@ -43,8 +44,11 @@ struct ModelInput {
 
 struct ModelOutput {
   at::Tensor hidden_td;                // after the final norm, model dtype
-  at::Tensor aux_loss;                 // fp32 scalar; undefined without MoE layers
-  at::Tensor z_loss;                   // fp32 scalar; undefined without MoE layers
+  // fp32 scalars; undefined without MoE layers. With a RouterStatsReducer
+  // installed they are this rank's shares: their sum over the ranks of the
+  // batch is the whole batch's loss (router_losses.h).
+  at::Tensor aux_loss;
+  at::Tensor z_loss;
   std::vector<int64_t> moe_layers;     // layer index of each entry below
   std::vector<at::Tensor> topk_ids_tk; // chosen experts per MoE layer
 };
@@ -54,7 +58,8 @@ class Qwen3Model : public torch::nn::Module {
   explicit Qwen3Model(const ModelConfig& config);
 
   // From-scratch init: normal(0, initializer_range) for matrices, ones for
-  // norms; the same seed gives the same weights.
+  // norms; the same seed gives the same weights, also for a rank that holds
+  // a range of the experts (it gets that range of the full model's values).
   void InitializeWeights(uint64_t seed);
 
   ModelOutput Forward(const ModelInput& input);
@@ -68,6 +73,8 @@ class Qwen3Model : public torch::nn::Module {
 
   void SetExpertPath(ExpertPath path);
   void SetDispatcher(const std::shared_ptr<TokenDispatcher>& dispatcher);
+  // Null (the default): the aux and z losses see this process's tokens only.
+  void SetRouterStatsReducer(std::shared_ptr<RouterStatsReducer> reducer) { router_stats_ = std::move(reducer); }
 
   const ModelConfig& config() const { return config_; }
   const std::vector<std::shared_ptr<DecoderLayer>>& layers() const { return layers_; }
@@ -78,6 +85,7 @@ class Qwen3Model : public torch::nn::Module {
   std::shared_ptr<torch::nn::Module> backbone_;  // "model"
   std::shared_ptr<WeightModule> embed_tokens_, norm_, lm_head_;
   std::vector<std::shared_ptr<DecoderLayer>> layers_;
+  std::shared_ptr<RouterStatsReducer> router_stats_;
 };
 
 }  // namespace moerl

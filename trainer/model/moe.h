@@ -31,6 +31,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace moerl {
@@ -43,13 +44,20 @@ struct Routing {
 
 Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, bool norm_topk_prob);
 
+// What a dispatcher carries from Dispatch to Combine beyond the fields of
+// DispatchedTokens (the expert-parallel one keeps its split sizes here).
+struct DispatchState {
+  virtual ~DispatchState() = default;
+};
+
 // Token copies grouped by expert (ascending), stable within an expert.
 struct DispatchedTokens {
   at::Tensor tokens_nd;                  // rows for this rank's experts
-  at::Tensor weights_n;                  // routing weight of each row
-  at::Tensor source_token_n;             // int64: row -> token index in x_td
+  at::Tensor weights_n;                  // routing weight of each row (local dispatcher)
+  at::Tensor source_token_n;             // int64: row -> token index in x_td (local dispatcher)
   std::vector<int64_t> tokens_per_expert;  // host counts, one per local expert
   int64_t num_tokens = 0;                // T of the input (for Combine)
+  std::shared_ptr<const DispatchState> state;  // null for the local dispatcher
 };
 
 // The seam between routing and the experts. The local dispatcher moves no

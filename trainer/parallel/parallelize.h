@@ -1,0 +1,101 @@
+// Parallelize a one-device Qwen3Model from outside (torchtitan's way), and
+// the gradient step that goes with it.
+//
+//   auto model = std::make_shared<Qwen3Model>(config);
+//   MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));   // before loading weights
+//   MOERL_RETURN_IF_ERROR(LoadHfWeights(dir, model.get()));  // reads only this rank's experts
+//   GradientReducer reducer(state);
+//   for each step (every rank runs the same number of micro-batch forwards:
+//   the router losses and the dispatcher communicate in each one):
+//     double n_global = SumOverDataParallel(state, local_tokens);
+//     loss_share.backward();   // this rank's share of the global objective
+//     MOERL_RETURN_IF_ERROR(reducer.Reduce(*model));
+//     double norm = ClipGradNorm(*model, state, max_norm);   // or GlobalGradNorm
+//     optimizer.step();
+//
+// What exists: data parallel (dp, and fsdp:dN treated as replicated data
+// parallel) and expert parallel with folding (ep over the expert generator,
+// edp derived). TP, CP, PP and ETP > 1 are Unimplemented here.
+//
+// ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
+// (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
+// and installs a router-statistics reducer over tp-dp-cp so that the aux and
+// z losses are those of the whole global batch (Megatron's "global_aux_loss";
+// its default "aux_loss" is per data-parallel rank: we chose the global one
+// because it makes the layouts agree with one process exactly).
+//
+// The loss convention (what the trainer must divide by): every rank returns
+// its share of the global objective, shares summing to it. For a token mean:
+//   loss_r = sum_{tokens of rank r} l_t / N_global,  N_global = all-reduced
+//   over dp-cp (the ranks with distinct tokens), plus the router losses as the
+//   model returns them (already shares).
+// Reduce then SUMS gradients: dense parameters over dp-cp, expert parameters
+// over edp (each expert's gradient already holds the tokens of its whole EP
+// group, via the all-to-all backward). The result is the gradient of the
+// global objective on every rank, equal to one process on the whole batch.
+// A trainer that averages per rank instead (loss_r = mean over rank r's
+// tokens) passes scale = 1 / (dp * cp), Megatron's default; note that this
+// weights ranks, not tokens, equally.
+//
+// Thread-compatible; collectives follow process_groups.h's rules (every rank
+// calls Reduce and the norms in the same order).
+#ifndef MOERL_TRAINER_PARALLEL_PARALLELIZE_H_
+#define MOERL_TRAINER_PARALLEL_PARALLELIZE_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "trainer/model/model.h"
+#include "trainer/parallel/parallel_state.h"
+
+namespace moerl {
+
+// Shards `model` for `state` (see above). Call once, on the freshly built
+// model, before loading weights or building the optimizer. Unimplemented for
+// tp, cp, pp or etp > 1; InvalidArgument when the layout does not fit the
+// model's config.
+absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state);
+
+// The model's parameters, split by the group that holds their replicas.
+struct ParameterGroups {
+  std::vector<at::Tensor> dense;    // replicated over dp-cp
+  std::vector<at::Tensor> experts;  // sharded over ep, replicated over edp
+};
+ParameterGroups SplitParameters(Qwen3Model& model);
+
+class GradientReducer {
+ public:
+  explicit GradientReducer(const ParallelState& state, int64_t bucket_bytes = 64 << 20);
+
+  // Sums every gradient over its replicas (dense: dp-cp, experts: edp) and
+  // multiplies by `scale`. Reduces in fp32 whatever the gradient dtype, in
+  // fixed buckets of parameters in model order (deterministic). A parameter
+  // without a gradient gets zeros first, so all ranks send the same layout.
+  // Unavailable (with the collective's message) when a peer fails.
+  absl::Status Reduce(Qwen3Model& model, double scale = 1.0) const;
+
+ private:
+  void ReduceList(const std::vector<at::Tensor>& params, const ProcessGroup& group, double scale) const;
+
+  std::shared_ptr<const ProcessGroup> dense_group_, expert_group_;
+  int64_t bucket_bytes_;
+};
+
+// Sum of `local` over the ranks with distinct tokens (dp-cp), e.g. the
+// global token count N_global of the loss convention above; the same value
+// on every rank. Throws CollectiveError when a peer fails.
+double SumOverDataParallel(const ParallelState& state, double local);
+
+// L2 norm of the whole model's gradient (every expert once), after Reduce:
+// dense squares are local (identical on every rank), expert squares are
+// summed over the ep group. Accumulated in fp64; the same value on all ranks.
+double GlobalGradNorm(Qwen3Model& model, const ParallelState& state);
+
+// torch's clip_grad_norm_ with the global norm: scales every gradient by
+// max_norm / (norm + 1e-6) when that is below 1. Returns the norm before.
+double ClipGradNorm(Qwen3Model& model, const ParallelState& state, double max_norm);
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_PARALLEL_PARALLELIZE_H_
