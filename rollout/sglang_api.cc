@@ -100,7 +100,7 @@ absl::StatusOr<SamplingParams> ParseSamplingParams(const json& j, const std::str
   MOERL_RETURN_IF_ERROR(RejectUnknown(
       j, where,
       {"max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k", "stop_token_ids", "ignore_eos",
-       "skip_special_tokens", "spaces_between_special_tokens", "no_stop_trim", "stop", "n", "min_p",
+       "skip_special_tokens", "sampling_seed", "spaces_between_special_tokens", "no_stop_trim", "stop", "n", "min_p",
        "frequency_penalty", "presence_penalty", "repetition_penalty"}));
   SamplingParams p;
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -139,6 +139,10 @@ absl::StatusOr<SamplingParams> ParseSamplingParams(const json& j, const std::str
       MOERL_RETURN_IF_ERROR(ReadBool(v, path, &p.ignore_eos));
     } else if (k == "skip_special_tokens") {
       MOERL_RETURN_IF_ERROR(ReadBool(v, path, &p.skip_special_tokens));
+    } else if (k == "sampling_seed") {
+      int64_t seed = 0;
+      MOERL_RETURN_IF_ERROR(ReadInt(v, path, &seed));
+      p.sampling_seed = seed;
     } else if (k == "spaces_between_special_tokens" || k == "no_stop_trim") {
       bool ignored = false;  // only affect text, which this server does not return
       MOERL_RETURN_IF_ERROR(ReadBool(v, path, &ignored));
@@ -170,6 +174,7 @@ json SamplingParamsToJson(const SamplingParams& p) {
   j["stop_token_ids"] = p.stop_token_ids;
   j["ignore_eos"] = p.ignore_eos;
   j["skip_special_tokens"] = p.skip_special_tokens;
+  if (p.sampling_seed) j["sampling_seed"] = *p.sampling_seed;
   return j;
 }
 
@@ -249,7 +254,7 @@ bool SamplingParams::operator==(const SamplingParams& o) const {
   return max_new_tokens == o.max_new_tokens && min_new_tokens == o.min_new_tokens &&
          temperature == o.temperature && top_p == o.top_p && top_k == o.top_k &&
          stop_token_ids == o.stop_token_ids && ignore_eos == o.ignore_eos &&
-         skip_special_tokens == o.skip_special_tokens;
+         skip_special_tokens == o.skip_special_tokens && sampling_seed == o.sampling_seed;
 }
 
 nlohmann::json GenerateRequestToJson(const GenerateRequest& r) {

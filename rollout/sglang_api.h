@@ -54,6 +54,9 @@ struct SamplingParams {
   std::vector<int64_t> stop_token_ids;
   bool ignore_eos = false;
   bool skip_special_tokens = true;
+  // SGLang's per-request seed (newer versions); unset: the server derives one
+  // from sglang.random_seed and the request's arrival number.
+  std::optional<int64_t> sampling_seed;
 
   bool operator==(const SamplingParams& o) const;
 };

@@ -67,6 +67,7 @@ TEST(GenerateRequest, RoundTripsSingleAndBatch) {
   single.sampling_params[0].max_new_tokens = 0;
   single.sampling_params[0].temperature = 0;
   single.sampling_params[0].min_new_tokens = 2;
+  single.sampling_params[0].sampling_seed = 42;
   single.return_logprob = true;
   single.logprob_start_len = 0;
   single.return_routed_experts = true;
