@@ -408,11 +408,32 @@ class Scheduler::Impl {
         for (auto& s : admitted) AnswerBeforePrefill(*s);
         break;
       }
-      for (auto& s : admitted) Prefill(std::move(s));
-      if (decode && !live_.empty()) {
-        DecodeStep();
-        if (options_.decode_step_delay_us > 0) {
-          std::this_thread::sleep_for(std::chrono::microseconds(options_.decode_step_delay_us));
+      try {
+        for (auto& s : admitted) {
+          if (s) Prefill(std::move(s));
+        }
+        if (decode && !live_.empty()) {
+          DecodeStep();
+          if (options_.decode_step_delay_us > 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(options_.decode_step_delay_us));
+          }
+        }
+      } catch (const std::exception& e) {
+        // A torch error must not take the server down: answer what runs.
+        MOERL_LOG(ERROR) << "generation step failed: " << e.what();
+        for (auto& s : live_) {
+          s->abort_message = absl::StrCat("internal error: ", e.what());
+          Finish(std::move(s), "abort");
+        }
+        live_.clear();
+        for (auto& s : admitted) {
+          if (!s) continue;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            free_slots_.push_back(s->slot);
+            live_rids_.erase(s->req.rid);
+          }
+          AnswerBeforePrefill(*s);
         }
       }
     }
@@ -444,16 +465,16 @@ class Scheduler::Impl {
     s.promise.set_value(std::move(s.result));
   }
 
-  double LogprobTemperature(const Sequence& s) const {
-    return s.req.params.temperature == 0.0 ? 1.0 : s.req.params.temperature;
-  }
+  // SGLang's rule: a temperature below 1e-6 is greedy (logits / T would overflow).
+  static bool IsGreedy(const Sequence& s) { return s.req.params.temperature < 1e-6; }
+  double LogprobTemperature(const Sequence& s) const { return IsGreedy(s) ? 1.0 : s.req.params.temperature; }
 
   // Samples the next token from logits row `logits` and decides whether the
   // sequence is done. Returns true when it finished (and was answered).
   bool Advance(Sequence& s, const float* logits) {
     const int64_t vocab = config_.vocab_size;
     int64_t token = 0;
-    if (s.req.params.temperature == 0.0) {
+    if (IsGreedy(s)) {
       token = std::max_element(logits, logits + vocab) - logits;
     } else {
       at::Tensor row = at::from_blob(const_cast<float*>(logits), {1, vocab}, at::TensorOptions().dtype(at::kFloat));
@@ -474,7 +495,7 @@ class Scheduler::Impl {
     return false;
   }
 
-  void Prefill(std::unique_ptr<Sequence> s) {
+  void Prefill(std::unique_ptr<Sequence>&& s) {
     const int64_t p = static_cast<int64_t>(s->req.prompt.size()), vocab = config_.vocab_size;
     s->gen = std::make_unique<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(s->req.seed));
     s->result.rid = s->req.rid;

@@ -94,6 +94,9 @@ absl::Status RunServer(const ServerSettings& settings, const std::function<bool(
   absl::Status status;
   if (!settings.address_file.empty()) status = WriteAtomically(settings.address_file, address + "\n");
   while (status.ok() && !should_stop()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Answer what runs (finish "abort") so that the HTTP workers, which Stop
+  // joins, are not left waiting on long generations.
+  scheduler->AbortAll("server shutting down");
   http.Stop();
   serve.join();
   scheduler.reset();
