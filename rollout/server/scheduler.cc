@@ -1,6 +1,7 @@
 #include "rollout/server/scheduler.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/full_like.h>
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -34,6 +36,8 @@ namespace moerl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kMaxPrefillRows = 4096;  // bounds the prefill's activations
 
 // The engine's sampling (engine.cc SampleRows) for one row [1, v].
 int64_t SampleRow(const at::Tensor& logits_1v, const SamplingParams& c, at::Generator& gen) {
@@ -185,7 +189,13 @@ class Scheduler::Impl {
                                options.context_length, config_.head_dim, model_->dtype());
     forwarder_ = std::make_unique<Forwarder>(*model_, &cache_);
     for (int64_t s = options.max_running_requests - 1; s >= 0; --s) free_slots_.push_back(s);
-    thread_ = std::thread([this] { Loop(); });
+    // Torch's intra-op thread count is per thread (OpenMP): the scheduler
+    // thread takes the creator's, or it would run the GEMMs on the default.
+    const int threads = at::get_num_threads();
+    thread_ = std::thread([this, threads] {
+      at::set_num_threads(threads);
+      Loop();
+    });
   }
 
   ~Impl() {
@@ -409,8 +419,18 @@ class Scheduler::Impl {
         break;
       }
       try {
-        for (auto& s : admitted) {
-          if (s) Prefill(std::move(s));
+        // Together (one pass over the weights) or one by one (each
+        // sequence's numbers independent of the others), at most
+        // kMaxPrefillRows prompt tokens per forward.
+        for (size_t b = 0; b < admitted.size();) {
+          size_t e = b + 1;
+          int64_t rows = static_cast<int64_t>(admitted[b]->req.prompt.size());
+          while (options_.batch_prefill && e < admitted.size() &&
+                 rows + static_cast<int64_t>(admitted[e]->req.prompt.size()) <= kMaxPrefillRows) {
+            rows += static_cast<int64_t>(admitted[e++]->req.prompt.size());
+          }
+          PrefillGroup(admitted, b, e);
+          b = e;
         }
         if (decode && !live_.empty()) {
           DecodeStep();
@@ -495,48 +515,66 @@ class Scheduler::Impl {
     return false;
   }
 
-  void Prefill(std::unique_ptr<Sequence>&& s) {
-    const int64_t p = static_cast<int64_t>(s->req.prompt.size()), vocab = config_.vocab_size;
-    s->gen = std::make_unique<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(s->req.seed));
-    s->result.rid = s->req.rid;
-    s->result.prompt_tokens = p;
+  // Prefills admitted[begin, end) in one forward (each its own slot), then
+  // samples each one's first token. Moves each sequence out of `admitted`
+  // (finished, or into live_), so that a failure leaves the rest there.
+  void PrefillGroup(std::vector<std::unique_ptr<Sequence>>& admitted, size_t begin, size_t end) {
+    const int64_t vocab = config_.vocab_size;
+    std::vector<int64_t> tokens, slots, offsets;
+    for (size_t i = begin; i < end; ++i) {
+      Sequence& s = *admitted[i];
+      s.gen = std::make_unique<at::Generator>(at::make_generator<at::CPUGeneratorImpl>(s.req.seed));
+      s.result.rid = s.req.rid;
+      s.result.prompt_tokens = static_cast<int64_t>(s.req.prompt.size());
+      cache_.lengths[s.slot] = 0;
+      offsets.push_back(static_cast<int64_t>(tokens.size()));
+      tokens.insert(tokens.end(), s.req.prompt.begin(), s.req.prompt.end());
+      slots.insert(slots.end(), s.req.prompt.size(), s.slot);
+    }
     std::vector<int32_t> routes;
-    bool done = false;
-    {
-      c10::InferenceMode inference;
-      cache_.lengths[s->slot] = 0;
-      forwarder_->Step(s->req.prompt, std::vector<int64_t>(p, s->slot), &routes);
-      if (s->req.return_routed_experts) s->result.routed_experts = routes;
+    c10::InferenceMode inference;
+    forwarder_->Step(tokens, slots, &routes);
+    const int64_t width = static_cast<int64_t>(routes.size()) / static_cast<int64_t>(tokens.size());
+    // The LM head over chunks of at most 16 rows (SmallGemmNT: each row's
+    // logits do not depend on the others).
+    auto logits_of = [&](const std::vector<int64_t>& rows, const std::function<void(size_t, const float*)>& use) {
+      for (size_t c = 0; c < rows.size(); c += 16) {
+        std::vector<int64_t> chunk(rows.begin() + c, rows.begin() + std::min(rows.size(), c + 16));
+        logits_.resize(chunk.size() * vocab);
+        forwarder_->Logits(chunk, logits_.data());
+        for (size_t i = 0; i < chunk.size(); ++i) use(c + i, &logits_[i * vocab]);
+      }
+    };
+    for (size_t i = begin; i < end; ++i) {
+      std::unique_ptr<Sequence>& s = admitted[i];
+      const int64_t p = s->result.prompt_tokens, off = offsets[i - begin];
+      if (s->req.return_routed_experts) {
+        s->result.routed_experts.assign(routes.begin() + off * width, routes.begin() + (off + p) * width);
+      }
       const int64_t start = s->req.logprob_start_len;
       if (s->req.return_logprob && start >= 0 && !options_.deterministic) {
-        // Prompt token t + 1 from row t, in chunks of 16 rows (logits are [rows, vocab]).
-        for (int64_t t0 = start; t0 < p - 1; t0 += 16) {
-          std::vector<int64_t> rows;
-          for (int64_t t = t0; t < std::min(p - 1, t0 + 16); ++t) rows.push_back(t);
-          logits_.resize(rows.size() * vocab);
-          forwarder_->Logits(rows, logits_.data());
-          for (size_t i = 0; i < rows.size(); ++i) {
-            s->result.input_logprobs.push_back(
-                TokenLogProb(&logits_[i * vocab], vocab, s->req.prompt[rows[i] + 1], LogprobTemperature(*s)));
-          }
-        }
+        // Prompt token t + 1 from row t.
+        std::vector<int64_t> rows;
+        for (int64_t t = start; t < p - 1; ++t) rows.push_back(off + t);
+        logits_of(rows, [&](size_t j, const float* logits) {
+          s->result.input_logprobs.push_back(
+              TokenLogProb(logits, vocab, s->req.prompt[start + 1 + j], LogprobTemperature(*s)));
+        });
       }
+      bool done = true;
       if (s->req.params.max_new_tokens == 0) {
         s->result.finish_type = "length";
-        done = true;
       } else {
-        logits_.resize(vocab);
-        forwarder_->Logits({p - 1}, logits_.data());
-        done = Advance(*s, logits_.data());
+        logits_of({off + p - 1}, [&](size_t, const float* logits) { done = Advance(*s, logits); });
+      }
+      if (done) {
+        Finish(std::move(s), "");
+      } else {
+        s->live = true;
+        ++running_;
+        live_.push_back(std::move(s));
       }
     }
-    if (done) {
-      Finish(std::move(s), "");
-      return;
-    }
-    s->live = true;
-    ++running_;
-    live_.push_back(std::move(s));
   }
 
   void DecodeStep() {

@@ -1,10 +1,10 @@
 // Scheduler: continuous batching on moerl's generation engine. One thread
 // owns the model and a slotted KV cache (one slot per running sequence, each
 // `context_length` positions: the memory budget); requests queue until a slot
-// frees, are prefilled alone (so their numbers do not depend on who else
-// runs), then join the running batch, which decodes one token per live
-// sequence per step through DecodeForward (fp32) or the training forward
-// with the cache (other dtypes). A finished sequence leaves at once and its
+// frees, are prefilled (those admitted together in one forward when
+// batch_prefill, else each alone), then join the running batch, which decodes
+// one token per live sequence per step through DecodeForward (fp32) or the
+// training forward with the cache (other dtypes). A finished sequence leaves at once and its
 // slot goes to the next queued request.
 //
 //   MOERL_ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(options));
@@ -16,9 +16,9 @@
 // Sampling per sequence is the engine's (rollout/engine/engine.h): greedy at
 // temperature 0, else logits / T, top-k, top-p and a draw from the sequence's
 // own generator seeded with `seed`, so the same seed and prompt give the same
-// tokens alone or batched (while at most 16 sequences decode together: above
-// that the GEMMs switch to MKL, whose summation order may move log-probs by
-// float noise). Log-probs are the trainer's formula under the temperature
+// tokens and log-probs alone or batched, bit for bit, when batch_prefill is
+// off and at most 16 sequences decode together (above that the GEMMs switch
+// to MKL, whose summation order may move log-probs by float noise). Log-probs are the trainer's formula under the temperature
 // (T = 1 when greedy); in deterministic mode they are recomputed per sequence
 // by the training forward (ScoreSequences), bit-equal to the trainer's.
 //
@@ -51,6 +51,12 @@ struct SchedulerOptions {
   int64_t max_running_requests = 16;  // KV slots
   int64_t context_length = 0;         // positions per slot; 0: the model's max_position_embeddings
   bool deterministic = false;         // rescore log-probs with the training forward
+  // Prefill the requests admitted together in one forward (one pass over the
+  // weights: much faster for a burst, e.g. a GRPO group), at the price of
+  // batch invariance: MKL's result for a row may depend on the other rows,
+  // so log-probs can move by float noise (and a near-tie token flip)
+  // compared with the same request alone. false: each prefill alone.
+  bool batch_prefill = true;
   std::string weight_version = "default";
   // Tests only: sleep this long after each decode step, so that control
   // calls (pause, abort, weight update) land mid-generation on a tiny model.

@@ -6,7 +6,8 @@
 //   ./bazel-bin/rollout/server/server_benchmark --threads=1 --requests=16 --prompt=32 --new_tokens=32
 //
 // Each setting sends `requests` requests in total (each client sends its
-// share one after another) and reports generated tokens per wall second.
+// share one after another) and reports generated tokens per wall second and
+// per CPU second of the process.
 #include <httplib.h>
 
 #include <ATen/Parallel.h>
@@ -69,14 +70,20 @@ int Run() {
   sc.temperature = 0.0;
   sc.max_new_tokens = new_tokens;
   (void)engine.Generate({prompts[0]}, sc);  // warm-up
-  double start = WallSeconds();
+  // Tokens per wall second, and per CPU second of the whole process (the
+  // steadier figure on a shared machine).
+  double start = WallSeconds(), cpu = ProcessCpuSeconds();
+  auto report = [&](const std::string& what) {
+    const double wall = WallSeconds() - start, used = ProcessCpuSeconds() - cpu;
+    std::printf("%-42s %8.1f tokens/s wall, %8.1f tokens/CPU-s\n", what.c_str(), total_tokens / wall,
+                total_tokens / used);
+    return total_tokens / used;
+  };
   for (const auto& p : prompts) (void)engine.Generate({p}, sc);
-  const double engine_seq = total_tokens / (WallSeconds() - start);
-  start = WallSeconds();
+  report("engine in-process, one prompt at a time:");
+  start = WallSeconds(), cpu = ProcessCpuSeconds();
   (void)engine.Generate(prompts, sc);
-  const double engine_batch = total_tokens / (WallSeconds() - start);
-  std::printf("engine in-process, one prompt at a time: %8.1f tokens/s\n", engine_seq);
-  std::printf("engine in-process, %2d prompts at once:   %8.1f tokens/s\n", requests, engine_batch);
+  report("engine in-process, all prompts at once:");
 
   SchedulerOptions options;
   options.model_path = dir;
@@ -110,7 +117,7 @@ int Run() {
   double sequential = 0;
   for (int clients : {1, 4, 16}) {
     if (clients > requests) break;
-    start = WallSeconds();
+    start = WallSeconds(), cpu = ProcessCpuSeconds();
     std::vector<std::thread> threads;
     for (int c = 0; c < clients; ++c) {
       threads.emplace_back([&, c] {
@@ -118,10 +125,9 @@ int Run() {
       });
     }
     for (auto& t : threads) t.join();
-    const double rate = total_tokens / (WallSeconds() - start);
+    const double rate = report("server over HTTP, " + std::to_string(clients) + " concurrent clients:");
     if (clients == 1) sequential = rate;
-    std::printf("server over HTTP, %2d concurrent clients: %8.1f tokens/s (%.2fx one client)\n", clients, rate,
-                rate / sequential);
+    std::printf("  = %.2fx one client (per CPU-s)\n", rate / sequential);
   }
   http.Stop();
   serve.join();

@@ -75,6 +75,7 @@ SchedulerOptions ToSchedulerOptions(const ServerSettings& s, const std::string& 
   o.max_running_requests = s.max_running_requests.value_or(16);
   o.context_length = s.context_length.value_or(0);
   o.deterministic = s.deterministic;
+  o.batch_prefill = s.batch_prefill;
   o.weight_version = s.weight_version;
   if (o.weight_version.empty()) o.weight_version = VersionFromFolderName(model_folder).value_or("default");
   return o;

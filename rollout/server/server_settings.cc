@@ -22,6 +22,8 @@ void ServerSettings::Declare(ConfigSchema* schema) {
   schema->String("server.address_file", &address_file, "file to write http://HOST:PORT into once listening");
   schema->Bool("server.deterministic", &deterministic,
                "recompute log-probs with the training forward (bit-equal to the trainer)");
+  schema->Bool("server.batch_prefill", &batch_prefill,
+               "prefill requests admitted together in one forward (false: each alone, batch-invariant bits)");
   schema->Int("server.http_threads", &http_threads, "HTTP worker threads", 2, 4096);
   schema->String("server.weight_version", &weight_version, "initial weight_version (default: N of v<N>, else default)");
 }

@@ -21,6 +21,9 @@
 //   server.address_file            write "http://HOST:PORT" there once listening
 //   server.deterministic           rescore log-probs with the training forward
 //                                  (bit-equal to the trainer's ScoreSequences)
+//   server.batch_prefill           prefill requests admitted together in one
+//                                  forward (default true; false: each alone, so
+//                                  outputs are bit-identical alone or batched)
 //   server.http_threads            HTTP worker threads (default 64: one per
 //                                  waiting client plus the control endpoints)
 //   server.weight_version          initial weight_version (default: N for a
@@ -55,6 +58,7 @@ struct ServerSettings {
   int64_t port = 0;
   std::string address_file;
   bool deterministic = false;
+  bool batch_prefill = true;
   int64_t http_threads = 64;
   std::string weight_version;
 
