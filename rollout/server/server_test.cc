@@ -162,6 +162,33 @@ TEST(Server, GreedyAndSeededSamplingEqualTheEngineBitForBit) {
   EXPECT_EQ(Logprobs(got), (*want)[0].logprobs);
 }
 
+TEST(Server, Bfloat16RunsTheTrainingForwardAndEqualsTheEngine) {
+  SchedulerOptions options = Options();
+  options.dtype = "bfloat16";
+  TestServer server(options);
+  auto model = LoadHfModel(kMoe);
+  ASSERT_TRUE(model.ok());
+  (*model)->to(at::kBFloat16);
+  GenerationEngine engine(*model);
+  SamplingConfig cfg;
+  cfg.max_new_tokens = 8;
+  cfg.temperature = 0;
+  for (const auto& prompt : {kPrompts[0], kPrompts[2]}) {
+    auto want = engine.Generate({prompt}, cfg);
+    ASSERT_TRUE(want.ok());
+    GenerateRequest r = Request(prompt, 8);
+    r.return_routed_experts = true;
+    const GenerateResponse got = Generate(server, r);
+    EXPECT_EQ(Ids(got), (*want)[0].tokens);
+    EXPECT_EQ(Logprobs(got), (*want)[0].logprobs);
+    ASSERT_TRUE(got.meta_info.routed_experts.has_value());
+    const ModelConfig& c = (*model)->config();
+    auto routes = DecodeRoutedExperts(*got.meta_info.routed_experts, c.NumMoeLayers() * c.num_experts_per_tok);
+    ASSERT_TRUE(routes.ok());
+    EXPECT_EQ(routes->rows, static_cast<int64_t>(prompt.size()) + 8 - 1);
+  }
+}
+
 TEST(Server, StopTokenEndsWithMatched) {
   TestServer server(Options());
   const Generation free_run = EngineAlone(kMoe, kPrompts[0], 12, 0.0, 0);
