@@ -2,8 +2,8 @@
 // POST /generate to a running server (rollout/server or SGLang), print the
 // completion and one line per generated token: index, id, log-prob, text.
 //
-//   server_generate --address=http://127.0.0.1:30000 --prompt="What is 2+2?" \
-//       --tokenizer=/models/Qwen3-0.6B --max_new_tokens=64 --temperature=0
+//   server_generate --address=http://127.0.0.1:30000 --prompt="What is 2+2?"
+//       --tokenizer=/models/Qwen3-0.6B --max_new_tokens=64 --temperature=0   (one line)
 //   server_generate --address_file=/tmp/server.addr --prompt="..."   # the server's server.address_file
 //
 // --tokenizer empty: the small GSM8K tokenizer shipped in common/tokenizer/data.
