@@ -32,6 +32,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kMaxPrefillRows = 4096;  // bounds the prefill's activations
+constexpr int64_t kDefaultContextCap = 8192;  // default positions per KV slot
 
 struct Sequence {
   SequenceRequest req;
@@ -586,7 +587,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerOpti
   if (!model.ok()) return Annotate(model.status(), absl::StrCat("loading ", options.model_path));
   SchedulerOptions resolved = options;
   const int64_t max_pos = (*model)->config().max_position_embeddings;
-  if (resolved.context_length <= 0) resolved.context_length = max_pos;
+  // Unset: the model's limit, capped so that a large model's default KV cache
+  // (slots x positions) fits in memory; set sglang.context_length for more.
+  if (resolved.context_length <= 0) resolved.context_length = std::min<int64_t>(max_pos, kDefaultContextCap);
   if (max_pos > 0 && resolved.context_length > max_pos) {
     return absl::InvalidArgumentError(absl::StrCat("context length ", resolved.context_length,
                                                    " exceeds the model's max_position_embeddings ", max_pos));
@@ -598,6 +601,11 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerOpti
     resolved.weight_version = VersionFromFolderName(options.model_path).value_or("default");
   }
   if (options.dtype == "bfloat16") (*model)->to(at::kBFloat16);
+  const ModelConfig& mc = (*model)->config();
+  const double kv_bytes = 2.0 * mc.num_hidden_layers * resolved.max_running_requests * mc.num_key_value_heads *
+                          resolved.context_length * mc.head_dim * (options.dtype == "bfloat16" ? 2 : 4);
+  MOERL_LOG(INFO) << "KV cache: " << resolved.max_running_requests << " slots x " << resolved.context_length
+                  << " positions = " << kv_bytes / (1 << 20) << " MiB";
   return std::unique_ptr<Scheduler>(new Scheduler(std::make_unique<Impl>(resolved, *std::move(model))));
 }
 

@@ -49,7 +49,7 @@ struct SchedulerOptions {
   std::string model_path;        // an HF checkpoint folder
   std::string dtype = "float32";  // "float32" or "bfloat16"
   int64_t max_running_requests = 16;  // KV slots
-  int64_t context_length = 0;         // positions per slot; 0: the model's max_position_embeddings
+  int64_t context_length = 0;         // positions per slot; 0: the model's max_position_embeddings, at most 8192
   bool deterministic = false;         // rescore log-probs with the training forward
   // Prefill the requests admitted together in one forward (one pass over the
   // weights: much faster for a burst, e.g. a GRPO group), at the price of

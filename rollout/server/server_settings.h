@@ -12,8 +12,8 @@
 //   sglang.dtype                   float32 (default; "auto" too) or bfloat16
 //   sglang.max_running_requests    KV slots = sequences decoded together (16)
 //   sglang.context_length          positions per slot (default: the model's
-//                                  max_position_embeddings); prompt +
-//                                  max_new_tokens must fit
+//                                  max_position_embeddings, at most 8192);
+//                                  prompt + max_new_tokens must fit
 //   sglang.random_seed             seed of per-request sampling seeds (default: seed)
 //   sglang.mem_fraction_static     accepted, unused (the budget is the two above)
 //   server.host                    default 127.0.0.1
