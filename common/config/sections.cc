@@ -40,7 +40,7 @@ absl::Status ClusterConfig::Validate() const {
 void SchedulerConfig::Declare(ConfigSchema* schema) {
   schema->OwnSection("scheduler");
   schema->Choice("scheduler.type", &type, {"", "local", "slurm", "ray"},
-                 "null or local: tools/pipeline.sh on this machine; slurm or ray: the stages "
+                 "null or local: tools/pipeline/pipeline.sh on this machine; slurm or ray: the stages "
                  "are placed by that scheduler");
 }
 

@@ -47,7 +47,7 @@ struct ClusterConfig {
   int64_t TotalGpus() const { return n_nodes * n_gpus_per_node; }
 };
 
-// scheduler.* (owned). "" (null) is the local launcher of tools/pipeline.sh.
+// scheduler.* (owned). "" (null) is the local launcher of tools/pipeline/pipeline.sh.
 struct SchedulerConfig {
   std::string type;
 

@@ -81,6 +81,13 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   allocation.Declare(&schema);
   schema.OwnSection("pipeline");
   schema.Int("pipeline.sft_steps", &plan.sft_steps, "SFT warm-up steps before RL (0: none)", 0);
+  schema.Int("pipeline.sft_batch_size", &plan.sft_batch_size, "problems per SFT step", 1);
+  schema.OptionalDouble("pipeline.sft_lr", &plan.sft_lr,
+                        "SFT learning rate (null: actor.optimizer.lr)");
+  schema.Int("pipeline.synthetic_level", &plan.synthetic_level,
+             "difficulty (dataset/synthetic.h) of the embedded default's problems", 0, 5);
+  double actor_lr = 1e-3;  // the trainer's default, read here for the SFT default
+  schema.Double("actor.optimizer.lr", &actor_lr, "learning rate");
   schema.Double("pipeline.stage_timeout_s", &plan.stage_timeout_s,
                 "a stage that makes no progress this long is reported by name and the run stops");
   schema.Int("pipeline.ring_capacity_bytes", &plan.ring_capacity_bytes,
@@ -97,6 +104,7 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   }
   MOERL_ASSIGN_OR_RETURN(AllocationMode mode, allocation.Parse());
 
+  if (!plan.sft_lr) plan.sft_lr = actor_lr;
   plan.experiment_name = run.experiment_name;
   plan.trial_name = run.trial_name;
   plan.run_dir = RunDirectory(cluster.fileroot, run.experiment_name, run.trial_name);
@@ -153,6 +161,9 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("external_servers", absl::StrJoin(plan.external_servers, " "));
   line("trainer_ranks", std::to_string(plan.trainer_ranks));
   line("sft_steps", std::to_string(plan.sft_steps));
+  line("sft_batch_size", std::to_string(plan.sft_batch_size));
+  line("sft_lr", absl::StrCat(*plan.sft_lr));
+  line("synthetic_level", std::to_string(plan.synthetic_level));
   line("stage_timeout_s", absl::StrCat(plan.stage_timeout_s));
   line("ring_capacity_bytes", std::to_string(plan.ring_capacity_bytes));
   line("output_mode", plan.output);

@@ -1,7 +1,7 @@
 // The pipeline script's view of a configuration: which run folder, how many
 // inference servers and trainer ranks to start, and how to supervise them,
 // decided from the same YAML + key=value overrides every stage reads.
-// tools/pipeline.sh evaluates the binary's output (shell assignments) and
+// tools/pipeline/pipeline.sh evaluates the binary's output (shell assignments) and
 // only composes processes; every rule lives here, where it is tested.
 //
 //   MOERL_ASSIGN_OR_RETURN(PipelinePlan plan, LoadPipelinePlan({"--config", "x.yaml", "seed=3"}));
@@ -14,6 +14,9 @@
 // scheduler.type, allocation_mode, rollout.server_addrs (external servers:
 // none are started), and the owned `pipeline` section:
 //   pipeline.sft_steps          SFT warm-up steps before RL (0: none)
+//   pipeline.sft_batch_size     problems per SFT step
+//   pipeline.sft_lr             SFT learning rate (default actor.optimizer.lr)
+//   pipeline.synthetic_level    difficulty of the embedded default's problems
 //   pipeline.stage_timeout_s    a stage without progress this long is reported
 //   pipeline.ring_capacity_bytes  size of each shared-memory ring
 //   pipeline.output             text | quiet | json (progress on the terminal)
@@ -23,6 +26,7 @@
 #define MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +47,9 @@ struct PipelinePlan {
   std::vector<std::string> external_servers;  // rollout.server_addrs
   int trainer_ranks = 1;
   int64_t sft_steps = 0;
+  int64_t sft_batch_size = 16;
+  std::optional<double> sft_lr;
+  int64_t synthetic_level = 1;
   double stage_timeout_s = 600;
   int64_t ring_capacity_bytes = 64 << 20;
   std::string output = "text";

@@ -1,4 +1,4 @@
-// pipeline_plan: prints, as shell assignments, what tools/pipeline.sh starts
+// pipeline_plan: prints, as shell assignments, what tools/pipeline/pipeline.sh starts
 // for a configuration (tools/pipeline/pipeline_plan.h).
 //
 //   eval "$(pipeline_plan --config grpo.yaml seed=3)"

@@ -29,6 +29,7 @@ root="${runfiles:+$runfiles/moerl}"
 if [[ -z "$root" || ! -x "$root/dataset/dataset_feeder" ]]; then
   root="$(cd "$(dirname "$0")/.." && pwd)/bazel-bin"
 fi
+root=$(cd "$root" && pwd)
 bin() { printf '%s/%s' "$root" "$1"; }
 plan_tool=$(bin tools/pipeline/pipeline_plan)
 feeder=$(bin dataset/dataset_feeder)
@@ -37,23 +38,36 @@ server=$(bin rollout/server/server)
 scorer=$(bin reward/reward_scorer)
 trainer=$(bin trainer/trainer)
 ring=$(bin tools/ring/ring)
+synth=$(bin dataset/gsm8k_synth)
 python="$(bin ../libtorch/python3)"
 [[ -x "$python" ]] || python="${MOERL_PYTHON:-python3}"
 default_config=$(bin tools/pipeline/default.yaml)
+default_model=$(bin tools/pipeline/default_model)
+report_script=$(bin tools/pipeline/report.py)
 
 die() { echo "pipeline: $*" >&2; exit 1; }
 
 # --- arguments: --config FILE (default: the embedded default) + overrides
 args=("$@")
-has_config=0
-for a in "${args[@]}"; do [[ "$a" == --config || "$a" == --config=* ]] && has_config=1; done
-if [[ $has_config -eq 0 ]]; then args=(--config "$default_config" "${args[@]}"); fi
+embedded=1
+for a in "${args[@]}"; do [[ "$a" == --config || "$a" == --config=* ]] && embedded=0; done
 # Relative paths are the user's, not the runfiles tree's.
 if [[ -n "${BUILD_WORKING_DIRECTORY:-}" ]]; then cd "$BUILD_WORKING_DIRECTORY"; fi
 
+if [[ $embedded -eq 1 ]]; then
+  # The embedded default: its data and model live in the run folder and the
+  # runfiles; the user's overrides come last and win.
+  plan=$("$plan_tool" --config "$default_config" "${args[@]}") || exit 1
+  eval "$plan"
+  args=(--config "$default_config"
+    "++train_dataset.path=$run_dir/data/train.jsonl"
+    "++valid_dataset.path=$run_dir/data/test.jsonl"
+    "++trainer.sft_dataset=$run_dir/data/sft.jsonl"
+    "++actor.path=$default_model"
+    "${args[@]}")
+fi
 plan=$("$plan_tool" "${args[@]}") || exit 1
 eval "$plan"
-
 logs="$run_dir/logs"
 mkdir -p "$logs"
 exec 9>"$run_dir/.pipeline.lock"
@@ -113,6 +127,41 @@ start_stage() {  # name, command...
   stage_pid[$name]=$!
 }
 
+# --- the embedded default's data: synthetic GSM8K-format problems
+synthesize() {  # file, seed, count
+  [[ -s "$1" ]] && return 0
+  "$synth" --level "$synthetic_level" --seed "$2" --count "$3" >"$1.tmp" && mv "$1.tmp" "$1"
+}
+if [[ $embedded -eq 1 ]]; then
+  mkdir -p "$run_dir/data"
+  synthesize "$run_dir/data/train.jsonl" 11 20000
+  synthesize "$run_dir/data/sft.jsonl" 12 20000
+  synthesize "$run_dir/data/test.jsonl" 13 200
+fi
+
+# --- SFT warm-up: the trainer in SFT mode in the sibling trial <trial>.sft;
+# RL then starts from its newest weights. A finished warm-up is reused.
+if [[ $sft_steps -gt 0 ]]; then
+  sft_dir="$(dirname "$run_dir")/$trial_name.sft"
+  if [[ ! -f "$sft_dir/.complete" ]]; then
+    say "pipeline: SFT warm-up, $sft_steps steps (log: $logs/sft.log)"
+    start_stage sft "$trainer" "${args[@]}" "trial_name=$trial_name.sft" "++trainer.mode=sft" \
+      "++total_train_steps=$sft_steps" "++train_dataset.batch_size=$sft_batch_size" \
+      "++actor.optimizer.lr=$sft_lr" "++recover.mode=auto" "++evaluator.freq_steps=null"
+    while kill -0 "${stage_pid[sft]}" 2>/dev/null; do
+      [[ $stopping -eq 1 ]] && exit 130
+      sleep 1
+    done
+    status=0; wait "${stage_pid[sft]}" || status=$?
+    unset "stage_pid[sft]"
+    [[ $status -eq 0 ]] || fail_stage sft "exited with status $status"
+    touch "$sft_dir/.complete"
+  fi
+  sft_version=$(cat "$sft_dir/weights/LATEST") || die "SFT left no weights/LATEST in $sft_dir"
+  args+=("++actor.path=$sft_dir/weights/v$sft_version" "++actor.init_from_scratch=false")
+  say "pipeline: RL starts from $sft_dir/weights/v$sft_version"
+fi
+
 # --- rings (acknowledged: a stage that dies loses nothing it had not finished)
 for r in "$prompt_ring" "$trajectory_ring"; do
   "$ring" remove "$r" >/dev/null 2>&1 || true
@@ -133,7 +182,8 @@ for ((i = 0; i < n_servers; i++)); do
     [[ $SECONDS -lt $deadline ]] || fail_stage "server.$i" "did not start listening within ${stage_timeout_s}s"
     sleep 0.2
   done
-  addresses+=("$(cat "$run_dir/server.$i.address")")
+  address=$(cat "$run_dir/server.$i.address")
+  addresses+=("${address#http://}")
 done
 server_list=$(IFS=,; echo "${addresses[*]}")
 
@@ -169,6 +219,12 @@ while :; do
       unset "stage_pid[$name]"
       if [[ $name == trainer && $status -eq 0 ]]; then
         say "pipeline: trainer finished; run folder $run_dir"
+        if [[ $write_report == 1 ]]; then
+          printf '%s\n' "$plan" >"$run_dir/plan.txt"
+          "$python" "$report_script" "$run_dir" --plan "$run_dir/plan.txt" >/dev/null ||
+            die "could not write $run_dir/report (see above)"
+          say "pipeline: report in $run_dir/report/index.md"
+        fi
         exit 0
       fi
       [[ $status -eq 0 && $name == feeder ]] && continue  # the feeder ends when the data does
