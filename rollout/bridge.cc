@@ -138,6 +138,7 @@ class RolloutBridge::Impl {
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);
   bool paused_ ABSL_GUARDED_BY(mu_) = true;  // until the first version is loaded
   int64_t version_ ABSL_GUARDED_BY(mu_) = -1;
+  int next_server_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t routed_top_k_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
@@ -174,12 +175,16 @@ int RolloutBridge::Impl::PickServer(int preferred) {
   if (preferred >= 0 && !servers_[preferred].down && !servers_[preferred].refused) {
     return preferred;
   }
+  // Least loaded; ties go round-robin.
+  const int n = static_cast<int>(servers_.size());
   int best = -1;
-  for (int i = 0; i < static_cast<int>(servers_.size()); ++i) {
+  for (int k = 0; k < n; ++k) {
+    const int i = (next_server_ + k) % n;
     const ServerState& s = servers_[i];
     if (s.down || s.refused) continue;
     if (best < 0 || s.in_flight < servers_[best].in_flight) best = i;
   }
+  next_server_ = (next_server_ + 1) % n;
   return best;
 }
 
@@ -372,7 +377,7 @@ void RolloutBridge::Impl::Watch() {
     } else if (!latest.ok() && !absl::IsNotFound(latest.status())) {
       MOERL_LOG(WARNING) << "weights: " << latest.status();
     }
-    if (absl::Now() - last_revive >= absl::Seconds(1)) {
+    if (absl::Now() - last_revive >= config_.revive_interval) {
       ReviveDownServers();
       last_revive = absl::Now();
     }
@@ -446,7 +451,15 @@ absl::Status RolloutBridge::Impl::Setup() {
 absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
   int64_t failures = 0;
   int64_t remaining = group->max_new_tokens;
-  absl::Time no_server_since = absl::InfiniteFuture();
+  // A sample that makes no progress for setup_timeout (every server down,
+  // or servers that pass /health but fail every request) ends the run.
+  absl::Time last_progress = absl::Now();
+  auto no_progress = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return absl::UnavailableError(absl::StrCat(
+        "group ", GroupId(group->prompt), ": no answer from any server for rollout.setup_timeout=",
+        absl::FormatDuration(config_.setup_timeout), "; went down: ",
+        absl::StrJoin(stats_.servers_down, "; ")));
+  };
   while (true) {
     int server;
     InferenceClient* client;
@@ -462,18 +475,11 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
       }
       server = PickServer(sample->server);
       if (server < 0) {
-        // Every server is down: wait for one to come back, for setup_timeout.
-        if (no_server_since == absl::InfiniteFuture()) no_server_since = absl::Now();
-        if (absl::Now() - no_server_since > config_.setup_timeout) {
-          return absl::UnavailableError(absl::StrCat(
-              "no usable server for rollout.setup_timeout=",
-              absl::FormatDuration(config_.setup_timeout), "; went down: ",
-              absl::StrJoin(stats_.servers_down, "; ")));
-        }
+        // Every server is down: wait for one to come back.
+        if (absl::Now() - last_progress > config_.setup_timeout) return no_progress();
         mu_.AwaitWithTimeout(absl::Condition(&stop_), config_.poll_interval);
         continue;
       }
-      no_server_since = absl::InfiniteFuture();
       sample->server = server;
       ++servers_[server].in_flight;
       client = servers_[server].client.get();
@@ -505,6 +511,10 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
       }
       ++stats_.retries;
       ++failures;
+      if (absl::Now() - last_progress > config_.setup_timeout) {
+        MarkDown(server, g.status());
+        return no_progress();
+      }
       MOERL_LOG(WARNING) << "group " << GroupId(group->prompt) << " sample: attempt " << failures
                          << " failed: " << g.status().message();
       if (failures > config_.request_retries) {
@@ -520,6 +530,7 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
       continue;
     }
     failures = 0;
+    last_progress = absl::Now();
     int64_t token_version = bridge_version;
     if (int64_t v; absl::SimpleAtoi(g->weight_version, &v) && v >= 0) token_version = v;
     const size_t n = g->output_tokens.size();
@@ -701,17 +712,24 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out,
       continue;
     }
     bool admit;
+    bool idle;
     {
       absl::MutexLock lock(&mu_);
       if (end_of_prompts && running_ == 0 && done_.empty()) break;
       admit = !end_of_prompts && !paused_ && Capacity() > 0;
+      idle = running_ == 0 && done_.empty();
       if (!admit) {
         auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
           return !done_.empty() || stop_ || !fatal_.ok();
         };
         mu_.AwaitWithTimeout(absl::Condition(&wake), absl::Milliseconds(20));
-        continue;
       }
+    }
+    if (!admit) {
+      // Held back by the staleness rule with nothing in flight: the prompts
+      // may have ended meanwhile, and then there is nothing to wait for.
+      if (idle && !end_of_prompts && prompts.Stats().end_of_stream) end_of_prompts = true;
+      continue;
     }
     absl::StatusOr<RingMessage> message = prompts.Pop(absl::Milliseconds(20));
     if (absl::IsDeadlineExceeded(message.status())) continue;

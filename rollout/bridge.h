@@ -87,7 +87,8 @@ struct BridgeConfig {
   absl::Duration pause_grace_period = absl::ZeroDuration();
   absl::Duration retry_backoff = absl::Milliseconds(200);  // doubled per retry, at most 10 s
   absl::Duration control_timeout = absl::Seconds(600);     // pause/update/continue/probe calls
-  absl::Duration poll_interval = absl::Milliseconds(100);  // LATEST and down servers
+  absl::Duration poll_interval = absl::Milliseconds(100);  // weights/LATEST
+  absl::Duration revive_interval = absl::Seconds(1);       // /health of down servers
 
   std::string weights_dir;
   double probe_tolerance = 0.05;

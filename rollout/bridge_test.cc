@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "common/proto/formats.h"
 #include "common/transport/in_process_ring.h"
@@ -34,8 +35,10 @@ const std::vector<int32_t> kProbeIds = {5, 9, 13, 21, 34};
 
 std::string TestDir() {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/", info->test_suite_name(), ".", info->name());
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
+                                       absl::StrReplaceAll(absl::StrCat(info->test_suite_name(), ".",
+                                                                        info->name()),
+                                                           {{"/", "_"}}));
   ::mkdir(dir.c_str(), 0755);
   return dir;
 }
@@ -77,6 +80,7 @@ class Harness {
     weights_dir_ = TestDir() + "/weights";
     config_.weights_dir = weights_dir_;
     config_.poll_interval = absl::Milliseconds(10);
+    config_.revive_interval = absl::Milliseconds(20);
     config_.retry_backoff = absl::Milliseconds(5);
     prompts_ = InProcessRing::CreateChannel(
         {.capacity_bytes = 1 << 20, .mode = DeliveryMode::kAcknowledged});
@@ -89,7 +93,7 @@ class Harness {
     }
   }
 
-  ~Harness() { Join(); }
+  ~Harness() { Join().IgnoreError(); }
 
   FakeInferenceClient& server(int i) { return *fakes_[i]; }
   const std::string& weights_dir() const { return weights_dir_; }
@@ -98,7 +102,9 @@ class Harness {
     for (int i = first; i < first + count; ++i) {
       ASSERT_TRUE(feeder_->Push(MakePrompt(i).SerializeAsString(), absl::Seconds(5)).ok());
     }
-    if (close) ASSERT_TRUE(feeder_->CloseProducer().ok());
+    if (close) {
+      ASSERT_TRUE(feeder_->CloseProducer().ok());
+    }
   }
 
   void FeedRaw(const std::string& payload) {
@@ -440,7 +446,7 @@ TEST(RolloutBridge, DeadServerSamplesContinueElsewhereAndItRejoinsWhenBack) {
   h.server(0).set_token_delay(absl::Milliseconds(2));
   h.server(1).set_token_delay(absl::Milliseconds(2));
   PublishVersion(h.weights_dir(), 0);
-  h.Feed(0, 12, true);
+  h.Feed(0, 12, false);
   h.Start();
   std::map<std::string, int> seen;
   auto first = h.NextGroup(absl::Seconds(20));
@@ -453,18 +459,24 @@ TEST(RolloutBridge, DeadServerSamplesContinueElsewhereAndItRejoinsWhenBack) {
     CheckGroup(*batch, 3, &seen);
   }
   const int64_t updates_before = h.server(0).counters().updates;
+  const int64_t calls_before = h.server(0).counters().generate_calls;
   h.server(0).set_dead(false);
+  // Back: reloaded with the current weights before it is used again.
+  for (int i = 0; i < 500 && h.server(0).counters().updates == updates_before; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GT(h.server(0).counters().updates, updates_before);
+  h.Feed(12, 6, true);
   while (auto batch = h.NextGroup(absl::Seconds(20))) {
     CheckGroup(*batch, 3, &seen);
     for (const proto::Trajectory& t : batch->trajectories()) EXPECT_EQ(t.output_tokens_size(), 20);
   }
   ASSERT_TRUE(h.Join().ok());
-  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_EQ(seen.size(), 18u);
   for (const auto& [group, count] : seen) EXPECT_EQ(count, 1) << group;
+  EXPECT_GT(h.server(0).counters().generate_calls, calls_before) << "not used after coming back";
   ASSERT_FALSE(h.report().servers_down.empty());
   EXPECT_THAT(h.report().servers_down[0], HasSubstr("fake:0"));
-  // Back: reloaded with the current weights before being used again.
-  EXPECT_GT(h.server(0).counters().updates, updates_before);
 }
 
 TEST(RolloutBridge, AllServersDownLongerThanSetupTimeoutIsAnError) {

@@ -1,0 +1,393 @@
+// SglangHttpClient and RolloutBridge against scripted HTTP servers on
+// 127.0.0.1 (port 0): answers parsed as SGLang writes them, and faults
+// (500s, garbage, hangs past the timeout, a server dying mid-answer and
+// coming back) retried, moved to another server and reported by address,
+// with every prompt group delivered exactly once.
+#include "rollout/sglang_http_client.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/proto/formats.h"
+#include "common/transport/in_process_ring.h"
+#include "common/weights_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "rollout/bridge.h"
+#include "rollout/probe.h"
+#include "rollout/sglang_api.h"
+
+namespace moerl {
+namespace {
+
+using ::testing::HasSubstr;
+
+enum class Fault { kNone, k500, k400, kGarbage, kHang, kTruncated };
+
+double ProbeValue(int64_t id) { return -0.125 * (id % 5); }
+
+// An SGLang-speaking server whose /generate answers follow a script of
+// faults (then behave). Tokens are 10 + (input length % 50).
+class ScriptedServer {
+ public:
+  ScriptedServer() = default;
+  ~ScriptedServer() { Stop(); }
+
+  void Start(int port = 0) {
+    server_ = std::make_unique<httplib::Server>();
+    server_->Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 200;
+    });
+    server_->Post("/generate", [this](const httplib::Request& req, httplib::Response& res) {
+      Generate(req, res);
+    });
+    server_->Post("/update_weights_from_disk", [this](const httplib::Request& req,
+                                                       httplib::Response& res) {
+      absl::StatusOr<UpdateWeightsFromDiskRequest> r = ParseUpdateWeightsFromDiskRequest(req.body);
+      absl::MutexLock lock(&mu_);
+      ++updates_;
+      if (r.ok() && r->weight_version.has_value()) version_ = *r->weight_version;
+      UpdateWeightsFromDiskResponse out;
+      out.success = r.ok();
+      out.message = r.ok() ? "ok" : std::string(r.status().message());
+      res.set_content(UpdateWeightsFromDiskResponseToJson(out).dump(), "application/json");
+    });
+    for (const char* path : {"/pause_generation", "/continue_generation", "/abort_request"}) {
+      server_->Post(path, [](const httplib::Request&, httplib::Response& res) {
+        res.set_content(R"({"message":"ok","status":"ok"})", "application/json");
+      });
+    }
+    if (port == 0) {
+      port_ = server_->bind_to_any_port("127.0.0.1");
+    } else {
+      ASSERT_TRUE(server_->bind_to_port("127.0.0.1", port));
+      port_ = port;
+    }
+    ASSERT_GT(port_, 0);
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    server_->wait_until_ready();
+  }
+
+  void Stop() {
+    if (server_ == nullptr) return;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    server_->stop();
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+    absl::MutexLock lock(&mu_);
+    stopping_ = false;
+  }
+
+  void Script(std::vector<Fault> faults) {
+    absl::MutexLock lock(&mu_);
+    script_.assign(faults.begin(), faults.end());
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  int port() const { return port_; }
+  int64_t generates() {
+    absl::MutexLock lock(&mu_);
+    return generates_;
+  }
+  int64_t updates() {
+    absl::MutexLock lock(&mu_);
+    return updates_;
+  }
+
+ private:
+  void Generate(const httplib::Request& req, httplib::Response& res) {
+    Fault fault = Fault::kNone;
+    std::string version;
+    {
+      absl::MutexLock lock(&mu_);
+      ++generates_;
+      if (!script_.empty()) {
+        fault = script_.front();
+        script_.pop_front();
+      }
+      version = version_;
+    }
+    switch (fault) {
+      case Fault::k500:
+        res.status = 500;
+        res.set_content("Internal Server Error", "text/plain");
+        return;
+      case Fault::k400:
+        res.status = 400;
+        res.set_content(ErrorBody("input_ids[0] is out of range", 400).dump(), "application/json");
+        return;
+      case Fault::kGarbage:
+        res.set_content("<html>502 Bad Gateway</html>", "application/json");
+        return;
+      case Fault::kHang: {
+        absl::MutexLock lock(&mu_);
+        auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+        mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(3));
+        res.set_content("{}", "application/json");
+        return;
+      }
+      case Fault::kTruncated: {
+        // Promise a long body, send a few bytes, drop the connection.
+        res.set_content_provider(
+            1000, "application/json",
+            [](size_t offset, size_t, httplib::DataSink& sink) {
+              if (offset == 0) sink.write("{\"text\":", 8);
+              return false;
+            });
+        return;
+      }
+      case Fault::kNone:
+        break;
+    }
+    absl::StatusOr<GenerateRequest> parsed = ParseGenerateRequest(req.body);
+    if (!parsed.ok()) {
+      res.status = 400;
+      res.set_content(ErrorBody(std::string(parsed.status().message()), 400).dump(),
+                      "application/json");
+      return;
+    }
+    const std::vector<int64_t>& input = parsed->input_ids[0];
+    const SamplingParams& params = parsed->ParamsFor(0);
+    GenerateResponse out;
+    out.meta_info.weight_version = version;
+    out.meta_info.prompt_tokens = static_cast<int64_t>(input.size());
+    out.meta_info.finish_reason = FinishReason{"length", std::nullopt, params.max_new_tokens, ""};
+    std::vector<TokenLogprob> logprobs;
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < params.max_new_tokens; ++i) {
+      const int64_t token = 10 + static_cast<int64_t>((input.size() + i) % 50);
+      ids.push_back(token);
+      logprobs.push_back({-0.5, token});
+    }
+    out.output_ids = ids;
+    out.meta_info.completion_tokens = static_cast<int64_t>(ids.size());
+    out.meta_info.output_token_logprobs = logprobs;
+    if (parsed->logprob_start_len == 0) {
+      std::vector<TokenLogprob> in;
+      for (size_t i = 0; i < input.size(); ++i) {
+        in.push_back({i == 0 ? std::nullopt : std::optional<double>(ProbeValue(input[i])),
+                      input[i]});
+      }
+      out.meta_info.input_token_logprobs = in;
+    }
+    if (parsed->return_routed_experts) {
+      RoutedExperts experts;
+      experts.cols = 2;
+      experts.rows = static_cast<int64_t>(input.size() + ids.size()) - 1;
+      for (int64_t r = 0; r < experts.rows; ++r) {
+        experts.ids.push_back(static_cast<int32_t>(r % 4));
+        experts.ids.push_back(static_cast<int32_t>(r));
+      }
+      out.meta_info.routed_experts = EncodeRoutedExperts(experts);
+    }
+    res.set_content(GenerateResponsesToJson({out}, parsed->batched).dump(), "application/json");
+  }
+
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+  absl::Mutex mu_;
+  std::deque<Fault> script_ ABSL_GUARDED_BY(mu_);
+  std::string version_ ABSL_GUARDED_BY(mu_) = "default";
+  int64_t generates_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t updates_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+GenerationRequest Request(int64_t max_new_tokens) {
+  GenerationRequest r;
+  r.input_ids = {1, 2, 3};
+  r.sampling.max_new_tokens = max_new_tokens;
+  return r;
+}
+
+std::unique_ptr<InferenceClient> Client(const ScriptedServer& server) {
+  absl::StatusOr<std::unique_ptr<InferenceClient>> c =
+      MakeSglangHttpClient(server.address(), {.connect_timeout = absl::Seconds(1)});
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *std::move(c);
+}
+
+TEST(SglangHttpClient, ParsesTokensLogprobsVersionAndRoutedExpertRowsOfTheOutput) {
+  ScriptedServer server;
+  server.Start();
+  auto client = Client(server);
+  ASSERT_TRUE(client->UpdateWeightsFromDisk("/w/v3", 3, absl::Seconds(5)).ok());
+  GenerationRequest r = Request(4);
+  r.return_routed_experts = true;
+  absl::StatusOr<Generation> g = client->Generate(r, absl::Seconds(5));
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->output_tokens, (std::vector<int32_t>{13, 14, 15, 16}));
+  EXPECT_EQ(g->output_logprobs.size(), 4u);
+  EXPECT_EQ(g->finish, GenerationFinish::kLength);
+  EXPECT_EQ(g->weight_version, "3");
+  // Rows 2..5 of 6 (prompt 3 + 4 output - 1) chose the 4 output tokens.
+  EXPECT_EQ(g->routed_experts_width, 2);
+  EXPECT_EQ(g->routed_experts, (std::vector<int32_t>{2, 2, 3, 3, 0, 4, 1, 5}));
+  absl::StatusOr<std::vector<double>> probe = client->ScoreTokens({5, 6, 7}, absl::Seconds(5));
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_EQ(*probe, (std::vector<double>{ProbeValue(6), ProbeValue(7)}));
+  EXPECT_TRUE(client->PauseGeneration(absl::Seconds(5)).ok());
+  EXPECT_TRUE(client->ContinueGeneration(absl::Seconds(5)).ok());
+  EXPECT_TRUE(client->Health(absl::Seconds(5)).ok());
+}
+
+TEST(SglangHttpClient, FaultsBecomeRetryableOrFatalStatusesNamingTheServer) {
+  ScriptedServer server;
+  server.Start();
+  auto client = Client(server);
+  server.Script({Fault::k500, Fault::kGarbage, Fault::kHang, Fault::kTruncated, Fault::k400});
+  absl::Status s = client->Generate(Request(2), absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("HTTP 500"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(server.address()));
+  s = client->Generate(Request(2), absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(server.address()));
+  s = client->Generate(Request(2), absl::Milliseconds(300)).status();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(server.address()));
+  s = client->Generate(Request(2), absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  s = client->Generate(Request(2), absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("out of range"));
+  EXPECT_TRUE(client->Generate(Request(2), absl::Seconds(5)).ok());
+  const int port = server.port();
+  server.Stop();
+  s = client->Generate(Request(2), absl::Seconds(5)).status();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(absl::StrCat("127.0.0.1:", port)));
+}
+
+TEST(SglangHttpClient, BadAddressesAreRejected) {
+  EXPECT_FALSE(MakeSglangHttpClient("localhost", {}).ok());
+  EXPECT_FALSE(MakeSglangHttpClient("h:0", {}).ok());
+  EXPECT_FALSE(MakeSglangHttpClient("h:x", {}).ok());
+  absl::StatusOr<HostPort> hp = ParseHostPort("http://10.0.0.5:30000/");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "10.0.0.5");
+  EXPECT_EQ(hp->port, 30000);
+}
+
+// The bridge over HTTP: one good server, one that misbehaves in every way
+// and then dies and comes back. Every group arrives exactly once.
+TEST(RolloutBridgeOverHttp, FaultyServerIsRetriedMovedAwayFromAndRejoinsWithoutLosingGroups) {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string weights = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", info->name());
+  ::mkdir(weights.c_str(), 0755);
+  ::mkdir(VersionDir(weights, 0).c_str(), 0755);
+  Probe probe;
+  probe.sequences.push_back({{4, 5, 6, 7}, {ProbeValue(5), ProbeValue(6), ProbeValue(7)}});
+  std::ofstream(VersionDir(weights, 0) + "/probe.json") << ProbeToJson(probe);
+  ASSERT_TRUE(WriteLatestVersion(weights, 0).ok());
+
+  ScriptedServer good, flaky;
+  good.Start();
+  flaky.Start();
+  flaky.Script({Fault::k500, Fault::kGarbage, Fault::kHang, Fault::kTruncated, Fault::k500,
+                Fault::kGarbage, Fault::k500, Fault::kHang});
+  BridgeConfig config;
+  config.n_samples = 4;
+  config.sampling.max_new_tokens = 5;
+  config.max_concurrent_rollouts = 3;
+  config.consumer_batch_size = 3;
+  config.max_head_offpolicyness = 1000;
+  config.request_timeout = absl::Milliseconds(400);
+  config.request_retries = 1;
+  config.retry_backoff = absl::Milliseconds(10);
+  config.poll_interval = absl::Milliseconds(20);
+  config.setup_timeout = absl::Seconds(20);
+  config.control_timeout = absl::Seconds(5);
+  config.weights_dir = weights;
+  std::vector<std::unique_ptr<InferenceClient>> clients;
+  clients.push_back(Client(good));
+  clients.push_back(Client(flaky));
+  RolloutBridge bridge(config, std::move(clients), nullptr);
+
+  auto prompts = InProcessRing::CreateChannel({.mode = DeliveryMode::kAcknowledged});
+  auto groups = InProcessRing::CreateChannel({.capacity_bytes = 8 << 20});
+  auto feeder = InProcessRing::Attach(prompts, RingRole::kProducer);
+  auto scorer = InProcessRing::Attach(groups, RingRole::kConsumer);
+  constexpr int kPrompts = 40;
+  auto feed = [&](int first, int count) {
+    for (int i = first; i < first + count; ++i) {
+      proto::Prompt p;
+      p.set_format_version(kPromptFormatVersion);
+      p.set_id(absl::StrCat("http/train/", i));
+      p.add_tokens(1);
+      p.add_tokens(2 + i);
+      ASSERT_TRUE(feeder->Push(p.SerializeAsString(), absl::Seconds(1)).ok());
+    }
+  };
+  feed(0, 30);
+
+  BridgeReport report;
+  absl::Status status;
+  std::thread run([&] {
+    auto in = InProcessRing::Attach(prompts, RingRole::kConsumer);
+    auto out = InProcessRing::Attach(groups, RingRole::kProducer);
+    status = bridge.Run(*in, *out, &report);
+  });
+  std::map<std::string, int> seen;
+  auto take = [&](absl::Duration timeout) {
+    absl::StatusOr<RingMessage> m = scorer->Pop(timeout);
+    if (!m.ok()) return false;
+    proto::TrajectoryBatch batch;
+    EXPECT_TRUE(batch.ParseFromString(m->payload));
+    EXPECT_EQ(batch.trajectories_size(), 4);
+    for (const proto::Trajectory& t : batch.trajectories()) {
+      EXPECT_EQ(t.output_tokens_size(), 5);
+      for (int64_t v : t.output_versions()) EXPECT_EQ(v, 0);  // the server's weight_version
+    }
+    ++seen[batch.trajectories(0).group_id()];
+    return true;
+  };
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(take(absl::Seconds(30)));
+  // The flaky server dies (mid-answer for what it holds), then comes back.
+  const int port = flaky.port();
+  flaky.Script({Fault::kTruncated});
+  flaky.Stop();
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(take(absl::Seconds(30)));
+  const int64_t updates_before = flaky.updates();
+  flaky.Start(port);
+  // Back: reloaded with the current weights (and probed) before serving again.
+  for (int i = 0; i < 500 && flaky.updates() == updates_before; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_GT(flaky.updates(), updates_before) << "the restarted server was not taken back";
+  const int64_t generates_before = flaky.generates();
+  feed(30, 10);
+  ASSERT_TRUE(feeder->CloseProducer().ok());
+  while (take(absl::Seconds(30))) {
+  }
+  run.join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kPrompts));
+  for (const auto& [group, count] : seen) EXPECT_EQ(count, 1) << group;
+  EXPECT_GT(report.retries, 0);
+  ASSERT_FALSE(report.servers_down.empty());
+  for (const std::string& line : report.servers_down) {
+    EXPECT_THAT(line, HasSubstr(absl::StrCat("127.0.0.1:", port)));
+  }
+  std::printf("retries %lld, servers down: %zu, flaky generates %lld, good generates %lld\n",
+              static_cast<long long>(report.retries), report.servers_down.size(),
+              static_cast<long long>(flaky.generates()), static_cast<long long>(good.generates()));
+  EXPECT_GT(flaky.generates(), generates_before) << "the restarted server got no work";
+}
+
+}  // namespace
+}  // namespace moerl
