@@ -83,6 +83,7 @@ struct ServerState {
   bool down = false;     // failed; polled with /health
   bool refused = false;  // failed its probe: never used again
   int64_t in_flight = 0;
+  int64_t failures_in_a_row = 0;  // requests, across samples
 };
 
 }  // namespace
@@ -344,6 +345,7 @@ void RolloutBridge::Impl::ReviveDownServers() {
     absl::MutexLock lock(&mu_);
     if (loaded.ok() && version == version_) {
       servers_[i].down = false;
+      servers_[i].failures_in_a_row = 0;
       MOERL_LOG(INFO) << "server " << client->address() << " is back (version " << version << ")";
     } else if (absl::IsFailedPrecondition(loaded)) {
       servers_[i].refused = true;
@@ -517,7 +519,10 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
       }
       MOERL_LOG(WARNING) << "group " << GroupId(group->prompt) << " sample: attempt " << failures
                          << " failed: " << g.status().message();
-      if (failures > config_.request_retries) {
+      // Down after request_retries + 1 failures in a row: of this sample on
+      // it, or of the server across samples.
+      const bool server_failing = ++servers_[server].failures_in_a_row > config_.request_retries;
+      if (failures > config_.request_retries || server_failing) {
         MarkDown(server, g.status());
         failures = 0;
         sample->server = -1;
@@ -530,6 +535,7 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
       continue;
     }
     failures = 0;
+    servers_[server].failures_in_a_row = 0;
     last_progress = absl::Now();
     int64_t token_version = bridge_version;
     if (int64_t v; absl::SimpleAtoi(g->weight_version, &v) && v >= 0) token_version = v;
