@@ -3,9 +3,9 @@
 // AReaL's staleness control and weight updates from weights/LATEST (see
 // rollout/bridge.h, keys in rollout/bridge_settings.h and docs/bridge.md).
 //
-//   rollout_bridge --config grpo.yaml rollout.server_addrs=10.0.0.5:30000,10.0.0.6:30000
-//   rollout_bridge --config grpo.yaml rollout.prompt_ring=e.t.prompts
-//       rollout.trajectory_ring=e.t.trajectories rollout.weights_dir=/runs/e/t/weights
+//   rollout_bridge --config grpo.yaml +rollout.server_addrs=10.0.0.5:30000,10.0.0.6:30000
+//   rollout_bridge --config grpo.yaml +rollout.prompt_ring=e.t.prompts
+//       +rollout.trajectory_ring=e.t.trajectories +rollout.weights_dir=/runs/e/t/weights
 //
 // Exits 0 at the end of the prompts (or when stopped by SIGTERM/SIGINT: the
 // groups in flight are left unacknowledged for a restart), 1 with one line
