@@ -149,6 +149,7 @@ class RolloutBridge::Impl {
   std::deque<std::pair<Group*, int>> tasks_ ABSL_GUARDED_BY(mu_);  // samples to start
   std::vector<std::thread> threads_;  // workers: one per concurrent request
   std::thread watcher_;
+  int64_t unpinnable_version_ = -1;  // watcher thread only: logged once
 };
 
 void RolloutBridge::Impl::Shutdown() {
@@ -224,6 +225,24 @@ absl::Status RolloutBridge::Impl::LoadOn(int server, const std::string& path, in
 }
 
 absl::Status RolloutBridge::Impl::UpdateTo(int64_t version) {
+  // Pin and read the version before pausing anything: a version that cannot
+  // be loaded leaves generation running on the current weights.
+  absl::StatusOr<VersionPin> pin = VersionPin::Acquire(config_.weights_dir, version);
+  if (!pin.ok()) {
+    // Removed or being removed (a newer LATEST follows): retried next poll.
+    if (version != unpinnable_version_) {
+      MOERL_LOG(WARNING) << "weights: cannot pin version " << version << ": " << pin.status();
+      unpinnable_version_ = version;
+    }
+    return absl::OkStatus();
+  }
+  MOERL_ASSIGN_OR_RETURN(std::optional<Probe> probe,
+                         ReadProbeFile(absl::StrCat(pin->path(), "/probe.json")));
+  if (!probe.has_value()) {
+    MOERL_LOG(WARNING) << "weights: " << pin->path()
+                       << "/probe.json is missing; servers are loaded unchecked";
+  }
+  const int64_t top_k = ReadNumExpertsPerToken(pin->path());
   MOERL_LOG(INFO) << "weights: loading version " << version;
   std::vector<int> usable;
   {
@@ -246,25 +265,11 @@ absl::Status RolloutBridge::Impl::UpdateTo(int64_t version) {
     }
   }
   if (config_.pause_grace_period > absl::ZeroDuration()) absl::SleepFor(config_.pause_grace_period);
-  absl::StatusOr<VersionPin> pin = VersionPin::Acquire(config_.weights_dir, version);
-  if (!pin.ok()) {
-    // Removed or being removed: a newer LATEST follows; continue on the old weights.
-    MOERL_LOG(WARNING) << "weights: cannot pin version " << version << ": " << pin.status();
-  }
-  absl::StatusOr<std::optional<Probe>> probe;
-  if (pin.ok()) probe = ReadProbeFile(absl::StrCat(pin->path(), "/probe.json"));
-  if (pin.ok() && !probe.ok()) return probe.status();
-  if (pin.ok() && !probe->has_value()) {
-    MOERL_LOG(WARNING) << "weights: " << pin->path()
-                       << "/probe.json is missing; servers are loaded unchecked";
-  }
-  int64_t top_k = 0;
-  if (pin.ok()) top_k = ReadNumExpertsPerToken(pin->path());
   // Load everywhere at once, as AReaL does.
   std::vector<absl::Status> results(servers_.size());
-  if (pin.ok()) {
+  {
     std::vector<std::thread> loaders;
-    const Probe* p = probe->has_value() ? &**probe : nullptr;
+    const Probe* p = probe.has_value() ? &*probe : nullptr;
     for (int i : usable) {
       loaders.emplace_back([&, i] { results[i] = LoadOn(i, pin->path(), version, p); });
     }
@@ -306,13 +311,11 @@ absl::Status RolloutBridge::Impl::UpdateTo(int64_t version) {
         "every server failed the probe of version ", version, ": ",
         absl::StrJoin(stats_.servers_refused, "; ")));
   }
-  if (pin.ok()) {
-    if (version_ >= 0) ++stats_.weight_updates;
-    version_ = version;
-    routed_top_k_ = top_k;
-    stats_.version = version;
-    MOERL_LOG(INFO) << "weights: version " << version << " loaded";
-  }
+  if (version_ >= 0) ++stats_.weight_updates;
+  version_ = version;
+  routed_top_k_ = top_k;
+  stats_.version = version;
+  MOERL_LOG(INFO) << "weights: version " << version << " loaded";
   paused_ = false;
   return absl::OkStatus();
 }

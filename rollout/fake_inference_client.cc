@@ -44,6 +44,9 @@ absl::StatusOr<Generation> FakeInferenceClient::Generate(const GenerationRequest
   ++in_flight_;
   counters_.max_in_flight = std::max(counters_.max_in_flight, in_flight_);
   const int64_t epoch = pause_epoch_;
+  // Every load aborts requests in flight, so one answer's tokens all come
+  // from the weights it started on.
+  const int64_t version = version_;
   Generation g;
   g.finish = GenerationFinish::kLength;
   std::vector<int32_t> input = request.input_ids;
@@ -66,7 +69,7 @@ absl::StatusOr<Generation> FakeInferenceClient::Generate(const GenerationRequest
     const int32_t token = stop ? kStopToken : NextToken(input);
     input.push_back(token);
     g.output_tokens.push_back(token);
-    g.output_logprobs.push_back(-0.5f - 0.001f * static_cast<float>(version_));
+    g.output_logprobs.push_back(-0.5f - 0.001f * static_cast<float>(version));
     for (int w = 0; w < routed_width_ && request.return_routed_experts; ++w) {
       g.routed_experts.push_back((token + w) % 8);
     }
@@ -76,7 +79,7 @@ absl::StatusOr<Generation> FakeInferenceClient::Generate(const GenerationRequest
     }
   }
   if (request.return_routed_experts && routed_width_ > 0) g.routed_experts_width = routed_width_;
-  g.weight_version = absl::StrCat(version_);
+  g.weight_version = absl::StrCat(version);
   if (g.finish == GenerationFinish::kAbort) ++counters_.aborted;
   --in_flight_;
   return g;
