@@ -128,10 +128,13 @@ cc_library(
     name = "torch",
     linkopts = [
         "-L{lib}",
-        "-Wl,--no-as-needed",
+        # push/pop, not a bare --as-needed after: that would switch the
+        # libraries linked after torch (absl) to as-needed and drop those only
+        # the dependencies' solibs use (dynamic test linking).
+        "-Wl,--push-state,--no-as-needed",
         "-ltorch_cpu",
         "-lc10",
-        "-Wl,--as-needed",
+        "-Wl,--pop-state",
         # DT_RPATH (not RUNPATH) so that libtorch_cpu's own dependencies are
         # found through the executable as well.
         "-Wl,--disable-new-dtags",
@@ -144,11 +147,11 @@ cc_library(
     defines = ["USE_CUDA", "USE_C10D_NCCL"],
     linkopts = [
         "-L{lib}",
-        "-Wl,--no-as-needed",
+        "-Wl,--push-state,--no-as-needed",
         "-ltorch_cuda",
         "-lc10_cuda",
         "-ltorch",
-        "-Wl,--as-needed",
+        "-Wl,--pop-state",
     ] + {cuda_rpaths},
     deps = [":torch", "@cuda//:cuda"],
 )

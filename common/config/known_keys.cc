@@ -13,7 +13,7 @@ std::vector<std::string> KnownTopLevelKeys() {
       "teacher", "sglang", "vllm", "train_dataset", "valid_dataset", "saver", "recover",
       "evaluator", "stats_logger", "launcher",
       // moerl's own sections.
-      "dataset", "reward", "trainer", "pipeline", "ring", "planner",
+      "dataset", "reward", "trainer", "pipeline", "ring", "planner", "server",
   };
 }
 

@@ -106,6 +106,7 @@ DecodeForward::DecodeForward(Qwen3Model& model, KvCache* cache) : config_(model.
       w.mlp_down = F32(layer->mlp->down_proj->weight);
       w.ffn = config_.intermediate_size;
     }
+    if (layer->moe) ++moe_layers_;
     layers_.push_back(w);
   }
   // The training forward's own tables, so positions rotate identically.
@@ -132,6 +133,8 @@ const std::vector<float>& DecodeForward::Step(const std::vector<int64_t>& tokens
   h_bd_.resize(rows * d);
   x_bd_.resize(rows * d);
   y_bd_.resize(rows * d);
+  routes_bmk_.resize(rows * moe_layers_ * config_.num_experts_per_tok);
+  int64_t moe_index = 0;
   const float* embed = F32(embed_vd_);
   for (int64_t b = 0; b < rows; ++b) std::memcpy(&h_bd_[b * d], embed + tokens[b] * d, d * sizeof(float));
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -141,7 +144,7 @@ const std::vector<float>& DecodeForward::Step(const std::vector<int64_t>& tokens
     for (int64_t i = 0; i < rows * d; ++i) h_bd_[i] += y_bd_[i];
     for (int64_t b = 0; b < rows; ++b) RmsNormRow(&h_bd_[b * d], w.post_norm, d, config_.rms_norm_eps, &x_bd_[b * d]);
     if (w.router != nullptr) {
-      Moe(w, rows);
+      Moe(w, rows, moe_index++);
     } else {
       DenseMlp(w, rows);
     }
@@ -220,7 +223,7 @@ void DecodeForward::Attention(int64_t layer, int64_t rows, const std::vector<int
   Gemm(attn_.data(), rows, heads * hd, w.o, d, y_bd_.data());  // [b, h*hd] -> [b, d]
 }
 
-void DecodeForward::Moe(const LayerWeights& w, int64_t rows) {
+void DecodeForward::Moe(const LayerWeights& w, int64_t rows, int64_t moe_index) {
   const int64_t d = config_.hidden_size, e_count = config_.num_experts, top_k = config_.num_experts_per_tok;
   const int64_t f = w.ffn;
   router_be_.resize(rows * e_count);
@@ -240,6 +243,8 @@ void DecodeForward::Moe(const LayerWeights& w, int64_t rows) {
     std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int64_t a, int64_t c) {
       return probs[a] > probs[c] || (probs[a] == probs[c] && a < c);
     });
+    int32_t* route = &routes_bmk_[(b * moe_layers_ + moe_index) * top_k];
+    for (int64_t j = 0; j < top_k; ++j) route[j] = static_cast<int32_t>(order[j]);
     float kept = 0;
     for (int64_t j = 0; j < top_k; ++j) kept += probs[order[j]];
     for (int64_t j = 0; j < top_k; ++j) {

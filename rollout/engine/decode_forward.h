@@ -49,6 +49,11 @@ class DecodeForward {
   // until the next Step). Few rows use SmallGemmNT, many (> 16) MKL.
   const std::vector<float>& Step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& slots);
 
+  // The experts the last Step chose: [rows, moe_layers, top_k] ids, MoE
+  // layers in layer order, each row's ids in descending router probability
+  // (the order of the training forward's topk_ids_tk). Valid until the next Step.
+  const std::vector<int32_t>& routes() const { return routes_bmk_; }
+
   // logits_bv = hidden_bd lm_head^T for `rows` rows (fp32, [rows, v]).
   void Logits(const float* hidden_bd, int64_t rows, float* logits_bv) const;
 
@@ -61,7 +66,7 @@ class DecodeForward {
   };
 
   void Attention(int64_t layer, int64_t rows, const std::vector<int64_t>& slots);
-  void Moe(const LayerWeights& w, int64_t rows);
+  void Moe(const LayerWeights& w, int64_t rows, int64_t moe_index);
   void DenseMlp(const LayerWeights& w, int64_t rows);
 
   ModelConfig config_;
@@ -71,6 +76,8 @@ class DecodeForward {
   at::Tensor cos_pd_, sin_pd_;  // RoPE tables for positions [0, cache max_len)
   // Scratch, reused across steps.
   std::vector<int64_t> positions_;  // per row of the current Step
+  int64_t moe_layers_ = 0;
+  std::vector<int32_t> routes_bmk_;  // [rows, moe_layers, top_k] of the last Step
   std::vector<float> h_bd_, x_bd_, q_, k_, v_, attn_, y_bd_, out_bd_, router_be_, rows_md_, gu_mf_,
       act_mf_, expert_out_md_, scores_;
 };
