@@ -116,6 +116,8 @@ class RolloutBridge::Impl {
 
   absl::Status Setup();
   absl::Status UpdateTo(int64_t version);
+  // update_weights_from_disk, continue_generation, then the probe (if any):
+  // FailedPrecondition when the server disagrees with it.
   absl::Status LoadOn(int server, const std::string& path, int64_t version, const Probe* probe);
   void Watch();
   void ReviveDownServers();
@@ -208,6 +210,10 @@ absl::Status RolloutBridge::Impl::LoadOn(int server, const std::string& path, in
     client = servers_[server].client.get();
   }
   MOERL_RETURN_IF_ERROR(client->UpdateWeightsFromDisk(path, version, config_.control_timeout));
+  // The probe is a /generate, which a paused server holds: continue first.
+  // The bridge itself stays paused until every probe is done, so nothing
+  // but the probe reaches the server before it passed.
+  MOERL_RETURN_IF_ERROR(client->ContinueGeneration(config_.control_timeout));
   if (probe != nullptr) {
     for (size_t i = 0; i < probe->sequences.size(); ++i) {
       const ProbeSequence& seq = probe->sequences[i];
@@ -290,19 +296,6 @@ absl::Status RolloutBridge::Impl::UpdateTo(int64_t version) {
       }
     }
   }
-  for (int i : usable) {
-    InferenceClient* client;
-    {
-      absl::MutexLock lock(&mu_);
-      if (servers_[i].down || servers_[i].refused) continue;
-      client = servers_[i].client.get();
-    }
-    absl::Status continued = client->ContinueGeneration(config_.control_timeout);
-    if (!continued.ok()) {
-      absl::MutexLock lock(&mu_);
-      MarkDown(i, continued);
-    }
-  }
   absl::MutexLock lock(&mu_);
   bool all_refused = true;
   for (const ServerState& s : servers_) all_refused = all_refused && s.refused;
@@ -344,7 +337,6 @@ void RolloutBridge::Impl::ReviveDownServers() {
         ReadProbeFile(absl::StrCat(pin->path(), "/probe.json"));
     if (!probe.ok()) continue;
     absl::Status loaded = LoadOn(i, pin->path(), version, probe->has_value() ? &**probe : nullptr);
-    if (loaded.ok()) loaded = client->ContinueGeneration(config_.control_timeout);
     absl::MutexLock lock(&mu_);
     if (loaded.ok() && version == version_) {
       servers_[i].down = false;

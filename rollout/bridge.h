@@ -33,10 +33,12 @@
 //
 // Weight updates: a watcher polls weights/LATEST; on a newer version N it
 // pauses dispatch, POSTs pause_generation to every usable server, waits
-// pause_grace_period, pins weights/v<N> (common/weights_dir.h), loads it on
-// every server in parallel, checks each with v<N>/probe.json (a server whose
-// log-probs differ by more than probe_tolerance is refused for the rest of the
-// run, naming its address), continues generation, then raises the version.
+// pause_grace_period, loads weights/v<N> (pinned, common/weights_dir.h) on
+// every server in parallel, continues generation on each (a paused server
+// would hold the probe), checks each with v<N>/probe.json while the bridge
+// still sends nothing else (a server whose log-probs differ by more than
+// probe_tolerance is refused for the rest of the run, naming its address),
+// then raises the version and resumes dispatch.
 //
 // Delivery: each finished group is pushed as one TrajectoryBatch holding the
 // whole group (the scorer's MessageKind::kGroup), and only then is its prompt

@@ -86,9 +86,16 @@ absl::StatusOr<Generation> FakeInferenceClient::Generate(const GenerationRequest
 }
 
 absl::StatusOr<std::vector<double>> FakeInferenceClient::ScoreTokens(
-    const std::vector<int32_t>& input_ids, absl::Duration) {
+    const std::vector<int32_t>& input_ids, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   if (dead_) return absl::UnavailableError(absl::StrCat(address_, ": fake dead"));
+  // The probe is a /generate: a paused server holds it, as SGLang does.
+  auto not_paused = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !paused_ || cancelled_ || dead_;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&not_paused), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("probe on ", address_, ": held while paused"));
+  }
   std::vector<double> out = FakeProbeLogprobs(input_ids, version_);
   for (double& v : out) v += probe_offset_;
   return out;

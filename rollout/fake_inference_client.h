@@ -4,7 +4,8 @@
 // kAbort and their partial output; new ones wait for Continue), reports the
 // version it was last updated to as weight_version, and answers the probe
 // with FakeProbeLogprobs (plus probe_offset, to play a server that loaded
-// the wrong weights). Faults are scripted through the public setters.
+// the wrong weights; like SGLang, a paused server holds the probe too).
+// Faults are scripted through the public setters.
 //
 //   FakeInferenceClient server("fake:1");
 //   server.set_token_delay(absl::Milliseconds(1));
