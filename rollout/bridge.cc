@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "common/weights_dir.h"
 #include "nlohmann/json.hpp"
+#include "rollout/bridge_impl.h"
 #include "rollout/group_id.h"
 #include "rollout/probe.h"
 
@@ -30,20 +31,21 @@ absl::Status BridgeConfig::Validate() const {
         absl::StrCat("gconfig.max_new_tokens must be >= 1, got ", sampling.max_new_tokens));
   }
   if (max_concurrent_rollouts < 1 || consumer_batch_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "rollout.max_concurrent_rollouts (", max_concurrent_rollouts,
-        ") and rollout.consumer_batch_size (", consumer_batch_size, ") must be >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rollout.max_concurrent_rollouts (", max_concurrent_rollouts,
+                     ") and rollout.consumer_batch_size (", consumer_batch_size, ") must be >= 1"));
   }
   if (max_head_offpolicyness < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "rollout.max_head_offpolicyness must be >= 0, got ", max_head_offpolicyness));
+    return absl::InvalidArgumentError(
+        absl::StrCat("rollout.max_head_offpolicyness must be >= 0, got ", max_head_offpolicyness));
   }
   if (request_retries < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("rollout.request_retries must be >= 0, got ", request_retries));
   }
   if (request_timeout <= absl::ZeroDuration() || setup_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("rollout.request_timeout and rollout.setup_timeout must be > 0");
+    return absl::InvalidArgumentError(
+        "rollout.request_timeout and rollout.setup_timeout must be > 0");
   }
   if (weights_dir.empty()) return absl::InvalidArgumentError("rollout.weights_dir is empty");
   if (!(probe_tolerance >= 0)) {
@@ -52,107 +54,6 @@ absl::Status BridgeConfig::Validate() const {
   }
   return absl::OkStatus();
 }
-
-namespace {
-
-// One completion being generated.
-struct Sample {
-  std::vector<int32_t> tokens;
-  std::vector<float> logprobs;
-  std::vector<int64_t> versions;
-  std::vector<int32_t> routes;
-  int64_t routes_width = 0;
-  bool routes_valid = true;  // false once a segment came back without routes
-  proto::FinishReason finish = proto::FINISH_REASON_UNSPECIFIED;
-  int server = -1;  // sticky: the server of the previous segment
-};
-
-struct Group {
-  proto::Prompt prompt;
-  uint64_t ticket = 0;
-  int64_t max_new_tokens = 0;
-  std::vector<Sample> samples;
-  int remaining = 0;  // samples not finished
-};
-
-// Threads for requests in flight; past this, samples queue for a free one.
-constexpr int64_t kMaxWorkers = 1024;
-
-struct ServerState {
-  std::unique_ptr<InferenceClient> client;
-  bool down = false;     // failed; polled with /health
-  bool refused = false;  // failed its probe: never used again
-  int64_t in_flight = 0;
-  int64_t failures_in_a_row = 0;  // requests, across samples
-};
-
-}  // namespace
-
-class RolloutBridge::Impl {
- public:
-  Impl(BridgeConfig config, std::vector<std::unique_ptr<InferenceClient>> clients,
-       TokenDecoder decode)
-      : config_(std::move(config)), decode_(std::move(decode)) {
-    for (auto& client : clients) {
-      servers_.push_back(ServerState{std::move(client)});
-    }
-  }
-
-  ~Impl() { Shutdown(); }
-
-  absl::Status Run(MessageRing& prompts, MessageRing& out, BridgeReport* report,
-                   const std::function<bool()>& should_stop);
-
- private:
-  bool StopRequested() {
-    absl::MutexLock lock(&mu_);
-    return stop_;
-  }
-  void Fail(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (fatal_.ok()) fatal_ = std::move(status);
-    stop_ = true;
-  }
-  void Shutdown();
-
-  absl::Status Setup();
-  absl::Status UpdateTo(int64_t version);
-  // update_weights_from_disk, continue_generation, then the probe (if any):
-  // FailedPrecondition when the server disagrees with it.
-  absl::Status LoadOn(int server, const std::string& path, int64_t version, const Probe* probe);
-  void Watch();
-  void ReviveDownServers();
-  void MarkDown(int server, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int PickServer(int preferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  void StartGroup(proto::Prompt prompt, uint64_t ticket, int64_t max_new_tokens);
-  void Work();
-  void RunSample(Group* group, int index);
-  absl::Status Generate(Group* group, Sample* sample);
-  absl::StatusOr<std::string> GroupMessage(const Group& group, int64_t version,
-                                           int64_t* staleness);
-  int64_t Capacity() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  const BridgeConfig config_;
-  const TokenDecoder decode_;
-
-  absl::Mutex mu_;
-  std::vector<ServerState> servers_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status fatal_ ABSL_GUARDED_BY(mu_);
-  bool paused_ ABSL_GUARDED_BY(mu_) = true;  // until the first version is loaded
-  int64_t version_ ABSL_GUARDED_BY(mu_) = -1;
-  int next_server_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t routed_top_k_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<std::unique_ptr<Group>> done_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<Group>> groups_ ABSL_GUARDED_BY(mu_);  // running
-  BridgeReport stats_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::pair<Group*, int>> tasks_ ABSL_GUARDED_BY(mu_);  // samples to start
-  std::vector<std::thread> threads_;  // workers: one per concurrent request
-  std::thread watcher_;
-  int64_t unpinnable_version_ = -1;  // watcher thread only: logged once
-};
 
 void RolloutBridge::Impl::Shutdown() {
   {
@@ -200,249 +101,6 @@ int64_t RolloutBridge::Impl::Capacity() {
   return std::min(concurrency, staleness);
 }
 
-// ---------------------------------------------------------------- weights
-
-absl::Status RolloutBridge::Impl::LoadOn(int server, const std::string& path, int64_t version,
-                                         const Probe* probe) {
-  InferenceClient* client;
-  {
-    absl::MutexLock lock(&mu_);
-    client = servers_[server].client.get();
-  }
-  MOERL_RETURN_IF_ERROR(client->UpdateWeightsFromDisk(path, version, config_.control_timeout));
-  // The probe is a /generate, which a paused server holds: continue first.
-  // The bridge itself stays paused until every probe is done, so nothing
-  // but the probe reaches the server before it passed.
-  MOERL_RETURN_IF_ERROR(client->ContinueGeneration(config_.control_timeout));
-  if (probe != nullptr) {
-    for (size_t i = 0; i < probe->sequences.size(); ++i) {
-      const ProbeSequence& seq = probe->sequences[i];
-      MOERL_ASSIGN_OR_RETURN(std::vector<double> got,
-                             client->ScoreTokens(seq.input_ids, config_.control_timeout));
-      absl::Status mismatch = CompareProbe(seq, got, config_.probe_tolerance);
-      if (!mismatch.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "server ", client->address(), " disagrees with ", path, "/probe.json sequence ", i,
-            ": ", mismatch.message()));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RolloutBridge::Impl::UpdateTo(int64_t version) {
-  // Pin and read the version before pausing anything: a version that cannot
-  // be loaded leaves generation running on the current weights.
-  absl::StatusOr<VersionPin> pin = VersionPin::Acquire(config_.weights_dir, version);
-  if (!pin.ok()) {
-    // Removed or being removed (a newer LATEST follows): retried next poll.
-    if (version != unpinnable_version_) {
-      MOERL_LOG(WARNING) << "weights: cannot pin version " << version << ": " << pin.status();
-      unpinnable_version_ = version;
-    }
-    return absl::OkStatus();
-  }
-  MOERL_ASSIGN_OR_RETURN(std::optional<Probe> probe,
-                         ReadProbeFile(absl::StrCat(pin->path(), "/probe.json")));
-  if (!probe.has_value()) {
-    MOERL_LOG(WARNING) << "weights: " << pin->path()
-                       << "/probe.json is missing; servers are loaded unchecked";
-  }
-  const int64_t top_k = ReadNumExpertsPerToken(pin->path());
-  MOERL_LOG(INFO) << "weights: loading version " << version;
-  std::vector<int> usable;
-  {
-    absl::MutexLock lock(&mu_);
-    paused_ = true;
-    for (int i = 0; i < static_cast<int>(servers_.size()); ++i) {
-      if (!servers_[i].down && !servers_[i].refused) usable.push_back(i);
-    }
-  }
-  for (int i : usable) {
-    InferenceClient* client;
-    {
-      absl::MutexLock lock(&mu_);
-      client = servers_[i].client.get();
-    }
-    absl::Status paused = client->PauseGeneration(config_.control_timeout);
-    if (!paused.ok()) {
-      absl::MutexLock lock(&mu_);
-      MarkDown(i, paused);
-    }
-  }
-  if (config_.pause_grace_period > absl::ZeroDuration()) absl::SleepFor(config_.pause_grace_period);
-  // Load everywhere at once, as AReaL does.
-  std::vector<absl::Status> results(servers_.size());
-  {
-    std::vector<std::thread> loaders;
-    const Probe* p = probe.has_value() ? &*probe : nullptr;
-    for (int i : usable) {
-      loaders.emplace_back([&, i] { results[i] = LoadOn(i, pin->path(), version, p); });
-    }
-    for (std::thread& t : loaders) t.join();
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    for (int i : usable) {
-      if (results[i].ok()) continue;
-      if (absl::IsFailedPrecondition(results[i])) {
-        servers_[i].refused = true;
-        MOERL_LOG(ERROR) << "refusing server " << servers_[i].client->address() << ": "
-                         << results[i].message();
-        stats_.servers_refused.push_back(
-            absl::StrCat(servers_[i].client->address(), ": ", results[i].message()));
-      } else {
-        MarkDown(i, results[i]);
-      }
-    }
-  }
-  absl::MutexLock lock(&mu_);
-  bool all_refused = true;
-  for (const ServerState& s : servers_) all_refused = all_refused && s.refused;
-  if (all_refused) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "every server failed the probe of version ", version, ": ",
-        absl::StrJoin(stats_.servers_refused, "; ")));
-  }
-  if (version_ >= 0) ++stats_.weight_updates;
-  version_ = version;
-  routed_top_k_ = top_k;
-  stats_.version = version;
-  MOERL_LOG(INFO) << "weights: version " << version << " loaded";
-  paused_ = false;
-  return absl::OkStatus();
-}
-
-void RolloutBridge::Impl::ReviveDownServers() {
-  std::vector<int> down;
-  int64_t version;
-  {
-    absl::MutexLock lock(&mu_);
-    for (int i = 0; i < static_cast<int>(servers_.size()); ++i) {
-      if (servers_[i].down && !servers_[i].refused) down.push_back(i);
-    }
-    version = version_;
-  }
-  for (int i : down) {
-    InferenceClient* client;
-    {
-      absl::MutexLock lock(&mu_);
-      client = servers_[i].client.get();
-    }
-    if (!client->Health(absl::Seconds(5)).ok()) continue;
-    // It may have missed updates (or restarted on other weights): load and check.
-    absl::StatusOr<VersionPin> pin = VersionPin::Acquire(config_.weights_dir, version);
-    if (!pin.ok()) continue;
-    absl::StatusOr<std::optional<Probe>> probe =
-        ReadProbeFile(absl::StrCat(pin->path(), "/probe.json"));
-    if (!probe.ok()) continue;
-    absl::Status loaded = LoadOn(i, pin->path(), version, probe->has_value() ? &**probe : nullptr);
-    absl::MutexLock lock(&mu_);
-    if (loaded.ok() && version == version_) {
-      servers_[i].down = false;
-      servers_[i].failures_in_a_row = 0;
-      MOERL_LOG(INFO) << "server " << client->address() << " is back (version " << version << ")";
-    } else if (absl::IsFailedPrecondition(loaded)) {
-      servers_[i].refused = true;
-      stats_.servers_refused.push_back(absl::StrCat(client->address(), ": ", loaded.message()));
-      MOERL_LOG(ERROR) << "refusing server " << client->address() << ": " << loaded.message();
-    }
-  }
-}
-
-void RolloutBridge::Impl::Watch() {
-  absl::Time last_revive = absl::InfinitePast();
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto stopped = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), config_.poll_interval)) return;
-    }
-    absl::StatusOr<int64_t> latest = ReadLatestVersion(config_.weights_dir);
-    int64_t current;
-    {
-      absl::MutexLock lock(&mu_);
-      current = version_;
-    }
-    if (latest.ok() && *latest > current) {
-      absl::Status updated = UpdateTo(*latest);
-      if (!updated.ok()) {
-        absl::MutexLock lock(&mu_);
-        Fail(updated);
-        return;
-      }
-    } else if (!latest.ok() && !absl::IsNotFound(latest.status())) {
-      MOERL_LOG(WARNING) << "weights: " << latest.status();
-    }
-    if (absl::Now() - last_revive >= config_.revive_interval) {
-      ReviveDownServers();
-      last_revive = absl::Now();
-    }
-  }
-}
-
-absl::Status RolloutBridge::Impl::Setup() {
-  const absl::Time deadline = absl::Now() + config_.setup_timeout;
-  // Some version must exist (the trainer publishes v0 before its first step).
-  absl::StatusOr<int64_t> latest;
-  while (true) {
-    latest = ReadLatestVersion(config_.weights_dir);
-    if (latest.ok() || !absl::IsNotFound(latest.status())) break;
-    if (absl::Now() >= deadline || StopRequested()) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "no ", config_.weights_dir, "/LATEST within rollout.setup_timeout=",
-          absl::FormatDuration(config_.setup_timeout)));
-    }
-    absl::SleepFor(config_.poll_interval);
-  }
-  MOERL_RETURN_IF_ERROR(latest.status());
-  // Wait for the servers, as AReaL polls /health.
-  std::vector<std::string> unhealthy;
-  {
-    std::vector<InferenceClient*> clients;
-    {
-      absl::MutexLock lock(&mu_);
-      for (ServerState& s : servers_) clients.push_back(s.client.get());
-    }
-    std::vector<bool> healthy(clients.size(), false);
-    while (true) {
-      size_t ok = 0;
-      std::vector<std::string> why;
-      for (size_t i = 0; i < clients.size(); ++i) {
-        if (!healthy[i]) {
-          const absl::Status health = clients[i]->Health(absl::Seconds(5));
-          healthy[i] = health.ok();
-          if (!health.ok()) why.push_back(std::string(health.message()));
-        }
-        ok += healthy[i];
-      }
-      if (ok == clients.size()) break;
-      if (absl::Now() >= deadline || StopRequested()) {
-        if (ok == 0) {
-          return absl::UnavailableError(absl::StrCat(
-              "no server answered /health within rollout.setup_timeout=",
-              absl::FormatDuration(config_.setup_timeout), ": ", absl::StrJoin(why, "; ")));
-        }
-        absl::MutexLock lock(&mu_);
-        for (size_t i = 0; i < clients.size(); ++i) {
-          if (!healthy[i]) MarkDown(i, absl::UnavailableError("not healthy at start"));
-        }
-        break;
-      }
-      absl::SleepFor(absl::Seconds(1));
-    }
-  }
-  // Servers may run other weights than LATEST names: load it everywhere.
-  MOERL_RETURN_IF_ERROR(UpdateTo(*latest));
-  absl::MutexLock lock(&mu_);
-  if (version_ < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot load version ", *latest, " from ", config_.weights_dir));
-  }
-  accepted_ = version_ * config_.consumer_batch_size;  // AReaL's reset after recovery
-  return absl::OkStatus();
-}
-
 // ---------------------------------------------------------------- generation
 
 absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
@@ -454,8 +112,8 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
   auto no_progress = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return absl::UnavailableError(absl::StrCat(
         "group ", GroupId(group->prompt), ": no answer from any server for rollout.setup_timeout=",
-        absl::FormatDuration(config_.setup_timeout), "; went down: ",
-        absl::StrJoin(stats_.servers_down, "; ")));
+        absl::FormatDuration(config_.setup_timeout),
+        "; went down: ", absl::StrJoin(stats_.servers_down, "; ")));
   };
   while (true) {
     int server;
@@ -485,8 +143,7 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
     }
     GenerationRequest request;
     request.input_ids.assign(group->prompt.tokens().begin(), group->prompt.tokens().end());
-    request.input_ids.insert(request.input_ids.end(), sample->tokens.begin(),
-                             sample->tokens.end());
+    request.input_ids.insert(request.input_ids.end(), sample->tokens.begin(), sample->tokens.end());
     request.sampling = config_.sampling;
     request.sampling.max_new_tokens = remaining;
     request.sampling.min_new_tokens = std::max<int64_t>(
@@ -496,8 +153,8 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
     if (g.ok() && (g->output_logprobs.size() != g->output_tokens.size() ||
                    static_cast<int64_t>(g->output_tokens.size()) > remaining)) {
       g = absl::UnavailableError(absl::StrCat(
-          "/generate on ", client->address(), " answered ", g->output_tokens.size(),
-          " tokens and ", g->output_logprobs.size(), " log-probs for max_new_tokens=", remaining));
+          "/generate on ", client->address(), " answered ", g->output_tokens.size(), " tokens and ",
+          g->output_logprobs.size(), " log-probs for max_new_tokens=", remaining));
     }
     absl::MutexLock lock(&mu_);
     --servers_[server].in_flight;
@@ -647,8 +304,8 @@ absl::StatusOr<std::string> RolloutBridge::Impl::GroupMessage(const Group& group
       t->set_routed_experts_layers(static_cast<uint32_t>(s.routes_width / k));
     }
     if (!s.versions.empty()) {
-      *staleness = std::max(*staleness,
-                            version - *std::min_element(s.versions.begin(), s.versions.end()));
+      *staleness =
+          std::max(*staleness, version - *std::min_element(s.versions.begin(), s.versions.end()));
     }
   }
   return batch.SerializeAsString();
@@ -656,15 +313,14 @@ absl::StatusOr<std::string> RolloutBridge::Impl::GroupMessage(const Group& group
 
 // ---------------------------------------------------------------- the loop
 
-absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out,
-                                      BridgeReport* report,
+absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, BridgeReport* report,
                                       const std::function<bool()>& should_stop) {
   MOERL_RETURN_IF_ERROR(config_.Validate());
   absl::Status status = Setup();
   if (status.ok()) {
     watcher_ = std::thread([this] { Watch(); });
-    const int64_t workers =
-        std::min<int64_t>(config_.max_concurrent_rollouts * config_.n_samples, kMaxWorkers);
+    const int64_t workers = std::min<int64_t>(config_.max_concurrent_rollouts * config_.n_samples,
+                                              bridge_internal::kMaxWorkers);
     for (int64_t i = 0; i < workers; ++i) threads_.emplace_back([this] { Work(); });
   }
   bool end_of_prompts = false;
@@ -752,11 +408,12 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out,
     } else if (prompt.tokens().empty()) {
       problem = "has no tokens";
     }
-    const int64_t max_new = std::min<int64_t>(
-        config_.max_tokens - prompt.tokens_size(), config_.sampling.max_new_tokens);
+    const int64_t max_new = std::min<int64_t>(config_.max_tokens - prompt.tokens_size(),
+                                              config_.sampling.max_new_tokens);
     if (problem.empty() && max_new <= 0) {
-      problem = absl::StrCat("has ", prompt.tokens_size(), " tokens, leaving no room under gconfig.max_tokens=",
-                             config_.max_tokens);
+      problem =
+          absl::StrCat("has ", prompt.tokens_size(),
+                       " tokens, leaving no room under gconfig.max_tokens=", config_.max_tokens);
     }
     {
       absl::MutexLock lock(&mu_);
@@ -783,9 +440,9 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out,
   if (status.ok()) status = out.CloseProducer();
   MOERL_LOG(INFO) << "bridge: " << report->groups_pushed << " groups pushed ("
                   << report->prompts_taken << " prompts taken, " << report->requests
-                  << " requests, " << report->resubmissions << " resubmissions, "
-                  << report->retries << " retries, " << report->weight_updates
-                  << " weight updates, version " << report->version << ")";
+                  << " requests, " << report->resubmissions << " resubmissions, " << report->retries
+                  << " retries, " << report->weight_updates << " weight updates, version "
+                  << report->version << ")";
   return status;
 }
 

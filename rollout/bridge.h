@@ -108,8 +108,8 @@ struct BridgeReport {
   int64_t resubmissions = 0;  // segments after an abort
   int64_t retries = 0;        // failed requests retried
   int64_t weight_updates = 0;
-  int64_t version = -1;               // the last version loaded
-  int64_t max_push_staleness = 0;     // version at push - oldest token version
+  int64_t version = -1;                      // the last version loaded
+  int64_t max_push_staleness = 0;            // version at push - oldest token version
   std::vector<std::string> servers_down;     // "address: why", each time one went down
   std::vector<std::string> servers_refused;  // "address: why"
 };

@@ -25,8 +25,7 @@ absl::Status RunBridge(const BridgeSettings& settings, const std::string& argv0,
                        const std::function<bool()>& should_stop, BridgeReport* report) {
   MOERL_RETURN_IF_ERROR(settings.Validate());
   // The same tokenizer the feeder encodes prompts with.
-  MOERL_ASSIGN_OR_RETURN(Tokenizer tokenizer,
-                         LoadPromptTokenizer(settings.TokenizerPath(), argv0));
+  MOERL_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadPromptTokenizer(settings.TokenizerPath(), argv0));
   const BridgeConfig config = settings.ToBridgeConfig(tokenizer.stop_ids());
   std::vector<std::unique_ptr<InferenceClient>> servers;
   HttpClientOptions http;
@@ -47,15 +46,14 @@ absl::Status RunBridge(const BridgeSettings& settings, const std::string& argv0,
     return Annotate(trajectories.status(), "rollout.trajectory_ring=" + trajectory_name);
   }
   MOERL_LOG(INFO) << "bridge: " << servers.size() << " server(s), prompts from " << prompt_name
-                  << " (" << ((*prompts)->delivery_mode() == DeliveryMode::kAcknowledged
-                                  ? "acknowledged"
-                                  : "plain")
+                  << " ("
+                  << ((*prompts)->delivery_mode() == DeliveryMode::kAcknowledged ? "acknowledged"
+                                                                                 : "plain")
                   << "), groups to " << trajectory_name << ", weights in " << config.weights_dir;
-  RolloutBridge bridge(config, std::move(servers),
-                       [tokenizer](absl::Span<const int32_t> ids) {
-                         // AReaL decodes without skipping special tokens.
-                         return tokenizer.Decode(ids);
-                       });
+  RolloutBridge bridge(config, std::move(servers), [tokenizer](absl::Span<const int32_t> ids) {
+    // AReaL decodes without skipping special tokens.
+    return tokenizer.Decode(ids);
+  });
   return bridge.Run(**prompts, **trajectories, report, should_stop);
 }
 

@@ -77,14 +77,14 @@ absl::Status BridgeSettings::Validate() const {
   }
   if (max_new_tokens >= max_tokens) {
     // AReaL caps per prompt; a cap that leaves no room for any prompt is a typo.
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gconfig.max_new_tokens=", max_new_tokens, " must be < gconfig.max_tokens=", max_tokens,
-        " (prompt + completion)"));
+    return absl::InvalidArgumentError(absl::StrCat("gconfig.max_new_tokens=", max_new_tokens,
+                                                   " must be < gconfig.max_tokens=", max_tokens,
+                                                   " (prompt + completion)"));
   }
   if (min_new_tokens > max_new_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat("gconfig.min_new_tokens=", min_new_tokens,
-                                                   " exceeds gconfig.max_new_tokens=",
-                                                   max_new_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrCat("gconfig.min_new_tokens=", min_new_tokens,
+                     " exceeds gconfig.max_new_tokens=", max_new_tokens));
   }
   if (!greedy && !(temperature > 0)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -35,10 +35,9 @@ const std::vector<int32_t> kProbeIds = {5, 9, 13, 21, 34};
 
 std::string TestDir() {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
-                                       absl::StrReplaceAll(absl::StrCat(info->test_suite_name(), ".",
-                                                                        info->name()),
-                                                           {{"/", "_"}}));
+  const std::string dir = absl::StrCat(
+      std::getenv("TEST_TMPDIR"), "/",
+      absl::StrReplaceAll(absl::StrCat(info->test_suite_name(), ".", info->name()), {{"/", "_"}}));
   ::mkdir(dir.c_str(), 0755);
   return dir;
 }
@@ -209,8 +208,8 @@ void CheckGroup(const proto::TrajectoryBatch& batch, uint32_t n, std::map<std::s
     EXPECT_EQ(t.sample_index(), i);
     EXPECT_EQ(t.output_logprobs_size(), t.output_tokens_size());
     EXPECT_EQ(t.output_versions_size(), t.output_tokens_size());
-    EXPECT_EQ(t.output_text(), Decode(std::vector<int32_t>(t.output_tokens().begin(),
-                                                            t.output_tokens().end())));
+    EXPECT_EQ(t.output_text(),
+              Decode(std::vector<int32_t>(t.output_tokens().begin(), t.output_tokens().end())));
     EXPECT_EQ(t.prompt_tokens_size(), 2);
   }
 }

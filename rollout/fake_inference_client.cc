@@ -34,9 +34,8 @@ absl::StatusOr<Generation> FakeInferenceClient::Generate(const GenerationRequest
     return absl::UnavailableError(absl::StrCat("POST /generate to ", address_, " failed: fake"));
   }
   // A paused server holds new requests until Continue.
-  auto not_paused = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return !paused_ || cancelled_ || dead_;
-  };
+  auto not_paused = [this]()
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !paused_ || cancelled_ || dead_; };
   if (!mu_.AwaitWithDeadline(absl::Condition(&not_paused), deadline)) {
     return absl::DeadlineExceededError(absl::StrCat("/generate to ", address_, ": timeout"));
   }
@@ -90,9 +89,8 @@ absl::StatusOr<std::vector<double>> FakeInferenceClient::ScoreTokens(
   absl::MutexLock lock(&mu_);
   if (dead_) return absl::UnavailableError(absl::StrCat(address_, ": fake dead"));
   // The probe is a /generate: a paused server holds it, as SGLang does.
-  auto not_paused = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return !paused_ || cancelled_ || dead_;
-  };
+  auto not_paused = [this]()
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !paused_ || cancelled_ || dead_; };
   if (!mu_.AwaitWithTimeout(absl::Condition(&not_paused), timeout)) {
     return absl::DeadlineExceededError(absl::StrCat("probe on ", address_, ": held while paused"));
   }

@@ -78,11 +78,11 @@ absl::StatusOr<std::string> HttpCaller::Call(bool post, const std::string& path,
     const bool timed_out = error == httplib::Error::Read || error == httplib::Error::Write ||
                            error == httplib::Error::ConnectionTimeout;
     if (timed_out && absl::Now() - start >= timeout) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          what, ": no answer within ", absl::FormatDuration(timeout), " (rollout.request_timeout)"));
+      return absl::DeadlineExceededError(absl::StrCat(what, ": no answer within ",
+                                                      absl::FormatDuration(timeout),
+                                                      " (rollout.request_timeout)"));
     }
-    return absl::UnavailableError(
-        absl::StrCat(what, " failed: ", httplib::to_string(error)));
+    return absl::UnavailableError(absl::StrCat(what, " failed: ", httplib::to_string(error)));
   }
   const int code = result->status;
   if (code >= 200 && code < 300) return std::move(result->body);

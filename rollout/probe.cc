@@ -85,9 +85,8 @@ std::string ProbeToJson(const Probe& probe) {
 absl::Status CompareProbe(const ProbeSequence& expected, const std::vector<double>& got,
                           double tolerance) {
   if (got.size() != expected.logprobs.size()) {
-    return absl::FailedPreconditionError(absl::StrCat("answered ", got.size(),
-                                                      " log-probs, expected ",
-                                                      expected.logprobs.size()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("answered ", got.size(), " log-probs, expected ", expected.logprobs.size()));
   }
   double worst = 0;
   size_t at = 0;

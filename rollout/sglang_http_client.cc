@@ -38,8 +38,8 @@ class SglangHttpClient : public InferenceClient {
     if (!parsed.ok()) return Garbled(address(), "/generate", parsed.status());
     if (parsed->size() != 1) {
       return Garbled(address(), "/generate",
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "expected one response, found ", parsed->size())));
+                     absl::InvalidArgumentError(
+                         absl::StrCat("expected one response, found ", parsed->size())));
     }
     return ToGeneration((*parsed)[0], request.input_ids.size());
   }
@@ -67,9 +67,9 @@ class SglangHttpClient : public InferenceClient {
     std::vector<double> logprobs;
     for (size_t i = 1; i < input->size(); ++i) {
       if (!(*input)[i].logprob.has_value()) {
-        return Garbled(address(), "/generate (probe)",
-                       absl::InvalidArgumentError(
-                           absl::StrCat("input_token_logprobs[", i, "] is null")));
+        return Garbled(
+            address(), "/generate (probe)",
+            absl::InvalidArgumentError(absl::StrCat("input_token_logprobs[", i, "] is null")));
       }
       logprobs.push_back(*(*input)[i].logprob);
     }
@@ -105,8 +105,8 @@ class SglangHttpClient : public InferenceClient {
     return http_.Get("/health", timeout).status();
   }
   absl::Status AbortAll(absl::Duration timeout) override {
-    return http_.Post("/abort_request", AbortRequestToJson({.rid = "", .abort_all = true}).dump(),
-                      timeout)
+    return http_
+        .Post("/abort_request", AbortRequestToJson({.rid = "", .abort_all = true}).dump(), timeout)
         .status();
   }
   void Cancel() override { http_.Cancel(); }
@@ -128,8 +128,8 @@ class SglangHttpClient : public InferenceClient {
       g.finish = GenerationFinish::kAbort;
     } else {
       return Garbled(address(), "/generate",
-                     absl::InvalidArgumentError(absl::StrCat(
-                         "meta_info.finish_reason.type '", type, "' is not stop/length/abort")));
+                     absl::InvalidArgumentError(absl::StrCat("meta_info.finish_reason.type '", type,
+                                                             "' is not stop/length/abort")));
     }
     g.weight_version = meta.weight_version;
     // An abort before prefill has no logprob arrays: zero tokens.
@@ -151,9 +151,9 @@ class SglangHttpClient : public InferenceClient {
       if (!flat.ok()) return Garbled(address(), "/generate", flat.status());
       if (rows <= 0 || flat->ids.size() % rows != 0) {
         return Garbled(address(), "/generate",
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "meta_info.routed_experts holds ", flat->ids.size(),
-                           " ids, not a multiple of ", rows, " rows")));
+                       absl::InvalidArgumentError(
+                           absl::StrCat("meta_info.routed_experts holds ", flat->ids.size(),
+                                        " ids, not a multiple of ", rows, " rows")));
       }
       g.routed_experts_width = static_cast<int64_t>(flat->ids.size()) / rows;
       const size_t first = (prompt_len - 1) * g.routed_experts_width;

@@ -187,7 +187,8 @@ TEST(RolloutBridgeOverHttp, FaultyServerIsRetriedMovedAwayFromAndRejoinsWithoutL
     return true;
   };
   auto wait_for_reload = [&](int64_t before) {
-    for (int i = 0; i < 500 && flaky.updates() == before; ++i) absl::SleepFor(absl::Milliseconds(20));
+    for (int i = 0; i < 500 && flaky.updates() == before; ++i)
+      absl::SleepFor(absl::Milliseconds(20));
     return flaky.updates() > before;
   };
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(take(absl::Seconds(30)));
