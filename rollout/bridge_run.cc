@@ -10,6 +10,7 @@
 #include "common/transport/shm_ring.h"
 #include "dataset/feeder_run.h"
 #include "rollout/sglang_http_client.h"
+#include "rollout/vllm_http_client.h"
 
 namespace moerl {
 
@@ -32,7 +33,8 @@ absl::Status RunBridge(const BridgeSettings& settings, const std::string& argv0,
   http.api_key = settings.api_key;
   for (const std::string& address : settings.server_addrs) {
     MOERL_ASSIGN_OR_RETURN(std::unique_ptr<InferenceClient> client,
-                           MakeSglangHttpClient(address, http));
+                           settings.server_api == "vllm" ? MakeVllmHttpClient(address, http)
+                                                         : MakeSglangHttpClient(address, http));
     servers.push_back(std::move(client));
   }
   MOERL_ASSIGN_OR_RETURN(std::string prompt_name, settings.PromptRing());

@@ -51,7 +51,8 @@ void BridgeSettings::Declare(ConfigSchema* schema) {
   schema->Bool("rollout.return_routed_experts", &return_routed_experts,
                "ask for the routed experts (router replay)");
   schema->StringList("rollout.server_addrs", &server_addrs, "inference servers, host:port");
-  schema->Choice("rollout.server_api", &server_api, {"sglang"}, "the servers' HTTP API");
+  schema->Choice("rollout.server_api", &server_api, {"sglang", "vllm"},
+                 "the servers' HTTP API (vllm: OpenAI completions + AReaL's /areal_*)");
   schema->String("rollout.prompt_ring", &prompt_ring, "ShmRing of Prompt messages");
   schema->String("rollout.trajectory_ring", &trajectory_ring,
                  "ShmRing for one-group TrajectoryBatch messages");
@@ -74,6 +75,11 @@ absl::Status BridgeSettings::Validate() const {
   for (const std::string& address : server_addrs) {
     absl::StatusOr<HostPort> parsed = ParseHostPort(address);
     if (!parsed.ok()) return Annotate(parsed.status(), "rollout.server_addrs");
+  }
+  if (server_api == "vllm" && return_routed_experts) {
+    return absl::InvalidArgumentError(
+        "rollout.return_routed_experts=true needs rollout.server_api=sglang (vLLM returns no "
+        "routes), got rollout.server_api=vllm");
   }
   if (max_new_tokens >= max_tokens) {
     // AReaL caps per prompt; a cap that leaves no room for any prompt is a typo.

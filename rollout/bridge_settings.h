@@ -12,7 +12,7 @@
 //   rollout.consumer_batch_size, max_head_offpolicyness, request_timeout,
 //   request_retries, setup_timeout, pause_grace_period, return_routed_experts
 //   rollout.server_addrs      list or "h:p,h:p" of inference servers (required)
-//   rollout.server_api        sglang (default) or vllm
+//   rollout.server_api        sglang (default) or vllm (rollout/vllm_http_client.h)
 //   rollout.prompt_ring       default <experiment_name>.<trial_name>.prompts
 //   rollout.trajectory_ring   default <experiment_name>.<trial_name>.trajectories
 //   rollout.weights_dir       default <cluster.fileroot>/<exp>/<trial>/weights

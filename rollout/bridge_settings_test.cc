@@ -58,6 +58,10 @@ TEST(BridgeSettings, ConflictsNameTheKeysAndValues) {
            "rollout: {server_addrs: [h:1]}\ngconfig: {max_new_tokens: 100, max_tokens: 100}\n");
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("gconfig.max_tokens=100"));
+  s = Load(std::string(kBase) +
+           "rollout: {server_addrs: [h:1], server_api: vllm, return_routed_experts: true}\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("rollout.server_api=vllm"));
   s = Load(std::string(kBase) + "rollout: {server_addrs: [h:1], request_timeout: 0}\n");
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.status().message()), HasSubstr("rollout.request_timeout"));
