@@ -127,15 +127,17 @@ TEST(RolloutBridgeOverHttp, FaultyServerIsRetriedMovedAwayFromAndRejoinsWithoutL
   ScriptedServer good, flaky;
   ASSERT_TRUE(good.Start());
   ASSERT_TRUE(flaky.Start());
-  // With request_retries=3 the fourth failure in a row marks it down.
-  flaky.Script({Fault::k500, Fault::kGarbage, Fault::kHang, Fault::kTruncated, Fault::k500});
+  // With request_retries=3 the fourth failure in a row marks it down; every
+  // generation request consumes one fault, so these fail in a row.
+  flaky.Script({Fault::k500, Fault::kGarbage, Fault::kHang, Fault::kTruncated, Fault::k500,
+                Fault::kGarbage, Fault::kTruncated, Fault::k500});
   BridgeConfig config;
   config.n_samples = 4;
   config.sampling.max_new_tokens = 5;
   config.max_concurrent_rollouts = 3;
   config.consumer_batch_size = 3;
   config.max_head_offpolicyness = 1000;
-  config.request_timeout = absl::Milliseconds(1000);
+  config.request_timeout = absl::Milliseconds(1500);
   config.request_retries = 3;
   config.revive_interval = absl::Milliseconds(50);
   config.retry_backoff = absl::Milliseconds(10);
@@ -152,7 +154,7 @@ TEST(RolloutBridgeOverHttp, FaultyServerIsRetriedMovedAwayFromAndRejoinsWithoutL
   auto groups = InProcessRing::CreateChannel({.capacity_bytes = 8 << 20});
   auto feeder = InProcessRing::Attach(prompts, RingRole::kProducer);
   auto scorer = InProcessRing::Attach(groups, RingRole::kConsumer);
-  constexpr int kPrompts = 40;
+  constexpr int kPrompts = 50;
   auto feed = [&](int first, int count) {
     for (int i = first; i < first + count; ++i) {
       proto::Prompt p;
@@ -194,21 +196,22 @@ TEST(RolloutBridgeOverHttp, FaultyServerIsRetriedMovedAwayFromAndRejoinsWithoutL
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(take(absl::Seconds(30)));
   // Down after its faults, still answering /health: taken back after a reload.
   EXPECT_TRUE(wait_for_reload(1)) << "the faulty server was not taken back";
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(take(absl::Seconds(30)));
-  // It dies with requests in flight (they hang until the server stops).
+  flaky.Script({});
+  // It dies with requests in flight (they hang until the server stops), and
+  // new prompts arrive while it is gone: refused connections mark it down.
   flaky.Script(std::vector<Fault>(50, Fault::kHang));
   absl::SleepFor(absl::Milliseconds(100));
   const int port = flaky.port();
   flaky.Stop();
+  feed(30, 10);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(take(absl::Seconds(30)));
-  absl::SleepFor(absl::Milliseconds(500));  // refused connections meanwhile: marked down
+  absl::SleepFor(absl::Milliseconds(300));
   // It comes back on the same port, on "other weights": reloaded, then used.
   const int64_t updates_before = flaky.updates();
   ASSERT_TRUE(flaky.Start(port));
-  flaky.Script({});
   EXPECT_TRUE(wait_for_reload(updates_before)) << "the restarted server was not taken back";
   const int64_t generates_before = flaky.generates();
-  feed(30, 10);
+  feed(40, 10);
   ASSERT_TRUE(feeder->CloseProducer().ok());
   while (take(absl::Seconds(30))) {
   }
@@ -217,10 +220,13 @@ TEST(RolloutBridgeOverHttp, FaultyServerIsRetriedMovedAwayFromAndRejoinsWithoutL
   EXPECT_EQ(seen.size(), static_cast<size_t>(kPrompts));
   for (const auto& [group, count] : seen) EXPECT_EQ(count, 1) << group;
   EXPECT_GT(report.retries, 0);
-  ASSERT_FALSE(report.servers_down.empty());
+  // Down twice (its faults, its death), each time named by address. (The
+  // good server may go down too on a loaded machine: timeouts.)
+  int flaky_down = 0;
   for (const std::string& line : report.servers_down) {
-    EXPECT_THAT(line, HasSubstr(absl::StrCat("127.0.0.1:", port)));
+    flaky_down += line.find(absl::StrCat("127.0.0.1:", port)) == 0;
   }
+  EXPECT_GE(flaky_down, 2);
   for (const std::string& line : report.servers_down) std::printf("down: %s\n", line.c_str());
   std::printf("retries %lld, servers down: %zu, flaky generates %lld, good generates %lld\n",
               static_cast<long long>(report.retries), report.servers_down.size(),
