@@ -238,11 +238,11 @@ void RolloutBridge::Impl::RunSample(Group* group, int index) {
   groups_.erase(it);
 }
 
-void RolloutBridge::Impl::StartGroup(proto::Prompt prompt, uint64_t ticket,
+void RolloutBridge::Impl::StartGroup(proto::Prompt prompt, uint64_t delivery,
                                      int64_t max_new_tokens) {
   auto group = std::make_unique<Group>();
   group->prompt = std::move(prompt);
-  group->ticket = ticket;
+  group->delivery = delivery;
   group->max_new_tokens = max_new_tokens;
   group->samples.resize(config_.n_samples);
   group->remaining = static_cast<int>(config_.n_samples);
@@ -358,7 +358,7 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
         if ((should_stop && should_stop()) || StopRequested()) break;
       }
       if (!status.ok()) break;
-      status = prompts.Ack(finished->ticket);
+      status = prompts.Ack(finished->delivery);
       if (!status.ok()) break;
       absl::MutexLock lock(&mu_);
       --running_;
@@ -423,7 +423,7 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
     }
     if (!problem.empty()) {
       // A dead letter: logged and acknowledged so that it cannot block every restart.
-      MOERL_LOG(ERROR) << "dropping prompt (ticket " << message->ticket << ", id '" << prompt.id()
+      MOERL_LOG(ERROR) << "dropping prompt (delivery " << message->ticket << ", id '" << prompt.id()
                        << "'): it " << problem;
       status = prompts.Ack(message->ticket);
       continue;

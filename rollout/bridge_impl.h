@@ -34,7 +34,7 @@ struct Sample {
 
 struct Group {
   proto::Prompt prompt;
-  uint64_t ticket = 0;
+  uint64_t delivery = 0;  // the prompt's RingMessage id, acknowledged after the push
   int64_t max_new_tokens = 0;
   std::vector<Sample> samples;
   int remaining = 0;  // samples not finished
@@ -93,7 +93,7 @@ class RolloutBridge::Impl {
   void MarkDown(int server, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int PickServer(int preferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void StartGroup(proto::Prompt prompt, uint64_t ticket, int64_t max_new_tokens);
+  void StartGroup(proto::Prompt prompt, uint64_t delivery, int64_t max_new_tokens);
   void Work();
   void RunSample(Group* group, int index);
   absl::Status Generate(Group* group, Sample* sample);
