@@ -1,42 +1,41 @@
-// rollout_bridge: samples tokens from a row of logits with the engine's
-// sampler. (The bridge to inference servers arrives with the rollout issue.)
+// rollout_bridge: prompts from a ring -> gconfig.n_samples completions each
+// from SGLang-API inference servers -> whole groups into a ring, with
+// AReaL's staleness control and weight updates from weights/LATEST (see
+// rollout/bridge.h, keys in rollout/bridge_settings.h and docs/bridge.md).
+//
+//   rollout_bridge --config grpo.yaml +rollout.server_addrs=10.0.0.5:30000,10.0.0.6:30000
+//   rollout_bridge --config grpo.yaml +rollout.prompt_ring=e.t.prompts
+//       +rollout.trajectory_ring=e.t.trajectories +rollout.weights_dir=/runs/e/t/weights
+//
+// Exits 0 at the end of the prompts (or when stopped by SIGTERM/SIGINT: the
+// groups in flight are left unacknowledged for a restart), 1 with one line
+// on error.
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "rollout/sampling.h"
+#include "common/status.h"
+#include "rollout/bridge_run.h"
 
-ABSL_FLAG(std::string, logits, "", "comma-separated logits");
-ABSL_FLAG(float, temperature, 1.0f, "sampling temperature (0 = greedy)");
-ABSL_FLAG(int, samples, 1, "tokens to sample");
-ABSL_FLAG(uint64_t, seed, 0, "random seed");
+namespace {
+volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
+void OnSignal(int) { g_stop = 1; }
+
+absl::Status Main(const std::vector<std::string>& args, const std::string& argv0) {
+  MOERL_ASSIGN_OR_RETURN(moerl::BridgeSettings settings, moerl::LoadBridgeSettings(args));
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  moerl::BridgeReport report;
+  return moerl::RunBridge(settings, argv0, [] { return g_stop != 0; }, &report);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  std::vector<float> logits;
-  for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_logits), ',')) {
-    float value;
-    if (!absl::SimpleAtof(part, &value)) {
-      std::fprintf(stderr, "rollout_bridge: --logits: \"%s\" is not a number\n",
-                   std::string(part).c_str());
-      return 2;
-    }
-    logits.push_back(value);
-  }
-  std::seed_seq seed{absl::GetFlag(FLAGS_seed)};
-  absl::BitGen rng(seed);
-  for (int i = 0; i < absl::GetFlag(FLAGS_samples); ++i) {
-    auto sampled =
-        moerl::SampleToken(logits, {.temperature = absl::GetFlag(FLAGS_temperature)}, rng);
-    if (!sampled.ok()) {
-      std::fprintf(stderr, "rollout_bridge: %s\n", std::string(sampled.status().message()).c_str());
-      return 1;
-    }
-    std::printf("token=%d logprob=%.6f\n", sampled->token, sampled->logprob);
+  const absl::Status status = Main(std::vector<std::string>(argv + 1, argv + argc), argv[0]);
+  if (!status.ok()) {
+    std::fprintf(stderr, "rollout_bridge: %s\n", std::string(status.message()).c_str());
+    return 1;
   }
   return 0;
 }

@@ -44,6 +44,29 @@ absl::StatusOr<int64_t> ParseInt(const YAML::Node& node, int64_t min, int64_t ma
   return value;
 }
 
+// The items of a sequence of scalars, or of one scalar split at commas.
+absl::StatusOr<std::vector<std::string>> ListItems(const YAML::Node& node,
+                                                   absl::string_view what) {
+  std::vector<std::string> items;
+  if (node.IsNull()) return items;
+  if (node.IsMap()) return Expected(absl::StrCat("a list of ", what, ", found a mapping"));
+  if (node.IsScalar()) {
+    for (absl::string_view part : absl::StrSplit(node.Scalar(), ',')) {
+      part = absl::StripAsciiWhitespace(part);
+      if (!part.empty()) items.emplace_back(part);
+    }
+    return items;
+  }
+  for (const YAML::Node& item : node) {
+    if (!item.IsScalar()) {
+      return Expected(absl::StrCat("a list of ", what, ", found an item that is not a scalar"));
+    }
+    std::string text(absl::StripAsciiWhitespace(item.Scalar()));
+    if (!text.empty()) items.push_back(std::move(text));
+  }
+  return items;
+}
+
 bool StartsWithPath(absl::string_view path, absl::string_view prefix) {
   return path == prefix || absl::StartsWith(path, absl::StrCat(prefix, "."));
 }
@@ -104,6 +127,34 @@ void ConfigSchema::Bool(const std::string& path, bool* out, const std::string& d
 void ConfigSchema::String(const std::string& path, std::string* out, const std::string& doc) {
   Add({path, "string", absl::StrCat("'", *out, "'"), doc, [out](const YAML::Node& node) {
          MOERL_ASSIGN_OR_RETURN(*out, ScalarText(node, "a string"));
+         return absl::OkStatus();
+       }});
+}
+
+void ConfigSchema::StringList(const std::string& path, std::vector<std::string>* out,
+                              const std::string& doc) {
+  Add({path, "list of strings", absl::StrCat("[", absl::StrJoin(*out, ", "), "]"), doc,
+       [out](const YAML::Node& node) {
+         MOERL_ASSIGN_OR_RETURN(*out, ListItems(node, "strings"));
+         return absl::OkStatus();
+       }});
+}
+
+void ConfigSchema::IntList(const std::string& path, std::vector<int64_t>* out,
+                           const std::string& doc, int64_t min, int64_t max) {
+  Add({path, "list of ints", absl::StrCat("[", absl::StrJoin(*out, ", "), "]"), doc,
+       [out, min, max](const YAML::Node& node) {
+         MOERL_ASSIGN_OR_RETURN(std::vector<std::string> items, ListItems(node, "integers"));
+         std::vector<int64_t> values;
+         for (const std::string& item : items) {
+           int64_t value = 0;
+           if (!absl::SimpleAtoi(item, &value) || value < min || value > max) {
+             return Expected(absl::StrCat("integers in [", min, ", ", max, "], found '", item,
+                                          "'"));
+           }
+           values.push_back(value);
+         }
+         *out = std::move(values);
          return absl::OkStatus();
        }});
 }

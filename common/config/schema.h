@@ -55,6 +55,13 @@ class ConfigSchema {
   void Bool(const std::string& path, bool* out, const std::string& doc);
   // Any scalar; `null` is an error.
   void String(const std::string& path, std::string* out, const std::string& doc);
+  // A YAML sequence of scalars, or one scalar split at commas ("a:1,b:2");
+  // items are trimmed, empty ones dropped; `null` or `[]` gives an empty list.
+  void StringList(const std::string& path, std::vector<std::string>* out, const std::string& doc);
+  // The same shapes, each item an integer in [min, max].
+  void IntList(const std::string& path, std::vector<int64_t>* out, const std::string& doc,
+               int64_t min = std::numeric_limits<int64_t>::min(),
+               int64_t max = std::numeric_limits<int64_t>::max());
   // One of `choices`; `null` reads as "" when "" is a choice.
   void Choice(const std::string& path, std::string* out, std::vector<std::string> choices,
               const std::string& doc);

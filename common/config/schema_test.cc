@@ -169,5 +169,23 @@ TEST(ConfigSections, AllocationModeErrorsKeepTheCaret) {
   EXPECT_EQ(alloc.Parse()->TotalGpus(), 20);
 }
 
+TEST(ConfigSchema, ListsAcceptSequencesOrCommaStringsAndNameBadItems) {
+  std::vector<std::string> addrs;
+  std::vector<int64_t> ids = {7};
+  ConfigSchema schema;
+  schema.StringList("rollout.server_addrs", &addrs, "servers");
+  schema.IntList("gconfig.stop_token_ids", &ids, "stop ids", 0);
+  ASSERT_TRUE(schema.Read(Load("rollout:\n  server_addrs: [a:1, ' b:2']\n"
+                               "gconfig:\n  stop_token_ids: '3, 4'\n"))
+                  .ok());
+  EXPECT_EQ(addrs, (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_EQ(ids, (std::vector<int64_t>{3, 4}));
+  ASSERT_TRUE(schema.Read(Load("rollout:\n  server_addrs: 'c:3,d:4,'\n")).ok());
+  EXPECT_EQ(addrs, (std::vector<std::string>{"c:3", "d:4"}));
+  const absl::Status bad = schema.Read(Load("gconfig:\n  stop_token_ids: [1, -2]\n"));
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("gconfig.stop_token_ids"));
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("'-2'"));
+}
+
 }  // namespace
 }  // namespace moerl

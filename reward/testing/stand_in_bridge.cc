@@ -9,6 +9,7 @@
 #include "common/proto/trajectory.pb.h"
 #include "common/status.h"
 #include "common/transport/shm_ring.h"
+#include "rollout/group_id.h"
 
 namespace moerl {
 
@@ -17,7 +18,7 @@ proto::Trajectory StandInTrajectory(const proto::Prompt& prompt, uint32_t sample
   proto::Trajectory t;
   t.set_format_version(kTrajectoryFormatVersion);
   t.set_prompt_id(prompt.id());
-  t.set_group_id(absl::StrCat(prompt.id(), "@", prompt.epoch()));
+  t.set_group_id(GroupId(prompt));
   t.set_sample_index(sample_index);
   t.mutable_prompt_tokens()->CopyFrom(prompt.tokens());
   t.set_gold_answer(prompt.gold_answer());

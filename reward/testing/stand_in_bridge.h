@@ -6,7 +6,7 @@
 //   StandInBridgeReport report;
 //   MOERL_RETURN_IF_ERROR(RunStandInBridge("e.t.prompts", "e.t.trajectories", 4, &report));
 //
-// Group ids are "<prompt id>@<epoch>". Returns at the prompt ring's end of
+// Group ids follow the bridge's rule (rollout/group_id.h). Returns at the prompt ring's end of
 // stream, after closing its producer on the trajectory ring. Thread: the
 // caller's; opens its own ring participants.
 #ifndef MOERL_REWARD_TESTING_STAND_IN_BRIDGE_H_
@@ -22,7 +22,7 @@
 namespace moerl {
 
 // Sample `sample_index` of `prompt`'s group, answering with `output_text`:
-// group id "<prompt id>@<epoch>", prompt tokens and gold answer copied.
+// group id GroupId(prompt), prompt tokens and gold answer copied.
 proto::Trajectory StandInTrajectory(const proto::Prompt& prompt, uint32_t sample_index,
                                     std::string output_text);
 
