@@ -82,8 +82,7 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   schema.OwnSection("pipeline");
   schema.Int("pipeline.sft_steps", &plan.sft_steps, "SFT warm-up steps before RL (0: none)", 0);
   schema.Int("pipeline.sft_batch_size", &plan.sft_batch_size, "problems per SFT step", 1);
-  schema.OptionalDouble("pipeline.sft_lr", &plan.sft_lr,
-                        "SFT learning rate (null: actor.optimizer.lr)");
+  schema.Double("pipeline.sft_lr", &plan.sft_lr, "SFT learning rate (0: actor.optimizer.lr)");
   schema.Int("pipeline.synthetic_level", &plan.synthetic_level,
              "difficulty (dataset/synthetic.h) of the embedded default's problems", 0, 5);
   double actor_lr = 1e-3;  // the trainer's default, read here for the SFT default
@@ -104,7 +103,7 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   }
   MOERL_ASSIGN_OR_RETURN(AllocationMode mode, allocation.Parse());
 
-  if (!plan.sft_lr) plan.sft_lr = actor_lr;
+  if (plan.sft_lr <= 0) plan.sft_lr = actor_lr;
   plan.experiment_name = run.experiment_name;
   plan.trial_name = run.trial_name;
   plan.run_dir = RunDirectory(cluster.fileroot, run.experiment_name, run.trial_name);
@@ -162,7 +161,7 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("trainer_ranks", std::to_string(plan.trainer_ranks));
   line("sft_steps", std::to_string(plan.sft_steps));
   line("sft_batch_size", std::to_string(plan.sft_batch_size));
-  line("sft_lr", absl::StrCat(*plan.sft_lr));
+  line("sft_lr", absl::StrCat(plan.sft_lr));
   line("synthetic_level", std::to_string(plan.synthetic_level));
   line("stage_timeout_s", absl::StrCat(plan.stage_timeout_s));
   line("ring_capacity_bytes", std::to_string(plan.ring_capacity_bytes));

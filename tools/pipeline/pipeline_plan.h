@@ -26,7 +26,6 @@
 #define MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,7 +47,7 @@ struct PipelinePlan {
   int trainer_ranks = 1;
   int64_t sft_steps = 0;
   int64_t sft_batch_size = 16;
-  std::optional<double> sft_lr;
+  double sft_lr = 0;  // 0: actor.optimizer.lr
   int64_t synthetic_level = 1;
   double stage_timeout_s = 600;
   int64_t ring_capacity_bytes = 64 << 20;
