@@ -1,35 +1,39 @@
-// trainer: computes GRPO advantages for a list of rewards.
-// (The MoE trainer arrives with the model and parallelism issues.)
+// trainer: GRPO (or SFT) training of a Qwen3-MoE policy on one rank, on the
+// run folder <cluster.fileroot>/<experiment_name>/<trial_name>/ (see
+// trainer/trainer_run.h, keys in trainer/trainer_settings.h and
+// docs/trainer.md).
+//
+//   trainer --config grpo.yaml actor.path=/models/moe
+//   trainer --config grpo.yaml trainer.mode=sft trainer.sft_dataset=train.jsonl
+//
+// Exits 0 when done (or stopped by SIGTERM/SIGINT between steps or while
+// waiting for a batch), 1 with one line on error.
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "trainer/grpo.h"
+#include "common/status.h"
+#include "trainer/trainer_run.h"
 
-ABSL_FLAG(std::string, rewards, "", "comma-separated rewards, whole groups");
-ABSL_FLAG(int, group_size, 1, "completions per prompt");
+namespace {
+volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
+void OnSignal(int) { g_stop = 1; }
+
+absl::Status Main(const std::vector<std::string>& args) {
+  MOERL_ASSIGN_OR_RETURN(moerl::TrainerSettings settings, moerl::LoadTrainerSettings(args));
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  moerl::TrainerReport report;
+  return moerl::RunTrainer(settings, [] { return g_stop != 0; }, &report);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  std::vector<float> rewards;
-  for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_rewards), ',')) {
-    float value;
-    if (!absl::SimpleAtof(part, &value)) {
-      std::fprintf(stderr, "trainer: --rewards: \"%s\" is not a number\n",
-                   std::string(part).c_str());
-      return 2;
-    }
-    rewards.push_back(value);
-  }
-  auto advantages = moerl::GroupAdvantages(rewards, absl::GetFlag(FLAGS_group_size), {});
-  if (!advantages.ok()) {
-    std::fprintf(stderr, "trainer: %s\n", std::string(advantages.status().message()).c_str());
+  const absl::Status status = Main(std::vector<std::string>(argv + 1, argv + argc));
+  if (!status.ok()) {
+    std::fprintf(stderr, "trainer: %s\n", std::string(status.message()).c_str());
     return 1;
   }
-  for (float a : *advantages) std::printf("%.6f\n", a);
   return 0;
 }
