@@ -150,12 +150,12 @@ TEST(Sft, SyntheticProblemsLossFalls) {
   o.lr = 3e-3;
   o.weight_decay = 0.0;
   TrainOptimizer opt(model->parameters(), o, LrSchedule{});
-  SftData data = SftData::FromSequences(SyntheticSft(64));
+  SftData data = SftData::FromSequences(SyntheticSft(32));
   SftObjective objective(1.0);
   double first = 0, last = 0;
   for (int step = 0; step < 12; ++step) {
     StatsRecorder stats;
-    const auto batch = data.Take(16, step / 4, (step % 4) * 16, 1);
+    const auto batch = data.Take(8, step / 4, (step % 4) * 8, 1);
     ASSERT_TRUE(RunTrainStep(*model, opt, objective, batch, Options(1, 2048), step, &stats).ok());
     const double nll = stats.Value("sft/nll");
     if (step == 0) first = nll;

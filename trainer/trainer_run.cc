@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 #include <memory>
 #include <optional>
 
@@ -133,6 +135,9 @@ absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::strin
 absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& should_stop,
                         TrainerReport* report) {
   if (s.threads > 0) at::set_num_threads(static_cast<int>(s.threads));
+  std::error_code ec;
+  std::filesystem::create_directories(s.RunDir(), ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", s.RunDir(), "': ", ec.message()));
   at::manual_seed(static_cast<uint64_t>(s.run.seed));
   MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s));
   LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,

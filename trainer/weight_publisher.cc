@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <memory>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -65,8 +67,11 @@ absl::StatusOr<std::string> ProbeJson(Qwen3Model& model, int64_t version) {
 WeightPublisher::WeightPublisher(WeightPublisherOptions options) : options_(std::move(options)) {}
 
 absl::Status WeightPublisher::Publish(Qwen3Model& model, int64_t version) {
-  if (::mkdir(options_.weights_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot create '", options_.weights_dir, "'"));
+  std::error_code ec;
+  std::filesystem::create_directories(options_.weights_dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create '", options_.weights_dir, "': ", ec.message()));
   }
   std::shared_ptr<Qwen3Model> copy;
   Qwen3Model* published = &model;

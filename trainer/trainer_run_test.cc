@@ -1,0 +1,274 @@
+// The trainer end to end on a run folder: batch files generated here, the
+// tiny HF checkpoint of trainer/model/testdata/moe, weights/ + LATEST +
+// probe.json + stats.jsonl checked, bit-identical resume through
+// recover.mode=auto, and a bad batch file stopping the run by name.
+#include "trainer/trainer_run.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "common/config/config_tree.h"
+#include "common/proto/trajectory.pb.h"
+#include "common/transport/record_io.h"
+#include "common/weights_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "trainer/model/hf_weights.h"
+#include "trainer/model/logprobs.h"
+
+namespace moerl {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMoeDir[] = "trainer/model/testdata/moe";
+
+std::string Fresh(const std::string& name) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// `n` batch files of `groups` groups x 4 samples, behaviour log-probs from
+// the initial weights (version 0).
+void WriteBatches(const std::string& dir, int n, int groups, uint64_t seed) {
+  std::filesystem::create_directories(dir);
+  auto model = LoadHfModel(kMoeDir);
+  ASSERT_TRUE(model.ok());
+  std::mt19937_64 rng(seed);
+  for (int b = 0; b < n; ++b) {
+    proto::TrajectoryBatch batch;
+    batch.set_format_version(1);
+    batch.set_batch_index(b);
+    batch.set_group_size(4);
+    std::vector<std::vector<int64_t>> seqs;
+    std::vector<int64_t> prompt_lens;
+    for (int g = 0; g < groups; ++g) {
+      std::vector<int64_t> prompt;
+      for (int t = 0; t < 4 + static_cast<int>(rng() % 4); ++t) prompt.push_back(3 + rng() % 120);
+      for (int s = 0; s < 4; ++s) {
+        proto::Trajectory* tr = batch.add_trajectories();
+        tr->set_format_version(2);
+        tr->set_group_id(absl::StrFormat("b%d-g%d", b, g));
+        tr->set_sample_index(s);
+        std::vector<int64_t> seq = prompt;
+        for (int64_t id : prompt) tr->add_prompt_tokens(static_cast<int32_t>(id));
+        const int out = 3 + static_cast<int>(rng() % 6);
+        for (int t = 0; t < out; ++t) {
+          const int64_t id = 3 + rng() % 120;
+          tr->add_output_tokens(static_cast<int32_t>(id));
+          tr->add_output_versions(0);
+          seq.push_back(id);
+        }
+        tr->set_finish_reason(s == 3 ? proto::FINISH_REASON_LENGTH : proto::FINISH_REASON_STOP);
+        tr->set_reward(static_cast<float>(rng() % 2));
+        tr->set_scored(true);
+        seqs.push_back(seq);
+        prompt_lens.push_back(static_cast<int64_t>(prompt.size()));
+      }
+    }
+    auto logprobs = ScoreSequences(**model, seqs, prompt_lens, 1.0);
+    ASSERT_TRUE(logprobs.ok());
+    for (int i = 0; i < batch.trajectories_size(); ++i) {
+      for (float lp : (*logprobs)[i]) batch.mutable_trajectories(i)->add_output_logprobs(lp);
+    }
+    auto writer = RecordWriter::Create(absl::StrFormat("%s/%06d.rec", dir, b));
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->WriteMessage(batch).ok());
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+}
+
+TrainerSettings Settings(const std::string& root, const std::string& trial,
+                         const std::vector<std::string>& overrides = {}) {
+  const std::string yaml = absl::StrFormat(R"(
+experiment_name: trainer-test
+trial_name: %s
+cluster:
+  fileroot: %s
+actor:
+  path: %s
+  dtype: float32
+  optimizer:
+    lr: 1.0e-3
+    warmup_steps_proportion: 0.0
+  ppo_n_minibatches: 2
+  eps_clip: 0.4
+  reward_scaling: 10.0
+  reward_bias: -0.5
+  kl_ctl: 0.0
+  recompute_logprob: true
+  use_decoupled_loss: true
+  rejection_sampling:
+    metric: ratio
+    upper: 5.0
+  reward_norm:
+    mean_level: group
+    std_level: group
+    group_size: 4
+  adv_norm:
+    mean_level: batch
+    std_level: batch
+  mb_spec:
+    max_tokens_per_mb: 64
+saver:
+  freq_steps: 1
+recover:
+  mode: auto
+trainer:
+  follow_batches: false
+  keep_weight_versions: 2
+  threads: 1
+)",
+                                           trial, root, kMoeDir);
+  auto tree = ConfigTree::FromYamlText(yaml, "test.yaml");
+  EXPECT_TRUE(tree.ok()) << tree.status();
+  for (const std::string& o : overrides) EXPECT_TRUE(tree->ApplyOverride(o).ok()) << o;
+  EXPECT_TRUE(tree->ResolveInterpolations().ok());
+  TrainerSettings settings;
+  const absl::Status s = settings.Load(*tree);
+  EXPECT_TRUE(s.ok()) << s;
+  return settings;
+}
+
+TEST(TrainerRun, GrpoStepsPublishVersionsProbeAndStats) {
+  const std::string root = Fresh("e2e");
+  const TrainerSettings s = Settings(root, "trial0");
+  WriteBatches(s.BatchesDir(), 3, 2, 1);
+  TrainerReport report;
+  const absl::Status status = RunTrainer(s, nullptr, &report);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(report.steps_done, 3);
+  EXPECT_TRUE(std::isfinite(report.last_loss));
+
+  // weights/: LATEST names v3; keep_weight_versions=2 leaves v2 and v3.
+  EXPECT_EQ(*ReadLatestVersion(s.WeightsDir()), 3);
+  EXPECT_EQ(*ListVersions(s.WeightsDir()), (std::vector<int64_t>{2, 3}));
+  // probe.json holds what the published weights give its sequences.
+  const nlohmann::json probe = nlohmann::json::parse(ReadAll(VersionDir(s.WeightsDir(), 3) + "/probe.json"));
+  EXPECT_EQ(probe["format_version"], 1);
+  EXPECT_EQ(probe["version"], 3);
+  auto published = LoadHfModel(VersionDir(s.WeightsDir(), 3));
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_GE(probe["sequences"].size(), 1u);
+  for (const auto& seq : probe["sequences"]) {
+    const std::vector<int64_t> ids = seq["input_ids"];
+    const std::vector<float> expected = seq["logprobs"];
+    ASSERT_EQ(expected.size(), ids.size() - 1);
+    auto got = ScoreSequences(**published, {ids}, {1}, 1.0);
+    ASSERT_TRUE(got.ok());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR((*got)[0][i], expected[i], 1e-5);
+  }
+  // The published weights differ from the initial ones (training happened).
+  auto initial = LoadHfModel(kMoeDir);
+  EXPECT_FALSE((*initial)->named_parameters()["model.norm.weight"].equal(
+      (*published)->named_parameters()["model.norm.weight"]));
+
+  // stats.jsonl: one line per step with AReaL's names.
+  std::ifstream in(s.StatsPath());
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["step"], lines);
+    for (const char* key :
+         {"ppo_actor/task_reward/avg", "ppo_actor/advantages/avg", "ppo_actor/n_seqs",
+          "ppo_actor/update/grad_norm", "ppo_actor/update/lr", "ppo_actor/update/update_successful",
+          "ppo_actor/update/actor_loss/avg", "ppo_actor/update/clip_ratio/avg",
+          "ppo_actor/update/importance_weight/avg", "ppo_actor/update/entropy/avg",
+          "ppo_actor/update/version_stats/sample_staleness_theta_avg", "rollout/reward",
+          "timeperf/train_step", "timeperf/update_weights", "timeperf/recompute_logp"}) {
+      EXPECT_TRUE(j.contains(key)) << "step " << lines << " lacks " << key;
+    }
+    EXPECT_EQ(j["ppo_actor/n_seqs"], 8);
+    EXPECT_EQ(j["ppo_actor/update/update_successful"], 1);
+    EXPECT_EQ(j["ppo_actor/update/version_stats/sample_staleness_theta_avg"], lines);
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
+  // Checkpoints every step, the newest complete.
+  EXPECT_TRUE(std::filesystem::exists(s.CheckpointsDir() + "/step-3/manifest.pb"));
+}
+
+TEST(TrainerRun, ResumeThroughRecoverIsBitIdentical) {
+  const std::string root = Fresh("resume");
+  const TrainerSettings straight = Settings(root, "straight", {"+total_train_steps=4"});
+  WriteBatches(straight.BatchesDir(), 4, 1, 2);
+  TrainerReport report;
+  ASSERT_TRUE(RunTrainer(straight, nullptr, &report).ok());
+  ASSERT_EQ(report.steps_done, 4);
+
+  const TrainerSettings first = Settings(root, "split", {"+total_train_steps=2"});
+  std::filesystem::create_directories(first.BatchesDir());
+  for (int b = 0; b < 4; ++b) {
+    std::filesystem::copy_file(absl::StrFormat("%s/%06d.rec", straight.BatchesDir(), b),
+                               absl::StrFormat("%s/%06d.rec", first.BatchesDir(), b));
+  }
+  ASSERT_TRUE(RunTrainer(first, nullptr, &report).ok());
+  ASSERT_EQ(report.steps_done, 2);
+  const TrainerSettings second = Settings(root, "split", {"+total_train_steps=4"});
+  ASSERT_TRUE(RunTrainer(second, nullptr, &report).ok());
+  EXPECT_EQ(report.first_step, 2);
+  EXPECT_EQ(report.steps_done, 4);
+  const std::string a = ReadAll(VersionDir(straight.WeightsDir(), 4) + "/model.safetensors");
+  const std::string b = ReadAll(VersionDir(second.WeightsDir(), 4) + "/model.safetensors");
+  ASSERT_FALSE(a.empty());
+  EXPECT_TRUE(a == b) << "weights after 4 steps differ between the straight and the resumed run";
+}
+
+TEST(TrainerRun, BadBatchFileStopsTheRunNamingIt) {
+  const std::string root = Fresh("bad");
+  const TrainerSettings s = Settings(root, "trial0");
+  WriteBatches(s.BatchesDir(), 2, 1, 3);
+  // Damage batch 1: an output token outside the 128-token vocabulary.
+  const std::string path = s.BatchesDir() + "/000001.rec";
+  proto::TrajectoryBatch batch;
+  {
+    auto reader = RecordReader::Open(path);
+    ASSERT_TRUE(reader.ok());
+    ASSERT_TRUE(*(*reader)->NextMessage(&batch));
+  }
+  batch.mutable_trajectories(2)->set_output_tokens(1, 500);
+  std::filesystem::remove(path);
+  auto writer = RecordWriter::Create(path);
+  ASSERT_TRUE((*writer)->WriteMessage(batch).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+
+  TrainerReport report;
+  const absl::Status status = RunTrainer(s, nullptr, &report);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("000001.rec (record 0 at byte 16)"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("trajectories[2]"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("output_tokens[1] = 500"));
+  EXPECT_EQ(report.steps_done, 1);
+  EXPECT_EQ(*ReadLatestVersion(s.WeightsDir()), 1);
+}
+
+TEST(TrainerRun, StopBeforeAnyBatchPublishesVersionZero) {
+  const std::string root = Fresh("stop");
+  const TrainerSettings s = Settings(root, "trial0", {"trainer.follow_batches=true"});
+  TrainerReport report;
+  int polls = 0;
+  const absl::Status status = RunTrainer(s, [&] { return ++polls > 2; }, &report);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(report.steps_done, 0);
+  EXPECT_EQ(*ReadLatestVersion(s.WeightsDir()), 0);
+  EXPECT_TRUE(std::filesystem::exists(VersionDir(s.WeightsDir(), 0) + "/probe.json"));
+  EXPECT_TRUE(std::filesystem::exists(VersionDir(s.WeightsDir(), 0) + "/config.json"));
+}
+
+}  // namespace
+}  // namespace moerl
