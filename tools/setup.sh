@@ -73,6 +73,38 @@ else
   log "pip: all ${#PIP_PACKAGES[@]} packages present"
 fi
 
+# AReaL itself, the oracle for trainer/advantages and trainer/ppo_loss
+# (//trainer:areal_oracle_test). `--no-deps --target` into a folder of its own:
+# a plain install would pull another torch over the pinned one. These are the
+# modules `areal.trainer.ppo.actor` and `areal.utils.data` import beyond the
+# packages above (found by importing with only those on the path).
+AREAL_ORACLE_DIR="${MOERL_AREAL_ORACLE:-${HOME}/.cache/moerl/areal-oracle}"
+AREAL_ORACLE_PACKAGES=(
+  areal==1.0.4
+  aiofiles==25.1.0 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aiosignal==1.4.0
+  antlr4-python3-runtime==4.9.3 attrs==26.1.0 blinker==1.9.0 certifi==2026.10.19.post1
+  colorlog==6.12.0 einops==0.8.2 flask==3.1.3 frozenlist==1.8.0 httpx==0.29.0
+  hydra-core==1.3.8 itsdangerous==2.2.0 jiter==0.19.0 jsonschema==4.26.0
+  jsonschema-specifications==2025.9.1 lark==1.3.1 llvmlite==0.50.0 msgpack==1.2.4
+  multidict==7.2.1 numba==0.68.1 omegaconf==2.4.0 openai==3.57.0 orjson==3.13.0
+  pillow==13.0.0 propcache==0.5.4 protobuf==7.36.2 ray==2.60.0 referencing==0.37.0
+  requests==2.34.2 rpds-py==2026.9.1 sniffio==1.3.1 tenacity==9.2.1 torchdata==0.11.0
+  urllib3==2.8.0 uvloop==0.23.0 werkzeug==3.1.9 yarl==1.25.1
+)
+areal_stamp="${AREAL_ORACLE_DIR}/.moerl-packages"
+if [[ -f "$areal_stamp" && "$(cat "$areal_stamp")" == "${AREAL_ORACLE_PACKAGES[*]}" ]]; then
+  log "areal oracle: present in ${AREAL_ORACLE_DIR}"
+else
+  log "areal oracle: installing ${#AREAL_ORACLE_PACKAGES[@]} packages into ${AREAL_ORACLE_DIR}"
+  rm -rf "${AREAL_ORACLE_DIR}.tmp"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "${AREAL_ORACLE_DIR}.tmp" "${AREAL_ORACLE_PACKAGES[@]}"
+  rm -rf "$AREAL_ORACLE_DIR"
+  mv "${AREAL_ORACLE_DIR}.tmp" "$AREAL_ORACLE_DIR"
+  echo "${AREAL_ORACLE_PACKAGES[*]}" > "$areal_stamp"
+  installed+=("areal-oracle")
+fi
+
 # The build's repository rules look for these; fail here, not in Bazel.
 command -v bazel >/dev/null || { log "bazel is not on PATH after install" >&2; exit 1; }
 command -v protoc >/dev/null || { log "protoc is not on PATH after install" >&2; exit 1; }

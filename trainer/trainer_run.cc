@@ -139,6 +139,12 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   std::filesystem::create_directories(s.RunDir(), ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", s.RunDir(), "': ", ec.message()));
   at::manual_seed(static_cast<uint64_t>(s.run.seed));
+  const GrpoOptions grpo = GrpoOptionsFrom(s);
+  if (grpo.advantages.reward_norm) {
+    MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.reward_norm, "actor.reward_norm"));
+  }
+  if (grpo.advantages.adv_norm) MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.adv_norm, "actor.adv_norm"));
+  MOERL_RETURN_IF_ERROR(ValidatePpoLossConfig(grpo.loss));
   MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s));
   LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,
                       s.optimizer.min_lr_ratio, s.total_train_steps.value_or(0)};
@@ -175,7 +181,6 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
 
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
   StatsLog stats_log(s.StatsPath());
-  const GrpoOptions grpo = GrpoOptionsFrom(s);
   TrainStepOptions step_options;
   step_options.ppo_n_minibatches = s.ppo_n_minibatches;
   step_options.max_tokens_per_mb = s.max_tokens_per_mb;
