@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "trainer/model/hf_weights.h"
+#include "trainer/grpo_objective.h"
 #include "trainer/model/logprobs.h"
 
 namespace moerl {
@@ -268,6 +269,56 @@ TEST(TrainerRun, StopBeforeAnyBatchPublishesVersionZero) {
   EXPECT_EQ(*ReadLatestVersion(s.WeightsDir()), 0);
   EXPECT_TRUE(std::filesystem::exists(VersionDir(s.WeightsDir(), 0) + "/probe.json"));
   EXPECT_TRUE(std::filesystem::exists(VersionDir(s.WeightsDir(), 0) + "/config.json"));
+}
+
+}  // namespace
+}  // namespace moerl
+
+namespace moerl {
+namespace {
+
+// GRPO's loss through micro-batches of any size gives the minibatch's
+// gradient (global token mean), to 1e-6.
+TEST(GrpoObjective, MicroBatchingLeavesGradientsUnchanged) {
+  const std::string root = Fresh("grpo_micro");
+  const TrainerSettings s = Settings(root, "trial0");
+  WriteBatches(s.BatchesDir(), 1, 3, 7);
+  proto::TrajectoryBatch batch;
+  auto reader = RecordReader::Open(s.BatchesDir() + "/000000.rec");
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(*(*reader)->NextMessage(&batch));
+  const std::vector<TrainSequence> seqs = FromTrajectoryBatch(batch);
+  auto model = LoadHfModel(kMoeDir);
+  ASSERT_TRUE(model.ok());
+  GrpoObjective objective(GrpoOptionsFrom(s), 0);
+  StatsRecorder stats;
+  ASSERT_TRUE(objective.Prepare(**model, seqs, &stats).ok());
+  IndexList all;
+  for (size_t i = 0; i < seqs.size(); ++i) all.push_back(static_cast<int64_t>(i));
+  std::vector<at::Tensor> reference;
+  for (std::optional<int64_t> cap : {std::optional<int64_t>(), std::optional<int64_t>(40),
+                                     std::optional<int64_t>(1)}) {
+    (*model)->zero_grad();
+    TrainStepOptions options;
+    options.max_tokens_per_mb = cap;
+    options.aux_loss_coef = 0.0;  // the load-balancing loss is not additive over micro-batches
+    const int64_t n_micro = AccumulateMinibatchGradients(**model, objective, seqs, all, options, &stats);
+    std::vector<at::Tensor> grads;
+    for (const at::Tensor& p : (*model)->parameters()) grads.push_back(p.grad().clone());
+    if (reference.empty()) {
+      EXPECT_EQ(n_micro, 1);
+      reference = grads;
+      continue;
+    }
+    EXPECT_GT(n_micro, 2);
+    double max_diff = 0, max_abs = 0;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      max_diff = std::max(max_diff, (grads[i] - reference[i]).abs().max().item<double>());
+      max_abs = std::max(max_abs, reference[i].abs().max().item<double>());
+    }
+    EXPECT_GT(max_abs, 1e-4);  // a real gradient
+    EXPECT_LE(max_diff, 1e-6) << "max_tokens_per_mb " << *cap << ": max |grad diff| " << max_diff;
+  }
 }
 
 }  // namespace
