@@ -77,6 +77,7 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
   int64_t L = 0;
   for (const TrainSequence& s : seqs) L = std::max(L, s.Length());
 
+  if (options_.router_replay) MOERL_RETURN_IF_ERROR(ValidateRoutes(model.config(), seqs));
   // Proximal log-probs: one no-grad pass with the pre-update weights.
   std::vector<at::Tensor> prox(B);
   const bool compute_prox = options_.use_decoupled_loss || options_.recompute_logprob;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "trainer/micro_batches.h"
 #include "trainer/model/model.h"
 #include "trainer/train_batch.h"
@@ -42,6 +43,11 @@ struct PolicyOutput {
   int64_t num_tokens = 0;            // packed T
   std::vector<at::Tensor> topk_ids_tk;  // per MoE layer, the routes used
 };
+
+// With replay_routes: InvalidArgument (naming the sequence) unless every
+// sequence's routed_experts is empty or matches the model (layers = its MoE
+// layers, top_k = num_experts_per_tok, ids < num_experts).
+absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSequence>& seqs);
 
 PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
                            const IndexList& indices, const PolicyForwardOptions& options);
