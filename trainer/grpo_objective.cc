@@ -119,7 +119,28 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
     behave_logp_bl[b].narrow(0, s.prompt_len, s.OutputLen())
         .copy_(behave_is_prox ? prox[b] : Floats(s.behave_logp));
   }
+  at::Tensor ref_logp_bl;
+  if (ref_ != nullptr) {
+    const absl::Time ref_start = absl::Now();
+    at::NoGradGuard no_grad;
+    ref_logp_bl = at::zeros({B, L}, at::kFloat);
+    IndexList all(B);
+    for (int64_t i = 0; i < B; ++i) all[i] = i;
+    PolicyForwardOptions fwd;
+    fwd.temperature = options_.temperature;
+    for (const IndexList& micro : PackMicroBatches(SequenceLengths(seqs), all, options_.max_tokens_per_mb)) {
+      PolicyOutput out = PolicyForward(*ref_, seqs, micro, fwd);
+      int64_t offset = 0;
+      for (size_t j = 0; j < micro.size(); ++j) {
+        const TrainSequence& s = seqs[micro[j]];
+        ref_logp_bl[micro[j]].narrow(0, s.prompt_len, s.OutputLen()).copy_(out.logp_n.narrow(0, offset, s.OutputLen()));
+        offset += s.OutputLen();
+      }
+    }
+    stats->Scalar("timeperf/ref_logp", absl::ToDoubleSeconds(absl::Now() - ref_start));
+  }
   AdvantageBatch batch;
+  batch.ref_logp_bl = ref_logp_bl;
   batch.rewards_b = rewards_b;
   batch.loss_mask_bl = loss_mask_bl;
   batch.behave_logp_bl = behave_logp_bl;

@@ -40,8 +40,10 @@ GrpoOptions GrpoOptionsFrom(const TrainerSettings& settings);
 
 class GrpoObjective : public Objective {
  public:
-  // `version`: the policy version being trained (staleness is measured from it).
-  GrpoObjective(GrpoOptions options, int64_t version) : options_(std::move(options)), version_(version) {}
+  // `version`: the policy version being trained (staleness is measured from
+  // it). `ref`: the reference model of the KL penalty (kl_ctl != 0), or null.
+  GrpoObjective(GrpoOptions options, int64_t version, Qwen3Model* ref = nullptr)
+      : options_(std::move(options)), version_(version), ref_(ref) {}
 
   absl::Status Prepare(Qwen3Model& model, const std::vector<TrainSequence>& seqs, StatsRecorder* stats) override;
   int64_t LossTokens(const std::vector<TrainSequence>& seqs, const IndexList& indices) const override;
@@ -62,6 +64,7 @@ class GrpoObjective : public Objective {
  private:
   GrpoOptions options_;
   int64_t version_;
+  Qwen3Model* ref_;
   // Per sequence, fp32 [completion tokens].
   std::vector<at::Tensor> adv_, prox_, behave_, mask_;
   std::vector<int64_t> valid_;  // mask sums

@@ -146,6 +146,12 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   if (grpo.advantages.adv_norm) MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.adv_norm, "actor.adv_norm"));
   MOERL_RETURN_IF_ERROR(ValidatePpoLossConfig(grpo.loss));
   MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s));
+  std::shared_ptr<Qwen3Model> ref;  // the KL penalty's reference, frozen
+  if (s.mode == "grpo" && s.kl_ctl != 0) {
+    MOERL_ASSIGN_OR_RETURN(ref, LoadHfModel(s.ref_path));
+    if (s.dtype == "bfloat16") ref->to(at::kBFloat16);
+    for (at::Tensor& p : ref->parameters()) p.set_requires_grad(false);
+  }
   LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,
                       s.optimizer.min_lr_ratio, s.total_train_steps.value_or(0)};
   TrainOptimizer optimizer(model->parameters(), s.optimizer, schedule);
@@ -197,7 +203,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
     const absl::Time train_start = absl::Now();
     std::unique_ptr<Objective> objective;
     if (s.mode == "grpo") {
-      objective = std::make_unique<GrpoObjective>(grpo, state.step);
+      objective = std::make_unique<GrpoObjective>(grpo, state.step, ref.get());
     } else {
       objective = std::make_unique<SftObjective>(s.temperature);
     }

@@ -232,6 +232,24 @@ TEST(TrainerRun, ResumeThroughRecoverIsBitIdentical) {
   EXPECT_TRUE(a == b) << "weights after 4 steps differ between the straight and the resumed run";
 }
 
+TEST(TrainerRun, KlPenaltyAgainstReferenceModelRuns) {
+  const std::string root = Fresh("kl");
+  const TrainerSettings s = Settings(root, "trial0", {"actor.kl_ctl=0.1", std::string("+ref.path=") + kMoeDir,
+                                                      "+total_train_steps=1"});
+  WriteBatches(s.BatchesDir(), 1, 1, 4);
+  TrainerReport report;
+  const absl::Status status = RunTrainer(s, nullptr, &report);
+  ASSERT_TRUE(status.ok()) << status;
+  std::ifstream in(s.StatsPath());
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const nlohmann::json j = nlohmann::json::parse(line);
+  ASSERT_TRUE(j.contains("timeperf/ref_logp"));
+  // At step 0 the reference is the policy that sampled: the per-token KL
+  // rewards are ~0 but present.
+  EXPECT_NEAR(j["ppo_actor/kl_rewards/avg"].get<double>(), 0.0, 1e-4);
+}
+
 TEST(TrainerRun, BadBatchFileStopsTheRunNamingIt) {
   const std::string root = Fresh("bad");
   const TrainerSettings s = Settings(root, "trial0");
