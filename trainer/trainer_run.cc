@@ -20,6 +20,7 @@
 #include "common/weights_dir.h"
 #include "dataset/feeder_run.h"
 #include "trainer/checkpoint.h"
+#include "trainer/evaluator.h"
 #include "trainer/grpo_objective.h"
 #include "trainer/model/config.h"
 #include "trainer/model/hf_weights.h"
@@ -107,13 +108,16 @@ class SftStepData : public StepData {
   uint64_t seed_;
 };
 
+// tokenizer_path, else actor.path (unless built from scratch), else the small
+// tokenizer shipped with the binary.
+absl::StatusOr<Tokenizer> LoadTrainerTokenizer(const TrainerSettings& s) {
+  return LoadPromptTokenizer(s.tokenizer_path.empty() && !s.init_from_scratch ? s.actor_path : s.tokenizer_path, "");
+}
+
 absl::StatusOr<std::unique_ptr<StepData>> MakeStepData(const TrainerSettings& s, const TrainerState& state,
                                                         int64_t vocab) {
   if (s.mode == "grpo") return std::unique_ptr<StepData>(new BatchFileData(s, state.data_index, vocab));
-  MOERL_ASSIGN_OR_RETURN(Tokenizer tokenizer,
-                         LoadPromptTokenizer(s.tokenizer_path.empty() && !s.init_from_scratch ? s.actor_path
-                                                                                              : s.tokenizer_path,
-                                             ""));
+  MOERL_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadTrainerTokenizer(s));
   RenderPromptFn render = [&](absl::string_view user) { return tokenizer.RenderChatPrompt(user); };
   TokenizeFn tokenize = [&](absl::string_view text) { return tokenizer.Encode(text); };
   MOERL_ASSIGN_OR_RETURN(SftData data, SftData::Load(s.sft_dataset, render, tokenize, tokenizer.eos_id()));
@@ -187,6 +191,24 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
 
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
   StatsLog stats_log(s.StatsPath());
+  // Evaluation: the held-out problems, tokenized once.
+  std::optional<Tokenizer> eval_tokenizer;
+  std::vector<EvalProblem> eval_problems;
+  EvalOptions eval_options;
+  if (s.evaluator_freq_steps) {
+    MOERL_ASSIGN_OR_RETURN(eval_tokenizer, LoadTrainerTokenizer(s));
+    const Tokenizer& tok = *eval_tokenizer;
+    MOERL_ASSIGN_OR_RETURN(
+        eval_problems,
+        LoadEvalProblems(
+            s.valid_dataset_path, s.eval_max_prompts, [&](absl::string_view u) { return tok.RenderChatPrompt(u); },
+            [&](absl::string_view t) { return tok.Encode(t); }));
+    eval_options.n_samples = s.eval_n_samples;
+    eval_options.temperature = s.eval_temperature;
+    eval_options.max_new_tokens = s.eval_max_new_tokens;
+    for (int32_t id : tok.stop_ids()) eval_options.stop_ids.push_back(id);
+    eval_options.seed = static_cast<uint64_t>(s.run.seed);
+  }
   TrainStepOptions step_options;
   step_options.ppo_n_minibatches = s.ppo_n_minibatches;
   step_options.max_tokens_per_mb = s.max_tokens_per_mb;
@@ -221,6 +243,20 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
       const absl::Time save_start = absl::Now();
       MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(s.CheckpointsDir(), *model, optimizer, state));
       stats.Scalar("timeperf/checkpoint_for_recover", Seconds(save_start));
+    }
+
+    if (s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0) {
+      const absl::Time eval_start = absl::Now();
+      const Tokenizer& tok = *eval_tokenizer;
+      DecodeFn decode = [&](const std::vector<int64_t>& ids) {
+        return tok.Decode(std::vector<int32_t>(ids.begin(), ids.end()), {.skip_special_tokens = true});
+      };
+      MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(model, eval_problems, decode, eval_options));
+      stats.Scalar("eval-rollout/reward", eval.reward);
+      stats.Scalar("eval-rollout/greedy_accuracy", eval.greedy_accuracy);
+      stats.Scalar("timeperf/eval", Seconds(eval_start));
+      MOERL_LOG(INFO) << "eval after step " << state.step - 1 << ": reward " << eval.reward << ", greedy accuracy "
+                      << eval.greedy_accuracy << " on " << eval.prompts << " prompts";
     }
 
     double tokens = 0;

@@ -269,7 +269,9 @@ TEST(TrainerRun, SftFromScratchOnSyntheticProblemsLowersTheLoss) {
       root, "trial0",
       {"actor.path=" + model_dir, "+actor.init_from_scratch=true", "+trainer.mode=sft",
        "+trainer.sft_dataset=" + data, "+trainer.sft_epochs=3", "+train_dataset.batch_size=8",
-       "actor.optimizer.lr=3e-3", "actor.ppo_n_minibatches=1"});
+       "actor.optimizer.lr=3e-3", "actor.ppo_n_minibatches=1", "+evaluator.freq_steps=3",
+       "+valid_dataset.path=" + data, "+trainer.eval_max_prompts=3", "+trainer.eval_n_samples=2",
+       "+trainer.eval_max_new_tokens=12"});
   TrainerReport report;
   const absl::Status status = RunTrainer(s, nullptr, &report);
   ASSERT_TRUE(status.ok()) << status;
@@ -277,7 +279,22 @@ TEST(TrainerRun, SftFromScratchOnSyntheticProblemsLowersTheLoss) {
   std::ifstream in(s.StatsPath());
   std::string line;
   std::vector<double> nll;
-  while (std::getline(in, line)) nll.push_back(nlohmann::json::parse(line)["sft/nll/avg"].get<double>());
+  int evals = 0;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    nll.push_back(j["sft/nll/avg"].get<double>());
+    // Evaluation after steps 2, 5, 8 (every 3 steps), rewards in [0, 1].
+    if (j.contains("eval-rollout/reward")) {
+      ++evals;
+      EXPECT_EQ(j["step"].get<int>() % 3, 2);
+      EXPECT_GE(j["eval-rollout/reward"].get<double>(), 0.0);
+      EXPECT_LE(j["eval-rollout/reward"].get<double>(), 1.0);
+      EXPECT_GE(j["eval-rollout/greedy_accuracy"].get<double>(), 0.0);
+      EXPECT_LE(j["eval-rollout/greedy_accuracy"].get<double>(), 1.0);
+      EXPECT_TRUE(j.contains("timeperf/eval"));
+    }
+  }
+  EXPECT_EQ(evals, 3);
   ASSERT_EQ(nll.size(), 9u);
   EXPECT_LT(nll.back(), nll.front() * 0.8) << "first " << nll.front() << " last " << nll.back();
   EXPECT_EQ(*ReadLatestVersion(s.WeightsDir()), 9);
