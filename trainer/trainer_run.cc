@@ -27,6 +27,7 @@
 #include "trainer/optimizer.h"
 #include "trainer/sft.h"
 #include "trainer/stats_log.h"
+#include "trainer/tensorboard_writer.h"
 #include "trainer/train_step.h"
 #include "trainer/weight_publisher.h"
 
@@ -191,6 +192,8 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
 
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
   StatsLog stats_log(s.StatsPath());
+  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<TensorBoardWriter> tensorboard,
+                         TensorBoardWriter::Create(s.RunDir() + "/tensorboard"));
   // Evaluation: the held-out problems, tokenized once.
   std::optional<Tokenizer> eval_tokenizer;
   std::vector<EvalProblem> eval_problems;
@@ -269,11 +272,13 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
     values["version"] = static_cast<double>(state.step);
     values["timeperf/tokens_per_second"] = tokens / std::max(train_seconds, 1e-9);
     MOERL_RETURN_IF_ERROR(stats_log.Append(state.step - 1, values));
+    MOERL_RETURN_IF_ERROR(tensorboard->WriteScalars(state.step - 1, values));
     if ((state.step - 1) % s.log_every == 0) {
       std::fprintf(stderr, "%s\n",
-                   absl::StrFormat("trainer: step %d -> v%d  reward %.4f  loss %.5f  grad_norm %.4f  lr %.3g  "
+                   absl::StrFormat("trainer: step %d -> v%d  %s %.4f  loss %.5f  grad_norm %.4f  lr %.3g  "
                                    "%.0f tokens/s  (%.2f s)",
-                                   state.step - 1, state.step, report->last_reward, report->last_loss,
+                                   state.step - 1, state.step, s.mode == "grpo" ? "reward" : "nll",
+                                   s.mode == "grpo" ? report->last_reward : report->last_loss, report->last_loss,
                                    stats.Value("ppo_actor/update/grad_norm"), stats.Value("ppo_actor/update/lr"),
                                    values["timeperf/tokens_per_second"], train_seconds)
                        .c_str());

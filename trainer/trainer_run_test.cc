@@ -203,6 +203,12 @@ TEST(TrainerRun, GrpoStepsPublishVersionsProbeAndStats) {
     ++lines;
   }
   EXPECT_EQ(lines, 3);
+  // The same statistics as TensorBoard events.
+  int event_files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(s.RunDir() + "/tensorboard")) {
+    event_files += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  }
+  EXPECT_EQ(event_files, 1);
   // Checkpoints every step, the newest complete.
   EXPECT_TRUE(std::filesystem::exists(s.CheckpointsDir() + "/step-3/manifest.pb"));
 }
