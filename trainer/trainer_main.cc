@@ -1,51 +1,39 @@
-// trainer: computes GRPO advantages for a list of rewards (whole groups;
-// each sequence one completion token), AReaL's group-normalised rewards.
-// (The MoE trainer arrives with the model and parallelism issues.)
-#include <ATen/ops/full.h>
-#include <ATen/ops/tensor.h>
-#include <ATen/ops/zeros.h>
-
+// trainer: GRPO (or SFT) training of a Qwen3-MoE policy on one rank, on the
+// run folder <cluster.fileroot>/<experiment_name>/<trial_name>/ (see
+// trainer/trainer_run.h, keys in trainer/trainer_settings.h and
+// docs/trainer.md).
+//
+//   trainer --config grpo.yaml actor.path=/models/moe
+//   trainer --config grpo.yaml trainer.mode=sft trainer.sft_dataset=train.jsonl
+//
+// Exits 0 when done (or stopped by SIGTERM/SIGINT between steps or while
+// waiting for a batch), 1 with one line on error.
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "trainer/advantages.h"
+#include "common/status.h"
+#include "trainer/trainer_run.h"
 
-ABSL_FLAG(std::string, rewards, "", "comma-separated rewards, whole groups");
-ABSL_FLAG(int, group_size, 1, "completions per prompt");
+namespace {
+volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
+void OnSignal(int) { g_stop = 1; }
+
+absl::Status Main(const std::vector<std::string>& args) {
+  MOERL_ASSIGN_OR_RETURN(moerl::TrainerSettings settings, moerl::LoadTrainerSettings(args));
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  moerl::TrainerReport report;
+  return moerl::RunTrainer(settings, [] { return g_stop != 0; }, &report);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  std::vector<float> rewards;
-  for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_rewards), ',')) {
-    float value;
-    if (!absl::SimpleAtof(part, &value)) {
-      std::fprintf(stderr, "trainer: --rewards: \"%s\" is not a number\n",
-                   std::string(part).c_str());
-      return 2;
-    }
-    rewards.push_back(value);
-  }
-  const int64_t b = static_cast<int64_t>(rewards.size());
-  moerl::AdvantageBatch batch;  // row = [prompt token, completion token]
-  batch.rewards_b = at::tensor(rewards);
-  batch.loss_mask_bl = at::zeros({b, 2});
-  batch.loss_mask_bl.select(1, 1).fill_(1.0);
-  batch.behave_logp_bl = at::zeros({b, 2});
-  batch.seqlens_b = at::full({b}, 2, at::kLong);
-  moerl::AdvantageConfig config;
-  config.reward_norm = moerl::NormConfig{"group", "group"};
-  config.reward_norm->group_size = absl::GetFlag(FLAGS_group_size);
-  auto advantages = moerl::ComputeAdvantages(batch, config);
-  if (!advantages.ok()) {
-    std::fprintf(stderr, "trainer: %s\n", std::string(advantages.status().message()).c_str());
+  const absl::Status status = Main(std::vector<std::string>(argv + 1, argv + argc));
+  if (!status.ok()) {
+    std::fprintf(stderr, "trainer: %s\n", std::string(status.message()).c_str());
     return 1;
   }
-  const at::Tensor first = advantages->advantages_bl.select(1, 0).contiguous();
-  for (int64_t i = 0; i < b; ++i) std::printf("%.6f\n", first.data_ptr<float>()[i]);
   return 0;
 }

@@ -110,6 +110,24 @@ void ConfigSchema::Double(const std::string& path, double* out, const std::strin
        }});
 }
 
+void ConfigSchema::OptionalDouble(const std::string& path, std::optional<double>* out,
+                                  const std::string& doc) {
+  Add({path, "float or null", out->has_value() ? absl::StrCat(**out) : "null", doc,
+       [out](const YAML::Node& node) {
+         if (node.IsNull()) {
+           out->reset();
+           return absl::OkStatus();
+         }
+         MOERL_ASSIGN_OR_RETURN(std::string text, ScalarText(node, "a number or null"));
+         double value = 0;
+         if (!absl::SimpleAtod(absl::StripAsciiWhitespace(text), &value) || !std::isfinite(value)) {
+           return Expected("a finite number such as 0.5, or null");
+         }
+         *out = value;
+         return absl::OkStatus();
+       }});
+}
+
 void ConfigSchema::Bool(const std::string& path, bool* out, const std::string& doc) {
   Add({path, "bool", *out ? "true" : "false", doc, [out](const YAML::Node& node) {
          MOERL_ASSIGN_OR_RETURN(std::string text, ScalarText(node, "true or false"));

@@ -51,6 +51,8 @@ class ConfigSchema {
   void OptionalInt(const std::string& path, std::optional<int64_t>* out, const std::string& doc,
                    int64_t min = std::numeric_limits<int64_t>::min());
   void Double(const std::string& path, double* out, const std::string& doc);
+  // `null` gives nullopt.
+  void OptionalDouble(const std::string& path, std::optional<double>* out, const std::string& doc);
   // `true` / `false` only (no yes/no/on/off: YAML 1.1's surprises).
   void Bool(const std::string& path, bool* out, const std::string& doc);
   // Any scalar; `null` is an error.

@@ -143,6 +143,13 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> LoadHfModel(const std::string& dir) 
 
 absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
                               uint64_t max_shard_bytes) {
+  CheckpointWriteOptions options;
+  options.max_shard_bytes = max_shard_bytes;
+  return SaveHfCheckpoint(model, dir, save_dtype, std::move(options));
+}
+
+absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
+                              CheckpointWriteOptions options) {
   MOERL_ASSIGN_OR_RETURN(Dtype dtype, ToDtype(save_dtype));
   for (size_t l = 0; l < model.layers().size(); ++l) {
     const auto& moe = model.layers()[l]->moe;
@@ -176,8 +183,6 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
                               "\""));
   }
   // config.json is published with the weights, in one atomic step.
-  CheckpointWriteOptions options;
-  options.max_shard_bytes = max_shard_bytes;
   options.extra_files["config.json"] = std::move(text);
   return WriteCheckpointDir(dir, tensors, options);
 }

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/safetensors/checkpoint_dir.h"
 #include "trainer/model/model.h"
 
 namespace moerl {
@@ -51,6 +52,10 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> LoadHfModel(const std::string& dir);
 // save_dtype: at::kFloat, at::kBFloat16 or at::kHalf.
 absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
                               uint64_t max_shard_bytes);
+// The same with options: options.extra_files (probe.json, tokenizer files)
+// are published in the same atomic step; config.json is always written.
+absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
+                              CheckpointWriteOptions options);
 
 }  // namespace moerl
 

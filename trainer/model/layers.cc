@@ -84,8 +84,8 @@ SparseMoe::SparseMoe(const ModelConfig& c)
                             std::make_shared<Experts>(c.num_experts, c.hidden_size, c.moe_intermediate_size));
 }
 
-at::Tensor SparseMoe::Forward(const at::Tensor& x_td, Routing* routing) {
-  *routing = Route(x_td, gate->weight, top_k_, norm_topk_prob_);
+at::Tensor SparseMoe::Forward(const at::Tensor& x_td, Routing* routing, const at::Tensor& forced_ids_tk) {
+  *routing = Route(x_td, gate->weight, top_k_, norm_topk_prob_, forced_ids_tk);
   if (path_ == ExpertPath::kReference) {
     MOERL_CHECK(experts->holds_all()) << "the reference expert loop needs every expert on this rank";
     return ExpertLoopReference(x_td, *routing, experts->gate_up_proj, experts->down_proj);
@@ -115,11 +115,11 @@ DecoderLayer::DecoderLayer(const ModelConfig& c, int64_t layer_index) : eps_(c.r
 }
 
 LayerOutput DecoderLayer::Forward(const at::Tensor& h_td, const RopeTables& rope, const PackedLayout& layout,
-                                  KvCache* cache) {
+                                  KvCache* cache, const at::Tensor& forced_ids_tk) {
   LayerOutput out;
   at::Tensor h = h_td + self_attn->Forward(RmsNorm(h_td, input_layernorm->weight, eps_), rope, layout, cache);
   at::Tensor x_td = RmsNorm(h, post_attention_layernorm->weight, eps_);
-  at::Tensor y_td = moe ? moe->Forward(x_td, &out.routing) : mlp->Forward(x_td);
+  at::Tensor y_td = moe ? moe->Forward(x_td, &out.routing, forced_ids_tk) : mlp->Forward(x_td);
   out.h_td = h + y_td;
   return out;
 }

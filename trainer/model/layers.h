@@ -89,7 +89,8 @@ class SparseMoe : public torch::nn::Module {
  public:
   explicit SparseMoe(const ModelConfig& config);
   // Returns y_td; fills routing (router logits + top-k) for the losses.
-  at::Tensor Forward(const at::Tensor& x_td, Routing* routing);
+  // forced_ids_tk: router replay (see Route), or undefined.
+  at::Tensor Forward(const at::Tensor& x_td, Routing* routing, const at::Tensor& forced_ids_tk = at::Tensor());
   void set_dispatcher(std::shared_ptr<TokenDispatcher> d) { dispatcher_ = std::move(d); }
   void set_expert_path(ExpertPath p) { path_ = p; }
 
@@ -112,7 +113,7 @@ class DecoderLayer : public torch::nn::Module {
  public:
   DecoderLayer(const ModelConfig& config, int64_t layer_index);
   LayerOutput Forward(const at::Tensor& h_td, const RopeTables& rope, const PackedLayout& layout,
-                      KvCache* cache);
+                      KvCache* cache, const at::Tensor& forced_ids_tk = at::Tensor());
   bool is_moe() const { return moe != nullptr; }
 
   std::shared_ptr<WeightModule> input_layernorm, post_attention_layernorm;

@@ -87,7 +87,11 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input) {
   RopeTables rope = MakeRopeTables(input.positions_t, config_.head_dim, config_.rope_theta, h_td.scalar_type());
   std::vector<at::Tensor> router_logits;
   for (size_t l = 0; l < layers_.size(); ++l) {
-    LayerOutput lo = layers_[l]->Forward(h_td, rope, input.layout, input.cache);
+    const size_t moe_index = out.moe_layers.size();
+    const at::Tensor forced = layers_[l]->is_moe() && moe_index < input.forced_topk_ids_tk.size()
+                                  ? input.forced_topk_ids_tk[moe_index]
+                                  : at::Tensor();
+    LayerOutput lo = layers_[l]->Forward(h_td, rope, input.layout, input.cache, forced);
     h_td = lo.h_td;
     if (layers_[l]->is_moe()) {
       out.moe_layers.push_back(static_cast<int64_t>(l));

@@ -37,6 +37,9 @@ struct ModelInput {
   at::Tensor positions_t;  // int64 [T]
   PackedLayout layout;     // segment lengths, sum = T
   KvCache* cache = nullptr;  // generation only; cache->slot_of_segment set
+  // Router replay: one int64 [T, top_k] per MoE layer (layer order); rows
+  // of -1 route normally. Empty: no replay.
+  std::vector<at::Tensor> forced_topk_ids_tk;
 
   // Packs whole sequences with positions 0..len-1 each.
   static ModelInput Pack(const std::vector<std::vector<int64_t>>& sequences);

@@ -4,6 +4,7 @@
 #include <ATen/ops/bincount.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logsumexp.h>
+#include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -14,11 +15,17 @@
 
 namespace moerl {
 
-Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, bool norm_topk_prob) {
+Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, bool norm_topk_prob,
+              const at::Tensor& forced_ids_tk) {
   Routing r;
   r.logits_te = at::linear(x_td, gate_ed);
   at::Tensor probs_te = r.logits_te.softmax(-1, at::kFloat);
   auto [values_tk, ids_tk] = probs_te.topk(top_k, -1);
+  if (forced_ids_tk.defined()) {
+    at::Tensor forced_t1 = forced_ids_tk.select(1, 0).ge(0).unsqueeze(1);  // [T, 1]
+    ids_tk = at::where(forced_t1, forced_ids_tk.clamp_min(0), ids_tk);
+    values_tk = probs_te.gather(1, ids_tk);
+  }
   if (norm_topk_prob) values_tk = values_tk / values_tk.sum({-1}, /*keepdim=*/true);
   r.topk_ids_tk = ids_tk;
   r.topk_weights_tk = values_tk.to(r.logits_te.scalar_type());

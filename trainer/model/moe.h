@@ -42,7 +42,12 @@ struct Routing {
   at::Tensor topk_weights_tk; // model dtype, renormalised if norm_topk_prob
 };
 
-Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, bool norm_topk_prob);
+// Router replay: forced_ids_tk (int64 [T, k], optional) names the experts
+// of each row whose first entry is >= 0; those rows use them with their
+// router probabilities as weights (renormalised like the top-k, so the
+// router still gets gradients), rows of -1 route normally.
+Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, bool norm_topk_prob,
+              const at::Tensor& forced_ids_tk = at::Tensor());
 
 // What a dispatcher carries from Dispatch to Combine beyond the fields of
 // DispatchedTokens (the expert-parallel one keeps its split sizes here).

@@ -1,0 +1,188 @@
+#include "trainer/checkpoint.h"
+
+#include <ATen/Context.h>
+#include <ATen/core/Generator.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/proto/checkpoint.pb.h"
+#include "common/proto/formats.h"
+#include "common/status.h"
+#include "common/transport/crc32c.h"
+#include "trainer/model/hf_weights.h"
+
+namespace moerl {
+namespace {
+
+constexpr char kManifest[] = "manifest.pb";
+constexpr char kOptimizer[] = "optimizer.pt";
+
+absl::Status ErrnoError(int err, const std::string& what) {
+  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", std::strerror(err)));
+}
+
+absl::Status Fsync(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("cannot open '", path, "' to fsync"));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 ? absl::OkStatus() : ErrnoError(err, absl::StrCat("fsync '", path, "'"));
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("cannot create '", path, "'"));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      return ErrnoError(err, absl::StrCat("cannot write '", path, "'"));
+    }
+    done += static_cast<size_t>(n);
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 ? absl::OkStatus() : ErrnoError(err, absl::StrCat("fsync '", path, "'"));
+}
+
+// Every regular file under `root`, as paths relative to it, sorted.
+std::vector<std::string> FilesUnder(const std::string& root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file()) out.push_back(std::filesystem::relative(it->path(), root).string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<proto::CheckpointManifest> ReadManifest(const std::string& step_dir) {
+  MOERL_ASSIGN_OR_RETURN(std::string bytes,
+                         ReadFileToString(absl::StrCat(step_dir, "/", kManifest), "checkpoint manifest"));
+  proto::CheckpointManifest manifest;
+  if (!manifest.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat(step_dir, "/", kManifest, " does not parse"));
+  }
+  if (manifest.format_version() != kCheckpointManifestFormatVersion) {
+    return absl::DataLossError(absl::StrCat(step_dir, "/", kManifest, ": format_version ",
+                                            manifest.format_version(), ", expected ",
+                                            kCheckpointManifestFormatVersion));
+  }
+  for (const proto::CheckpointFile& f : manifest.files()) {
+    MOERL_ASSIGN_OR_RETURN(std::string data,
+                           ReadFileToString(absl::StrCat(step_dir, "/", f.path()), "checkpoint file"));
+    if (data.size() != f.size_bytes() || Crc32c(data) != f.crc32c()) {
+      return absl::DataLossError(absl::StrCat(step_dir, "/", f.path(), " does not match the manifest (",
+                                              data.size(), " bytes, manifest ", f.size_bytes(), ")"));
+    }
+  }
+  return manifest;
+}
+
+}  // namespace
+
+std::string CheckpointStepDir(const std::string& checkpoints_dir, int64_t step) {
+  return absl::StrCat(checkpoints_dir, "/step-", step);
+}
+
+absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Model& model,
+                                   const TrainOptimizer& optimizer, const TrainerState& state) {
+  std::error_code ec;
+  std::filesystem::create_directories(checkpoints_dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", checkpoints_dir, "': ", ec.message()));
+  const std::string final_dir = CheckpointStepDir(checkpoints_dir, state.step);
+  const std::string staging = absl::StrCat(checkpoints_dir, "/.step-", state.step, ".staging-", ::getpid());
+  std::filesystem::remove_all(staging, ec);
+  std::filesystem::create_directories(staging, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", staging, "': ", ec.message()));
+
+  MOERL_RETURN_IF_ERROR(SaveHfCheckpoint(model, staging + "/weights", model.dtype(), uint64_t{5} << 30));
+  MOERL_RETURN_IF_ERROR(optimizer.Save(absl::StrCat(staging, "/", kOptimizer)));
+  MOERL_RETURN_IF_ERROR(Fsync(absl::StrCat(staging, "/", kOptimizer), false));
+
+  proto::CheckpointManifest manifest;
+  manifest.set_format_version(kCheckpointManifestFormatVersion);
+  manifest.set_step(static_cast<uint64_t>(state.step));
+  manifest.set_policy_version(state.step);
+  manifest.set_data_epoch(static_cast<uint32_t>(state.data_epoch));
+  manifest.set_data_index(static_cast<uint64_t>(state.data_index));
+  manifest.set_seed(static_cast<uint64_t>(state.seed));
+  at::Tensor rng = at::globalContext().defaultGenerator(at::kCPU).get_state();
+  manifest.set_rng_state(std::string(static_cast<const char*>(rng.data_ptr()), rng.nbytes()));
+  manifest.set_allocation_mode(state.allocation_mode);
+  manifest.set_wall_time(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  for (const std::string& rel : FilesUnder(staging)) {
+    MOERL_ASSIGN_OR_RETURN(std::string data,
+                           ReadFileToString(absl::StrCat(staging, "/", rel), "checkpoint file"));
+    proto::CheckpointFile* f = manifest.add_files();
+    f->set_path(rel);
+    f->set_size_bytes(data.size());
+    f->set_crc32c(Crc32c(data));
+  }
+  MOERL_RETURN_IF_ERROR(WriteFile(absl::StrCat(staging, "/", kManifest), manifest.SerializeAsString()));
+  MOERL_RETURN_IF_ERROR(Fsync(staging, true));
+  std::filesystem::remove_all(final_dir, ec);  // a re-run of the same step replaces it
+  if (::rename(staging.c_str(), final_dir.c_str()) != 0) {
+    return ErrnoError(errno, absl::StrCat("cannot rename '", staging, "' to '", final_dir, "'"));
+  }
+  return Fsync(checkpoints_dir, true);
+}
+
+absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& checkpoints_dir) {
+  DIR* dir = ::opendir(checkpoints_dir.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return std::optional<std::string>();
+    return ErrnoError(errno, absl::StrCat("cannot list '", checkpoints_dir, "'"));
+  }
+  std::vector<int64_t> steps;
+  while (const dirent* e = ::readdir(dir)) {
+    absl::string_view name = e->d_name;
+    int64_t step = 0;
+    if (absl::ConsumePrefix(&name, "step-") && absl::SimpleAtoi(name, &step) && step >= 0) {
+      steps.push_back(step);
+    }
+  }
+  ::closedir(dir);
+  std::sort(steps.rbegin(), steps.rend());
+  for (int64_t step : steps) {
+    const std::string path = CheckpointStepDir(checkpoints_dir, step);
+    if (ReadManifest(path).ok()) return std::optional<std::string>(path);
+  }
+  return std::optional<std::string>();
+}
+
+absl::Status LoadTrainerCheckpoint(const std::string& step_dir, Qwen3Model* model,
+                                   TrainOptimizer* optimizer, TrainerState* state) {
+  MOERL_ASSIGN_OR_RETURN(proto::CheckpointManifest manifest, ReadManifest(step_dir));
+  MOERL_RETURN_IF_ERROR(LoadHfWeights(step_dir + "/weights", model));
+  MOERL_RETURN_IF_ERROR(optimizer->Load(absl::StrCat(step_dir, "/", kOptimizer)));
+  at::Tensor rng = at::empty({static_cast<int64_t>(manifest.rng_state().size())}, at::kByte);
+  std::memcpy(rng.data_ptr(), manifest.rng_state().data(), manifest.rng_state().size());
+  at::Generator generator = at::globalContext().defaultGenerator(at::kCPU);  // shares the state
+  generator.set_state(rng);
+  state->step = static_cast<int64_t>(manifest.step());
+  state->data_epoch = manifest.data_epoch();
+  state->data_index = static_cast<int64_t>(manifest.data_index());
+  return absl::OkStatus();
+}
+
+}  // namespace moerl

@@ -1,0 +1,58 @@
+// Recover checkpoints: checkpoints/step-<N>/ holds everything a run needs to
+// continue after training step N-1 (N steps done, policy version N):
+//
+//   weights/         the model in Hugging Face layout, in the training dtype
+//   optimizer.pt     AdamW state (torch::save of the optimizer)
+//   manifest.pb      CheckpointManifest: step, version, data position (next
+//                    batch index for GRPO, epoch/index for SFT), seed, RNG state, and
+//                    every file above with its size and CRC32C
+//
+// Published atomically: written into a hidden `.step-<N>.staging-<pid>`
+// sibling, fsynced, renamed. A folder without a valid manifest, or whose
+// files do not match it, is not complete and never resumed from.
+//
+//   MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(dir, *model, optimizer, state));
+//   MOERL_ASSIGN_OR_RETURN(auto latest, FindLatestCheckpoint(dir));   // nullopt: none
+//   MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state));
+//
+// Thread-compatible.
+#ifndef MOERL_TRAINER_CHECKPOINT_H_
+#define MOERL_TRAINER_CHECKPOINT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/model/model.h"
+#include "trainer/optimizer.h"
+
+namespace moerl {
+
+struct TrainerState {
+  int64_t step = 0;              // training steps completed (= policy version)
+  // Data position. GRPO: data_index is the next batches/<NNNNNN>.rec.
+  // SFT: epoch and index of the next problem.
+  int64_t data_epoch = 0;
+  int64_t data_index = 0;
+  int64_t seed = 1;
+  std::string allocation_mode;
+};
+
+std::string CheckpointStepDir(const std::string& checkpoints_dir, int64_t step);
+
+absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Model& model,
+                                   const TrainOptimizer& optimizer, const TrainerState& state);
+
+// The step-<N> folder with the largest N whose manifest checks out; nullopt
+// when there is none (a missing folder counts as none).
+absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& checkpoints_dir);
+
+// Loads weights, optimizer state, RNG state and the trainer state.
+absl::Status LoadTrainerCheckpoint(const std::string& step_dir, Qwen3Model* model,
+                                   TrainOptimizer* optimizer, TrainerState* state);
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_CHECKPOINT_H_

@@ -1,0 +1,59 @@
+// The trainer's optimizer step: AdamW (LibTorch's torch::optim::AdamW, the
+// same update as torch.optim.AdamW: decoupled decay p *= 1 - lr*wd, then
+// Adam with bias correction, eps added to sqrt(v_hat)), the lr schedule,
+// gradient clipping by global L2 norm, and AReaL's rule that a non-finite
+// norm skips the step (grads zeroed, update_successful = 0).
+//
+//   TrainOptimizer opt(model->parameters(), settings.optimizer, schedule);
+//   opt.ZeroGrad();  loss.backward();
+//   OptimizerStepResult r = opt.Step(/*train_step=*/s);   // lr from the schedule of step s
+//   MOERL_RETURN_IF_ERROR(opt.Save(dir + "/optimizer.pt"));
+//
+// Threading: thread-compatible; owns the optimizer state.
+#ifndef MOERL_TRAINER_OPTIMIZER_H_
+#define MOERL_TRAINER_OPTIMIZER_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "trainer/lr_schedule.h"
+#include "trainer/trainer_settings.h"
+
+namespace torch::optim {
+class AdamW;
+}
+
+namespace moerl {
+
+struct OptimizerStepResult {
+  double grad_norm = 0;  // before clipping
+  double lr = 0;
+  bool updated = false;
+};
+
+class TrainOptimizer {
+ public:
+  TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings, LrSchedule schedule);
+  ~TrainOptimizer();
+
+  void ZeroGrad();
+  double LearningRate(int64_t train_step) const;
+  OptimizerStepResult Step(int64_t train_step);
+
+  absl::Status Save(const std::string& path) const;
+  absl::Status Load(const std::string& path);
+
+ private:
+  std::vector<at::Tensor> params_;
+  OptimizerSettings settings_;
+  LrSchedule schedule_;
+  std::unique_ptr<torch::optim::AdamW> adamw_;
+};
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_OPTIMIZER_H_

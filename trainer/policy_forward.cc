@@ -1,0 +1,89 @@
+#include "trainer/policy_forward.h"
+
+#include <ATen/ops/tensor.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "trainer/model/logprobs.h"
+
+namespace moerl {
+
+absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSequence>& seqs) {
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const TrainSequence& s = seqs[i];
+    if (s.routed_experts.empty()) continue;
+    if (s.routed_layers != config.NumMoeLayers() || s.routed_top_k != config.num_experts_per_tok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "router replay: sequence ", i, " carries routes for ", s.routed_layers, " layers x top-", s.routed_top_k,
+          ", the model has ", config.NumMoeLayers(), " MoE layers x top-", config.num_experts_per_tok));
+    }
+    for (size_t j = 0; j < s.routed_experts.size(); ++j) {
+      if (s.routed_experts[j] < 0 || s.routed_experts[j] >= config.num_experts) {
+        return absl::InvalidArgumentError(absl::StrCat("router replay: sequence ", i, " routed_experts[", j,
+                                                       "] = ", s.routed_experts[j], " is not an expert of [0, ",
+                                                       config.num_experts, ")"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                           const IndexList& indices, const PolicyForwardOptions& options) {
+  std::vector<std::vector<int64_t>> packed;
+  std::vector<int64_t> rows, targets;
+  PolicyOutput out;
+  int64_t start = 0;
+  for (int64_t i : indices) {
+    const TrainSequence& s = seqs[i];
+    MOERL_CHECK(s.prompt_len >= 1 && s.OutputLen() >= 1) << "sequence " << i;
+    packed.push_back(s.tokens);
+    for (int64_t t = s.prompt_len; t < s.Length(); ++t) {
+      rows.push_back(start + t - 1);
+      targets.push_back(s.tokens[t]);
+    }
+    out.output_lens.push_back(s.OutputLen());
+    start += s.Length();
+  }
+  out.num_tokens = start;
+  ModelInput in = ModelInput::Pack(packed);
+  if (options.replay_routes) {
+    // Completion token j of a sequence sits at packed row start + P + j.
+    const ModelConfig& c = model.config();
+    const int64_t layers = c.NumMoeLayers(), k = c.num_experts_per_tok;
+    std::vector<int64_t> forced(static_cast<size_t>(layers * start * k), -1);  // [layers, T, k]
+    bool any = false;
+    int64_t row0 = 0;
+    for (int64_t i : indices) {
+      const TrainSequence& s = seqs[i];
+      if (!s.routed_experts.empty()) {
+        any = true;
+        for (int64_t j = 0; j < s.OutputLen(); ++j) {
+          for (int64_t l = 0; l < layers; ++l) {
+            for (int64_t e = 0; e < k; ++e) {
+              forced[(l * start + row0 + s.prompt_len + j) * k + e] = s.routed_experts[(j * layers + l) * k + e];
+            }
+          }
+        }
+      }
+      row0 += s.Length();
+    }
+    if (any) {
+      at::Tensor all_ltk = at::tensor(forced, at::TensorOptions().dtype(at::kLong)).reshape({layers, start, k});
+      for (int64_t l = 0; l < layers; ++l) in.forced_topk_ids_tk.push_back(all_ltk[l]);
+    }
+  }
+  ModelOutput fwd = model.Forward(in);
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  at::Tensor hidden_nd = fwd.hidden_td.index_select(0, at::tensor(rows, i64));  // [N, D]
+  TokenLogProbs lp = ComputeTokenLogProbs(hidden_nd, model.lm_head_weight(), at::tensor(targets, i64),
+                                          options.temperature, options.with_entropy);
+  out.logp_n = lp.logprobs_n;
+  out.entropy_n = lp.entropy_n;
+  out.aux_loss = fwd.aux_loss;
+  out.z_loss = fwd.z_loss;
+  out.topk_ids_tk = std::move(fwd.topk_ids_tk);
+  return out;
+}
+
+}  // namespace moerl

@@ -1,0 +1,57 @@
+// The policy's forward over one packed micro-batch: per-token log-probs (and
+// entropies) of every completion token at a temperature, plus the MoE
+// routers' losses. The one place the trainer turns sequences into model
+// input, shared by the proximal recompute (no grad), the GRPO loss, SFT and
+// the probe.
+//
+//   PolicyOutput out = PolicyForward(model, seqs, {0, 3, 4}, {.temperature = 1.0});
+//   out.logp_n;    // [N] fp32, N = sum of the three completions' lengths, in order
+//
+// Completion token j of a sequence with prompt length P sits at position
+// P + j and is predicted by the hidden state at P + j - 1.
+// Shape letters: t packed tokens, n completion tokens, d hidden.
+// Thread-compatible (one forward per model at a time).
+#ifndef MOERL_TRAINER_POLICY_FORWARD_H_
+#define MOERL_TRAINER_POLICY_FORWARD_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "trainer/micro_batches.h"
+#include "trainer/model/model.h"
+#include "trainer/train_batch.h"
+
+namespace moerl {
+
+struct PolicyForwardOptions {
+  double temperature = 1.0;
+  bool with_entropy = false;
+  // Router replay: force each sequence's routed_experts (where present) on
+  // its completion tokens.
+  bool replay_routes = false;
+};
+
+struct PolicyOutput {
+  at::Tensor logp_n;     // fp32 [N]
+  at::Tensor entropy_n;  // fp32 [N], or undefined
+  at::Tensor aux_loss;   // fp32 scalar, or undefined (no MoE layers)
+  at::Tensor z_loss;     // fp32 scalar, or undefined
+  std::vector<int64_t> output_lens;  // per sequence of the micro-batch
+  int64_t num_tokens = 0;            // packed T
+  std::vector<at::Tensor> topk_ids_tk;  // per MoE layer, the routes used
+};
+
+// With replay_routes: InvalidArgument (naming the sequence) unless every
+// sequence's routed_experts is empty or matches the model (layers = its MoE
+// layers, top_k = num_experts_per_tok, ids < num_experts).
+absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSequence>& seqs);
+
+PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                           const IndexList& indices, const PolicyForwardOptions& options);
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_POLICY_FORWARD_H_

@@ -1,0 +1,83 @@
+#include "trainer/stats_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
+
+namespace moerl {
+
+void StatsRecorder::Stat(const std::string& name, double sum, double count, double min, double max) {
+  Acc& a = stats_[name];
+  a.sum += sum;
+  a.count += count;
+  if (count > 0) {
+    a.min = std::min(a.min, min);
+    a.max = std::max(a.max, max);
+  }
+}
+
+void StatsRecorder::Denominator(const std::string& name, double value) { denominators_[name] += value; }
+
+void StatsRecorder::Scalar(const std::string& name, double value) {
+  Acc& a = scalars_[name];
+  a.sum += value;
+  a.count += 1;
+  a.min = std::min(a.min, value);
+  a.max = std::max(a.max, value);
+}
+
+std::map<std::string, double> StatsRecorder::Flatten() const {
+  std::map<std::string, double> out;
+  for (const auto& [name, a] : stats_) {
+    if (a.count <= 0) continue;
+    out[name + "/avg"] = a.sum / a.count;
+    out[name + "/min"] = a.min;
+    out[name + "/max"] = a.max;
+  }
+  for (const auto& [name, v] : denominators_) out[name] = v;
+  for (const auto& [name, a] : scalars_) {
+    out[name] = a.sum / a.count;
+    out[name + "__count"] = a.count;
+  }
+  return out;
+}
+
+double StatsRecorder::Value(const std::string& name) const {
+  if (auto it = stats_.find(name); it != stats_.end() && it->second.count > 0) {
+    return it->second.sum / it->second.count;
+  }
+  if (auto it = scalars_.find(name); it != scalars_.end()) return it->second.sum / it->second.count;
+  if (auto it = denominators_.find(name); it != denominators_.end()) return it->second;
+  return std::nan("");
+}
+
+absl::Status StatsLog::Append(int64_t step, const std::map<std::string, double>& values) const {
+  nlohmann::json line = {{"step", step},
+                         {"wall_time", absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())}};
+  for (const auto& [name, v] : values) {
+    line[name] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+  }
+  const std::string text = line.dump() + "\n";
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot open '", path_, "': ", std::strerror(errno)));
+  }
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int err = errno;
+  ::fsync(fd);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) {
+    return absl::DataLossError(absl::StrCat("cannot append to '", path_, "': ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moerl

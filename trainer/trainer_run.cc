@@ -1,0 +1,291 @@
+#include "trainer/trainer_run.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/batch_source.h"
+#include "common/config/cli.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "common/weights_dir.h"
+#include "dataset/feeder_run.h"
+#include "trainer/checkpoint.h"
+#include "trainer/evaluator.h"
+#include "trainer/grpo_objective.h"
+#include "trainer/model/config.h"
+#include "trainer/model/hf_weights.h"
+#include "trainer/optimizer.h"
+#include "trainer/sft.h"
+#include "trainer/stats_log.h"
+#include "trainer/tensorboard_writer.h"
+#include "trainer/train_step.h"
+#include "trainer/weight_publisher.h"
+
+namespace moerl {
+namespace {
+
+double Seconds(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
+
+absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s) {
+  std::shared_ptr<Qwen3Model> model;
+  if (s.init_from_scratch) {
+    MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
+    model = std::make_shared<Qwen3Model>(config);
+    model->InitializeWeights(static_cast<uint64_t>(s.run.seed));
+  } else {
+    MOERL_ASSIGN_OR_RETURN(model, LoadHfModel(s.actor_path));
+  }
+  if (s.dtype == "bfloat16") model->to(at::kBFloat16);
+  return model;
+}
+
+// Where each step's sequences come from.
+class StepData {
+ public:
+  virtual ~StepData() = default;
+  // Fills *seqs: true; false at the end of the data or on a stop.
+  virtual absl::StatusOr<bool> Next(const std::function<bool()>& should_stop, TrainerState* state,
+                                    std::vector<TrainSequence>* seqs) = 0;
+};
+
+class BatchFileData : public StepData {
+ public:
+  BatchFileData(const TrainerSettings& s, int64_t start, int64_t vocab)
+      : source_(Options(s, start, vocab)) {}
+  absl::StatusOr<bool> Next(const std::function<bool()>& should_stop, TrainerState* state,
+                            std::vector<TrainSequence>* seqs) override {
+    proto::TrajectoryBatch batch;
+    MOERL_ASSIGN_OR_RETURN(bool got, source_.Next(should_stop, &batch));
+    if (!got) return false;
+    *seqs = FromTrajectoryBatch(batch);
+    state->data_index = source_.next_index();
+    return true;
+  }
+
+ private:
+  static BatchSourceOptions Options(const TrainerSettings& s, int64_t start, int64_t vocab) {
+    BatchSourceOptions o;
+    o.dir = s.BatchesDir();
+    o.start_index = start;
+    o.follow = s.follow_batches;
+    o.poll_interval = absl::Seconds(s.poll_interval_s);
+    o.vocab_size = vocab;
+    return o;
+  }
+  BatchSource source_;
+};
+
+class SftStepData : public StepData {
+ public:
+  SftStepData(SftData data, int64_t batch_size, int64_t epochs, uint64_t seed)
+      : data_(std::move(data)), batch_size_(batch_size), epochs_(epochs), seed_(seed) {}
+  absl::StatusOr<bool> Next(const std::function<bool()>&, TrainerState* state,
+                            std::vector<TrainSequence>* seqs) override {
+    // drop_last within each epoch, as the GRPO data loader.
+    const int64_t n = std::min(batch_size_, data_.size());
+    if (state->data_index + n > data_.size()) {
+      ++state->data_epoch;
+      state->data_index = 0;
+    }
+    if (state->data_epoch >= epochs_) return false;
+    *seqs = data_.Take(n, state->data_epoch, state->data_index, seed_);
+    state->data_index += n;
+    return true;
+  }
+
+ private:
+  SftData data_;
+  int64_t batch_size_, epochs_;
+  uint64_t seed_;
+};
+
+// tokenizer_path, else actor.path (unless built from scratch), else the small
+// tokenizer shipped with the binary.
+absl::StatusOr<Tokenizer> LoadTrainerTokenizer(const TrainerSettings& s) {
+  return LoadPromptTokenizer(s.tokenizer_path.empty() && !s.init_from_scratch ? s.actor_path : s.tokenizer_path, "");
+}
+
+absl::StatusOr<std::unique_ptr<StepData>> MakeStepData(const TrainerSettings& s, const TrainerState& state,
+                                                        int64_t vocab) {
+  if (s.mode == "grpo") return std::unique_ptr<StepData>(new BatchFileData(s, state.data_index, vocab));
+  MOERL_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadTrainerTokenizer(s));
+  RenderPromptFn render = [&](absl::string_view user) { return tokenizer.RenderChatPrompt(user); };
+  TokenizeFn tokenize = [&](absl::string_view text) { return tokenizer.Encode(text); };
+  MOERL_ASSIGN_OR_RETURN(SftData data, SftData::Load(s.sft_dataset, render, tokenize, tokenizer.eos_id()));
+  MOERL_LOG(INFO) << "SFT on " << data.size() << " problems from " << s.sft_dataset;
+  return std::unique_ptr<StepData>(
+      new SftStepData(std::move(data), s.train_batch_size, s.sft_epochs, static_cast<uint64_t>(s.run.seed)));
+}
+
+}  // namespace
+
+absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::string>& args) {
+  MOERL_ASSIGN_OR_RETURN(CommandLine cli, ParseCommandLine(args, {}));
+  MOERL_ASSIGN_OR_RETURN(ConfigTree tree, LoadConfig(cli));
+  TrainerSettings settings;
+  MOERL_RETURN_IF_ERROR(settings.Load(tree));
+  return settings;
+}
+
+absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& should_stop,
+                        TrainerReport* report) {
+  if (s.threads > 0) at::set_num_threads(static_cast<int>(s.threads));
+  std::error_code ec;
+  std::filesystem::create_directories(s.RunDir(), ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", s.RunDir(), "': ", ec.message()));
+  at::manual_seed(static_cast<uint64_t>(s.run.seed));
+  const GrpoOptions grpo = GrpoOptionsFrom(s);
+  if (grpo.advantages.reward_norm) {
+    MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.reward_norm, "actor.reward_norm"));
+  }
+  if (grpo.advantages.adv_norm) MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.adv_norm, "actor.adv_norm"));
+  MOERL_RETURN_IF_ERROR(ValidatePpoLossConfig(grpo.loss));
+  MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s));
+  std::shared_ptr<Qwen3Model> ref;  // the KL penalty's reference, frozen
+  if (s.mode == "grpo" && s.kl_ctl != 0) {
+    MOERL_ASSIGN_OR_RETURN(ref, LoadHfModel(s.ref_path));
+    if (s.dtype == "bfloat16") ref->to(at::kBFloat16);
+    for (at::Tensor& p : ref->parameters()) p.set_requires_grad(false);
+  }
+  LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,
+                      s.optimizer.min_lr_ratio, s.total_train_steps.value_or(0)};
+  TrainOptimizer optimizer(model->parameters(), s.optimizer, schedule);
+  TrainerState state;
+  state.seed = s.run.seed;
+  state.allocation_mode = s.allocation.allocation_mode;
+  if (s.Recover()) {
+    MOERL_ASSIGN_OR_RETURN(std::optional<std::string> latest, FindLatestCheckpoint(s.CheckpointsDir()));
+    if (latest) {
+      MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state));
+      MOERL_LOG(INFO) << "resumed from " << *latest << " (step " << state.step << ", data position "
+                      << state.data_epoch << "/" << state.data_index << ")";
+    }
+  }
+  report->first_step = report->steps_done = state.step;
+
+  WeightPublisherOptions publish;
+  publish.weights_dir = s.WeightsDir();
+  publish.dtype = (s.weights_dtype.empty() ? s.dtype : s.weights_dtype) == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  publish.max_shard_bytes = static_cast<uint64_t>(s.max_shard_bytes);
+  publish.keep = s.keep_weight_versions;
+  publish.tokenizer_dir = s.tokenizer_path.empty() ? (s.init_from_scratch ? "" : s.actor_path) : s.tokenizer_path;
+  WeightPublisher publisher(publish);
+  absl::StatusOr<int64_t> latest = ReadLatestVersion(s.WeightsDir());
+  if (!latest.ok() && latest.status().code() != absl::StatusCode::kNotFound) return latest.status();
+  if (!latest.ok()) {
+    MOERL_RETURN_IF_ERROR(publisher.Publish(*model, state.step));
+    MOERL_LOG(INFO) << "published weights v" << state.step << " to " << s.WeightsDir();
+  } else if (*latest != state.step) {
+    MOERL_LOG(WARNING) << "weights/LATEST is v" << *latest << " but training continues from version "
+                       << state.step << "; the next step publishes v" << state.step + 1;
+  }
+
+  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
+  StatsLog stats_log(s.StatsPath());
+  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<TensorBoardWriter> tensorboard,
+                         TensorBoardWriter::Create(s.RunDir() + "/tensorboard"));
+  // Evaluation: the held-out problems, tokenized once.
+  std::optional<Tokenizer> eval_tokenizer;
+  std::vector<EvalProblem> eval_problems;
+  EvalOptions eval_options;
+  if (s.evaluator_freq_steps) {
+    MOERL_ASSIGN_OR_RETURN(eval_tokenizer, LoadTrainerTokenizer(s));
+    const Tokenizer& tok = *eval_tokenizer;
+    MOERL_ASSIGN_OR_RETURN(
+        eval_problems,
+        LoadEvalProblems(
+            s.valid_dataset_path, s.eval_max_prompts, [&](absl::string_view u) { return tok.RenderChatPrompt(u); },
+            [&](absl::string_view t) { return tok.Encode(t); }));
+    eval_options.n_samples = s.eval_n_samples;
+    eval_options.temperature = s.eval_temperature;
+    eval_options.max_new_tokens = s.eval_max_new_tokens;
+    for (int32_t id : tok.stop_ids()) eval_options.stop_ids.push_back(id);
+    eval_options.seed = static_cast<uint64_t>(s.run.seed);
+  }
+  TrainStepOptions step_options;
+  step_options.ppo_n_minibatches = s.ppo_n_minibatches;
+  step_options.max_tokens_per_mb = s.max_tokens_per_mb;
+  while (!(s.total_train_steps && state.step >= *s.total_train_steps)) {
+    if (should_stop && should_stop()) break;
+    const absl::Time wait_start = absl::Now();
+    std::vector<TrainSequence> seqs;
+    TrainerState next = state;
+    MOERL_ASSIGN_OR_RETURN(bool got, data->Next(should_stop, &next, &seqs));
+    if (!got) break;
+    StatsRecorder stats;
+    stats.Scalar("timeperf/rollout", Seconds(wait_start));
+
+    const absl::Time train_start = absl::Now();
+    std::unique_ptr<Objective> objective;
+    if (s.mode == "grpo") {
+      objective = std::make_unique<GrpoObjective>(grpo, state.step, ref.get());
+    } else {
+      objective = std::make_unique<SftObjective>(s.temperature);
+    }
+    MOERL_RETURN_IF_ERROR(
+        RunTrainStep(*model, optimizer, *objective, seqs, step_options, state.step, &stats));
+    const double train_seconds = Seconds(train_start);
+    stats.Scalar("timeperf/train_step", train_seconds);
+    next.step = state.step + 1;
+    state = next;
+
+    const absl::Time publish_start = absl::Now();
+    MOERL_RETURN_IF_ERROR(publisher.Publish(*model, state.step));
+    stats.Scalar("timeperf/update_weights", Seconds(publish_start));
+    if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
+      const absl::Time save_start = absl::Now();
+      MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(s.CheckpointsDir(), *model, optimizer, state));
+      stats.Scalar("timeperf/checkpoint_for_recover", Seconds(save_start));
+    }
+
+    if (s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0) {
+      const absl::Time eval_start = absl::Now();
+      const Tokenizer& tok = *eval_tokenizer;
+      DecodeFn decode = [&](const std::vector<int64_t>& ids) {
+        return tok.Decode(std::vector<int32_t>(ids.begin(), ids.end()), {.skip_special_tokens = true});
+      };
+      MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(model, eval_problems, decode, eval_options));
+      stats.Scalar("eval-rollout/reward", eval.reward);
+      stats.Scalar("eval-rollout/greedy_accuracy", eval.greedy_accuracy);
+      stats.Scalar("timeperf/eval", Seconds(eval_start));
+      MOERL_LOG(INFO) << "eval after step " << state.step - 1 << ": reward " << eval.reward << ", greedy accuracy "
+                      << eval.greedy_accuracy << " on " << eval.prompts << " prompts";
+    }
+
+    double tokens = 0;
+    for (const TrainSequence& q : seqs) tokens += static_cast<double>(q.Length());
+    const std::string loss_key = s.mode == "grpo" ? "ppo_actor/update/actor_loss" : "sft/nll";
+    report->last_loss = stats.Value(loss_key);
+    report->last_reward = stats.Value("ppo_actor/task_reward");
+    report->steps_done = state.step;
+    std::map<std::string, double> values = stats.Flatten();
+    values["version"] = static_cast<double>(state.step);
+    values["timeperf/tokens_per_second"] = tokens / std::max(train_seconds, 1e-9);
+    MOERL_RETURN_IF_ERROR(stats_log.Append(state.step - 1, values));
+    MOERL_RETURN_IF_ERROR(tensorboard->WriteScalars(state.step - 1, values));
+    if ((state.step - 1) % s.log_every == 0) {
+      std::fprintf(stderr, "%s\n",
+                   absl::StrFormat("trainer: step %d -> v%d  %s %.4f  loss %.5f  grad_norm %.4f  lr %.3g  "
+                                   "%.0f tokens/s  (%.2f s)",
+                                   state.step - 1, state.step, s.mode == "grpo" ? "reward" : "nll",
+                                   s.mode == "grpo" ? report->last_reward : report->last_loss, report->last_loss,
+                                   stats.Value("ppo_actor/update/grad_norm"), stats.Value("ppo_actor/update/lr"),
+                                   values["timeperf/tokens_per_second"], train_seconds)
+                       .c_str());
+    }
+  }
+  MOERL_LOG(INFO) << "trainer stopped after step " << state.step << " (policy version " << state.step << ")";
+  return absl::OkStatus();
+}
+
+}  // namespace moerl
