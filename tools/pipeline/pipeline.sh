@@ -30,6 +30,8 @@ if [[ -z "$root" || ! -x "$root/dataset/dataset_feeder" ]]; then
   root="$(cd "$(dirname "$0")/.." && pwd)/bazel-bin"
 fi
 root=$(cd "$root" && pwd)
+# Stages find their data files (the small tokenizer) through the runfiles.
+if [[ -d "$root/../moerl" && -z "${RUNFILES_DIR:-}" ]]; then export RUNFILES_DIR=$(cd "$root/.." && pwd); fi
 bin() { printf '%s/%s' "$root" "$1"; }
 plan_tool=$(bin tools/pipeline/pipeline_plan)
 feeder=$(bin dataset/dataset_feeder)
@@ -64,6 +66,7 @@ if [[ $embedded -eq 1 ]]; then
     "++valid_dataset.path=$run_dir/data/test.jsonl"
     "++trainer.sft_dataset=$run_dir/data/sft.jsonl"
     "++actor.path=$default_model"
+    "++tokenizer_path=$root/tools/pipeline/default_tokenizer"
     "${args[@]}")
 fi
 plan=$("$plan_tool" "${args[@]}") || exit 1
