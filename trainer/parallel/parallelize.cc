@@ -32,16 +32,58 @@ class GroupRouterStatsReducer : public RouterStatsReducer {
 
 }  // namespace
 
-absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
+absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_layers, int pp, int stage,
+                                                                const std::vector<int64_t>& split) {
+  MOERL_CHECK(pp >= 1 && stage >= 0 && stage < pp);
+  if (split.empty()) {
+    if (num_layers % pp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "num_hidden_layers=", num_layers, " is not divisible by pp=", pp,
+          "; choose a pp that divides it or give the layers per stage (ParallelizeOptions::pipeline_stage_layers)"));
+    }
+    const int64_t per_stage = num_layers / pp;
+    return std::make_pair(stage * per_stage, (stage + 1) * per_stage);
+  }
+  if (static_cast<int>(split.size()) != pp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pipeline_stage_layers has ", split.size(), " entries, but pp=", pp, " needs one per stage"));
+  }
+  int64_t sum = 0, begin = 0;
+  for (int i = 0; i < pp; ++i) {
+    if (split[i] < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pipeline_stage_layers[", i, "]=", split[i], "; every stage needs at least one layer"));
+    }
+    if (i == stage) begin = sum;
+    sum += split[i];
+  }
+  if (sum != num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline_stage_layers sum to ", sum,
+                                                   " but the model has num_hidden_layers=", num_layers));
+  }
+  return std::make_pair(begin, begin + split[stage]);
+}
+
+absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options) {
   const ParallelDims& dims = state.dims();
-  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"pp", dims.pp},
-                            {"etp", dims.etp}}) {
+  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"etp", dims.etp}}) {
     if (size > 1) {
       return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses ", name, "=", size,
-                                                   "; moerl's trainer has data and expert parallelism so far"));
+                                                   "; moerl's trainer has data, expert and pipeline parallelism so far"));
     }
   }
-  MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(dims, model.config()));
+  // An explicit split replaces the layers % pp rule.
+  ParallelDims checked = dims;
+  if (!options.pipeline_stage_layers.empty()) checked.pp = 1;
+  MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(checked, model.config()));
+  if (dims.pp > 1) {
+    MOERL_ASSIGN_OR_RETURN(auto range, PipelineStageLayers(model.config().num_hidden_layers, dims.pp,
+                                                           state.coordinates().pp, options.pipeline_stage_layers));
+    if (!model.holds_all_layers()) {
+      return absl::FailedPreconditionError("ParallelizeQwen3 on a model that is already a pipeline stage");
+    }
+    model.KeepStage(range.first, range.second);
+  }
   if (dims.ep > 1) {
     auto ep_group = state.shared_group(RankGroupKind::kExpert);
     auto dispatcher = std::make_shared<AllToAllTokenDispatcher>(ep_group);
@@ -79,6 +121,7 @@ ParameterGroups SplitParameters(Qwen3Model& model) {
 GradientReducer::GradientReducer(const ParallelState& state, int64_t bucket_bytes)
     : dense_group_(state.shared_group(RankGroupKind::kDataContext)),
       expert_group_(state.shared_group(RankGroupKind::kExpertData)),
+      embedding_group_(state.shared_group(RankGroupKind::kEmbedding)),
       bucket_bytes_(bucket_bytes) {}
 
 void GradientReducer::ReduceList(const std::vector<at::Tensor>& params, const ProcessGroup& group,
@@ -122,6 +165,17 @@ absl::Status GradientReducer::Reduce(Qwen3Model& model, double scale) const {
   try {
     ReduceList(groups.dense, *dense_group_, scale);
     ReduceList(groups.experts, *expert_group_, scale);
+    // Tied embeddings under pp: the first stage's table and the last
+    // stage's copy get the sum of both gradients (already scaled).
+    if (model.config().tie_word_embeddings && model.holds_embedding() && embedding_group_->size() > 1) {
+      for (auto& item : model.named_parameters(/*recurse=*/true)) {
+        if (item.key() != "model.embed_tokens.weight") continue;
+        at::NoGradGuard no_grad;
+        at::Tensor g = item.value().grad().to(at::kFloat).contiguous();
+        embedding_group_->AllReduceSum(g);
+        item.value().mutable_grad().copy_(g);
+      }
+    }
   } catch (const CollectiveError& e) {
     return absl::UnavailableError(absl::StrCat("reducing gradients: ", e.what()));
   }
@@ -148,11 +202,26 @@ double SumOverDataParallel(const ParallelState& state, double local) {
 
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state) {
   ParameterGroups groups = SplitParameters(model);
-  // Dense parameters are whole and identical on every rank (no TP/PP yet);
-  // each EP rank holds different experts, identical across edp.
-  at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, at::TensorOptions().dtype(at::kDouble));
-  state.group(RankGroupKind::kExpert).AllReduceSum(expert_sq);
-  return std::sqrt(SquaredNorm(groups.dense) + expert_sq.item<double>());
+  // Dense parameters are whole (no TP yet) and identical across dp-cp; each
+  // pipeline stage holds different layers. Each EP rank holds different
+  // experts, identical across edp.
+  if (!model.is_first_stage() && model.holds_embedding()) {
+    // The last stage's copy of a tied embedding: counted on the first.
+    std::vector<at::Tensor> dense;
+    for (auto& item : model.named_parameters(/*recurse=*/true)) {
+      if (item.key() == "model.embed_tokens.weight") continue;
+      for (const at::Tensor& p : groups.dense) {
+        if (p.unsafeGetTensorImpl() == item.value().unsafeGetTensorImpl()) dense.push_back(p);
+      }
+    }
+    groups.dense = std::move(dense);
+  }
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor dense_sq = at::tensor({SquaredNorm(groups.dense)}, f64);
+  state.group(RankGroupKind::kPipeline).AllReduceSum(dense_sq);
+  at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, f64);
+  state.group(RankGroupKind::kExpertTensorExpertPipeline).AllReduceSum(expert_sq);
+  return std::sqrt(dense_sq.item<double>() + expert_sq.item<double>());
 }
 
 double ClipGradNorm(Qwen3Model& model, const ParallelState& state, double max_norm) {

@@ -14,8 +14,9 @@
 //     optimizer.step();
 //
 // What exists: data parallel (dp, and fsdp:dN treated as replicated data
-// parallel) and expert parallel with folding (ep over the expert generator,
-// edp derived). TP, CP, PP and ETP > 1 are Unimplemented here.
+// parallel), expert parallel with folding (ep over the expert generator,
+// edp derived) and pipeline stages (pp; the schedule is Run1F1B). TP, CP
+// and ETP > 1 are Unimplemented here.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
 // (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
@@ -43,19 +44,34 @@
 #define MOERL_TRAINER_PARALLEL_PARALLELIZE_H_
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "trainer/model/model.h"
 #include "trainer/parallel/parallel_state.h"
 
 namespace moerl {
 
-// Shards `model` for `state` (see above). Call once, on the freshly built
-// model, before loading weights or building the optimizer. Unimplemented for
-// tp, cp, pp or etp > 1; InvalidArgument when the layout does not fit the
-// model's config.
-absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state);
+struct ParallelizeOptions {
+  // Layers per pipeline stage (Megatron's uneven split, e.g. {2, 1} for 3
+  // layers on pp=2); empty: num_hidden_layers / pp each.
+  std::vector<int64_t> pipeline_stage_layers;
+};
+
+// Layers [begin, end) of pipeline stage `stage` of `pp`. InvalidArgument
+// naming the sizes when layers % pp != 0 without an explicit split, or when
+// the split has the wrong length, an empty stage, or the wrong sum.
+absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_layers, int pp, int stage,
+                                                                const std::vector<int64_t>& split = {});
+
+// Shards `model` for `state` (see above): with pp > 1 the model keeps only
+// its stage's layers (Qwen3Model::KeepStage; run it with Run1F1B,
+// pipeline_schedule.h). Call once, on the freshly built model, before
+// loading weights or building the optimizer. Unimplemented for tp, cp or
+// etp > 1; InvalidArgument when the layout does not fit the model's config.
+absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
 // The model's parameters, split by the group that holds their replicas.
 struct ParameterGroups {
@@ -68,7 +84,9 @@ class GradientReducer {
  public:
   explicit GradientReducer(const ParallelState& state, int64_t bucket_bytes = 64 << 20);
 
-  // Sums every gradient over its replicas (dense: dp-cp, experts: edp) and
+  // Sums every gradient over its replicas (dense: dp-cp, experts: edp; a
+  // tied embedding table also over the embedding group, first and last
+  // pipeline stage, Megatron's rule) and
   // multiplies by `scale`. Reduces in fp32 whatever the gradient dtype, in
   // fixed buckets of parameters in model order (deterministic). A parameter
   // without a gradient gets zeros first, so all ranks send the same layout.
@@ -78,7 +96,7 @@ class GradientReducer {
  private:
   void ReduceList(const std::vector<at::Tensor>& params, const ProcessGroup& group, double scale) const;
 
-  std::shared_ptr<const ProcessGroup> dense_group_, expert_group_;
+  std::shared_ptr<const ProcessGroup> dense_group_, expert_group_, embedding_group_;
   int64_t bucket_bytes_;
 };
 
@@ -87,9 +105,9 @@ class GradientReducer {
 // on every rank. Throws CollectiveError when a peer fails.
 double SumOverDataParallel(const ParallelState& state, double local);
 
-// L2 norm of the whole model's gradient (every expert once), after Reduce:
-// dense squares are local (identical on every rank), expert squares are
-// summed over the ep group. Accumulated in fp64; the same value on all ranks.
+// L2 norm of the whole model's gradient (every expert and layer once), after
+// Reduce: dense squares are summed over pp (a tied embedding's copy on the
+// last stage is not counted), expert squares over ep and pp. Accumulated in fp64; the same value on all ranks.
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state);
 
 // torch's clip_grad_norm_ with the global norm: scales every gradient by
