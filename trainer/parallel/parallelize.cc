@@ -32,8 +32,7 @@ class GroupRouterStatsReducer : public RouterStatsReducer {
 
 }  // namespace
 
-absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
-  const ParallelDims& dims = state.dims();
+absl::Status CheckLayoutImplemented(const ParallelDims& dims) {
   for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"pp", dims.pp},
                             {"etp", dims.etp}}) {
     if (size > 1) {
@@ -41,6 +40,12 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
                                                    "; moerl's trainer has data and expert parallelism so far"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
+  const ParallelDims& dims = state.dims();
+  MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
   MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(dims, model.config()));
   if (dims.ep > 1) {
     auto ep_group = state.shared_group(RankGroupKind::kExpert);

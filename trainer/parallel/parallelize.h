@@ -57,6 +57,10 @@ namespace moerl {
 // model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state);
 
+// Unimplemented (naming the dimension) for a layout ParallelizeQwen3 cannot
+// shard yet; callers check it before any rank meets another.
+absl::Status CheckLayoutImplemented(const ParallelDims& dims);
+
 // The model's parameters, split by the group that holds their replicas.
 struct ParameterGroups {
   std::vector<at::Tensor> dense;    // replicated over dp-cp
