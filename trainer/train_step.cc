@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,13 @@ std::vector<IndexList> SplitAcrossDataShards(const std::vector<TrainSequence>& s
     const std::string& id = seqs[mini[i]].group_id;
     if (i == 0 || id.empty() || id != seqs[mini[i - 1]].group_id) groups.emplace_back();
     groups.back().push_back(mini[i]);
+  }
+  if (static_cast<int64_t>(groups.size()) < n) {
+    // Fewer groups than shards: sequences instead, so that no shard idles
+    // (advantages are computed on the whole batch, so nothing depends on a
+    // group staying on one rank).
+    groups.clear();
+    for (int64_t i : mini) groups.push_back({i});
   }
   std::vector<int64_t> tokens(groups.size(), 0);
   for (size_t g = 0; g < groups.size(); ++g) {
@@ -129,6 +137,18 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
     n_forwards = std::max(n_forwards, shard_micros.back().size());
   }
   const size_t me = parallel ? static_cast<size_t>(parallel->data_shard()) : 0;
+  if (parallel && parallel->dims().ep > 1) {
+    // A forward of no tokens does not yet take part in the expert
+    // all-to-all's backward (the model's empty path keeps no graph to it).
+    for (size_t r = 0; r < shard_micros.size(); ++r) {
+      if (shard_micros[r].size() != n_forwards) {
+        throw std::invalid_argument(absl::StrCat(
+            "data shard ", r, " has ", shard_micros[r].size(), " micro-batches and another ", n_forwards,
+            "; under expert parallelism every shard needs the same number: raise actor.mb_spec.max_tokens_per_mb "
+            "(or unset it) or give each minibatch at least one sequence per data shard"));
+      }
+    }
+  }
   const std::vector<IndexList>& micros = shard_micros[me];
   double denominator = static_cast<double>(objective.LossTokens(seqs, shards[me]));
   if (parallel) denominator = SumOverDataParallel(*parallel, denominator);
@@ -137,12 +157,18 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
   std::vector<double> aux_shares;
   for (size_t k = 0; k < n_forwards; ++k) {
     const IndexList micro = k < micros.size() ? micros[k] : IndexList{};
-    PolicyOutput out = PolicyForward(model, seqs, micro, forward);
+    PolicyOutput out;
     at::Tensor loss;
     if (!micro.empty()) {
+      out = PolicyForward(model, seqs, micro, forward);
       loss = objective.MicroBatchLoss(seqs, micro, out, denominator > 0 ? denominator : 1.0, &local);
     } else {
-      loss = out.logp_n.sum() * 0.0;  // keeps this rank in the backward's collectives
+      // A padding forward of no tokens: its zero loss hangs off the model's
+      // output so that the backward runs the dispatcher's all-to-alls too.
+      ModelOutput fwd = model.Forward(ModelInput::Pack({}));
+      out.aux_loss = fwd.aux_loss;
+      out.z_loss = fwd.z_loss;
+      loss = fwd.hidden_td.sum() * 0.0;
     }
     if (out.aux_loss.defined() && (aux_coef != 0 || z_coef != 0)) {
       // The routers' losses weigh each forward by its share of the loss tokens.
@@ -201,6 +227,8 @@ absl::Status RunTrainStep(Qwen3Model& model, TrainOptimizer& optimizer, Objectiv
     }
   } catch (const CollectiveError& e) {
     return absl::UnavailableError(absl::StrCat("training step ", step, ": ", e.what()));
+  } catch (const std::invalid_argument& e) {
+    return absl::FailedPreconditionError(absl::StrCat("training step ", step, ": ", e.what()));
   }
   return absl::OkStatus();
 }

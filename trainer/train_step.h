@@ -20,7 +20,9 @@
 // shards by whole groups, balanced by tokens (SplitAcrossDataShards); the
 // divisor is the minibatch's loss tokens summed over dp-cp; every rank runs
 // as many micro-batch forwards as the busiest shard (an empty one pads: each
-// forward communicates); then GradientReducer::Reduce, the global-norm clip
+// forward communicates; under expert parallelism an empty forward is not yet
+// supported and uneven micro-batch counts are FailedPrecondition); then
+// GradientReducer::Reduce, the global-norm clip
 // and AdamW. The micro-batch statistics are merged over dp-cp so that every
 // rank's recorder describes the whole batch. With one micro-batch per shard
 // (max_tokens_per_mb unset or large) the result equals one process.
@@ -77,9 +79,10 @@ absl::Status RunTrainStep(Qwen3Model& model, TrainOptimizer& optimizer, Objectiv
                           int64_t step, StatsRecorder* stats, const ParallelState* parallel = nullptr);
 
 // `mini` (indices into seqs) cut into `n` lists: whole groups (runs of equal
-// non-empty group_id; a sequence without one is its own group), largest
-// first into the list with the fewest tokens (ties: lower list, lower
-// index); each list ascending. Deterministic; a list may be empty.
+// non-empty group_id; a sequence without one is its own group), or single
+// sequences when there are fewer groups than lists; largest first into the
+// list with the fewest tokens (ties: lower list, lower index); each list
+// ascending. Deterministic; a list is empty only when mini has < n sequences.
 std::vector<IndexList> SplitAcrossDataShards(const std::vector<TrainSequence>& seqs, const IndexList& mini,
                                              int64_t n);
 
