@@ -105,7 +105,8 @@ std::string CheckpointStepDir(const std::string& checkpoints_dir, int64_t step) 
 }
 
 absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Model& model,
-                                   const TrainOptimizer& optimizer, const TrainerState& state) {
+                                   const TrainOptimizer& optimizer, const TrainerState& state,
+                                   const std::vector<std::pair<std::string, std::string>>& move_in) {
   std::error_code ec;
   std::filesystem::create_directories(checkpoints_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", checkpoints_dir, "': ", ec.message()));
@@ -118,6 +119,12 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
   MOERL_RETURN_IF_ERROR(SaveHfCheckpoint(model, staging + "/weights", model.dtype(), uint64_t{5} << 30));
   MOERL_RETURN_IF_ERROR(optimizer.Save(absl::StrCat(staging, "/", kOptimizer)));
   MOERL_RETURN_IF_ERROR(Fsync(absl::StrCat(staging, "/", kOptimizer), false));
+  for (const auto& [name, from] : move_in) {
+    const std::string to = absl::StrCat(staging, "/", name);
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return ErrnoError(errno, absl::StrCat("cannot move '", from, "' to '", to, "'"));
+    }
+  }
 
   proto::CheckpointManifest manifest;
   manifest.set_format_version(kCheckpointManifestFormatVersion);
@@ -171,10 +178,12 @@ absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::strin
 }
 
 absl::Status LoadTrainerCheckpoint(const std::string& step_dir, Qwen3Model* model,
-                                   TrainOptimizer* optimizer, TrainerState* state) {
+                                   TrainOptimizer* optimizer, TrainerState* state,
+                                   const std::string& optimizer_file) {
   MOERL_ASSIGN_OR_RETURN(proto::CheckpointManifest manifest, ReadManifest(step_dir));
   MOERL_RETURN_IF_ERROR(LoadHfWeights(step_dir + "/weights", model));
-  MOERL_RETURN_IF_ERROR(optimizer->Load(absl::StrCat(step_dir, "/", kOptimizer)));
+  MOERL_RETURN_IF_ERROR(
+      optimizer->Load(absl::StrCat(step_dir, "/", optimizer_file.empty() ? std::string(kOptimizer) : optimizer_file)));
   at::Tensor rng = at::empty({static_cast<int64_t>(manifest.rng_state().size())}, at::kByte);
   std::memcpy(rng.data_ptr(), manifest.rng_state().data(), manifest.rng_state().size());
   at::Generator generator = at::globalContext().defaultGenerator(at::kCPU);  // shares the state

@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,16 +44,23 @@ struct TrainerState {
 
 std::string CheckpointStepDir(const std::string& checkpoints_dir, int64_t step);
 
+// `move_in`: {name in the step folder, file elsewhere} moved into the folder
+// before its manifest is written (under expert parallelism the other ranks'
+// optimizer states, "optimizer-rank-<r>.pt"). `model` must hold every expert.
 absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Model& model,
-                                   const TrainOptimizer& optimizer, const TrainerState& state);
+                                   const TrainOptimizer& optimizer, const TrainerState& state,
+                                   const std::vector<std::pair<std::string, std::string>>& move_in = {});
 
 // The step-<N> folder with the largest N whose manifest checks out; nullopt
 // when there is none (a missing folder counts as none).
 absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& checkpoints_dir);
 
-// Loads weights, optimizer state, RNG state and the trainer state.
+// Loads weights (a model holding a range of the experts reads only those),
+// optimizer state (`optimizer_file`, default optimizer.pt), RNG state and the
+// trainer state.
 absl::Status LoadTrainerCheckpoint(const std::string& step_dir, Qwen3Model* model,
-                                   TrainOptimizer* optimizer, TrainerState* state);
+                                   TrainOptimizer* optimizer, TrainerState* state,
+                                   const std::string& optimizer_file = "");
 
 }  // namespace moerl
 

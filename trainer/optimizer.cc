@@ -28,15 +28,21 @@ double TrainOptimizer::LearningRate(int64_t train_step) const {
 }
 
 OptimizerStepResult TrainOptimizer::Step(int64_t train_step) {
+  return Step(train_step, [this](double max_norm) {
+    std::vector<at::Tensor> with_grad;
+    for (const at::Tensor& p : params_) {
+      if (p.grad().defined()) with_grad.push_back(p);
+    }
+    return with_grad.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
+  });
+}
+
+OptimizerStepResult TrainOptimizer::Step(int64_t train_step, const std::function<double(double)>& clip) {
   OptimizerStepResult result;
   result.lr = LearningRate(train_step);
-  std::vector<at::Tensor> with_grad;
-  for (const at::Tensor& p : params_) {
-    if (p.grad().defined()) with_grad.push_back(p);
-  }
   const double max_norm = settings_.gradient_clipping > 0 ? settings_.gradient_clipping
                                                           : std::numeric_limits<double>::infinity();
-  result.grad_norm = with_grad.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
+  result.grad_norm = clip(max_norm);
   if (!std::isfinite(result.grad_norm)) {
     ZeroGrad();  // AReaL: a non-finite norm skips the update
     return result;

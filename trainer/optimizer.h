@@ -15,6 +15,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ class TrainOptimizer {
   void ZeroGrad();
   double LearningRate(int64_t train_step) const;
   OptimizerStepResult Step(int64_t train_step);
+  // The same with the clipping done by `clip(max_norm)`, which scales the
+  // gradients and returns the norm before (data/expert parallel: the global
+  // norm, trainer/parallel/parallelize.h ClipGradNorm).
+  OptimizerStepResult Step(int64_t train_step, const std::function<double(double)>& clip);
 
   absl::Status Save(const std::string& path) const;
   absl::Status Load(const std::string& path);

@@ -34,6 +34,29 @@ void StatsRecorder::Scalar(const std::string& name, double value) {
   a.max = std::max(a.max, value);
 }
 
+std::vector<StatsRecorder::Entry> StatsRecorder::Entries() const {
+  std::vector<Entry> out;
+  for (const auto& [name, a] : stats_) out.push_back({"s:" + name, a.sum, a.count, a.min, a.max});
+  for (const auto& [name, v] : denominators_) out.push_back({"d:" + name, v, 1, v, v});
+  for (const auto& [name, a] : scalars_) out.push_back({"c:" + name, a.sum, a.count, a.min, a.max});
+  return out;
+}
+
+void StatsRecorder::Merge(const Entry& e) {
+  const std::string name = e.key.substr(2);
+  if (e.key.rfind("d:", 0) == 0) {
+    denominators_[name] += e.sum;
+    return;
+  }
+  Acc& a = (e.key.rfind("s:", 0) == 0 ? stats_ : scalars_)[name];
+  a.sum += e.sum;
+  a.count += e.count;
+  if (e.count > 0) {
+    a.min = std::min(a.min, e.min);
+    a.max = std::max(a.max, e.max);
+  }
+}
+
 std::map<std::string, double> StatsRecorder::Flatten() const {
   std::map<std::string, double> out;
   for (const auto& [name, a] : stats_) {

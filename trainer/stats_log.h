@@ -17,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -32,6 +33,18 @@ class StatsRecorder {
   std::map<std::string, double> Flatten() const;
   // The avg of a stat or the mean of a scalar; NaN when absent.
   double Value(const std::string& name) const;
+
+  // The accumulated entries, for merging recorders of several ranks: key is
+  // "s:" (stat), "d:" (denominator: sum only) or "c:" (scalar) + name.
+  struct Entry {
+    std::string key;
+    double sum = 0, count = 0;
+    double min = std::numeric_limits<double>::infinity();
+    double max = -std::numeric_limits<double>::infinity();
+  };
+  std::vector<Entry> Entries() const;
+  // Adds `entry` as if its values had been recorded here.
+  void Merge(const Entry& entry);
 
  private:
   struct Acc {

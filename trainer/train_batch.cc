@@ -13,6 +13,7 @@ std::vector<TrainSequence> FromTrajectoryBatch(const proto::TrajectoryBatch& bat
     s.behave_logp.assign(t.output_logprobs().begin(), t.output_logprobs().end());
     s.versions.assign(t.output_versions().begin(), t.output_versions().end());
     s.reward = t.reward();
+    s.group_id = t.group_id();
     s.no_eos = t.finish_reason() != proto::FINISH_REASON_STOP;
     s.routed_experts.assign(t.routed_experts().begin(), t.routed_experts().end());
     s.routed_layers = t.routed_experts_layers();

@@ -10,6 +10,7 @@
 #define MOERL_TRAINER_TRAIN_BATCH_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/proto/trajectory.pb.h"
@@ -22,6 +23,9 @@ struct TrainSequence {
   std::vector<float> behave_logp;  // one per completion token (GRPO)
   std::vector<int64_t> versions;   // one per completion token (GRPO)
   double reward = 0;
+  // Sequences of one group share it (data parallelism keeps groups whole);
+  // "" when the source has no groups.
+  std::string group_id;
   bool no_eos = false;
   // Router replay: [completion tokens, layers, top_k] row-major, or empty.
   std::vector<int32_t> routed_experts;

@@ -13,9 +13,19 @@
 //   StatsRecorder stats;
 //   MOERL_RETURN_IF_ERROR(RunTrainStep(model, optimizer, objective, seqs, options, step, &stats));
 //
-// Single rank. A ParallelState will be passed beside `model` when the
-// trainer is parallelised (gradient all-reduce before the optimizer step,
-// denominators all-reduced); nothing here is global.
+// Data and expert parallel (`parallel` non-null, model from ParallelizeQwen3):
+// every rank holds the whole batch and runs Prepare on all of it (the same
+// forwards on every rank, so batch-level advantage norms are the one-process
+// ones); each minibatch (the one-process split) is divided across the data
+// shards by whole groups, balanced by tokens (SplitAcrossDataShards); the
+// divisor is the minibatch's loss tokens summed over dp-cp; every rank runs
+// as many micro-batch forwards as the busiest shard (an empty one pads: each
+// forward communicates; under expert parallelism an empty forward is not yet
+// supported and uneven micro-batch counts are FailedPrecondition); then
+// GradientReducer::Reduce, the global-norm clip
+// and AdamW. The micro-batch statistics are merged over dp-cp so that every
+// rank's recorder describes the whole batch. With one micro-batch per shard
+// (max_tokens_per_mb unset or large) the result equals one process.
 // Thread-compatible.
 #ifndef MOERL_TRAINER_TRAIN_STEP_H_
 #define MOERL_TRAINER_TRAIN_STEP_H_
@@ -30,6 +40,7 @@
 #include "trainer/micro_batches.h"
 #include "trainer/model/model.h"
 #include "trainer/optimizer.h"
+#include "trainer/parallel/parallel_state.h"
 #include "trainer/policy_forward.h"
 #include "trainer/stats_log.h"
 #include "trainer/train_batch.h"
@@ -62,17 +73,29 @@ struct TrainStepOptions {
 // `step` is the 0-based training step (it sets the lr). Records
 // ppo_actor/update/{grad_norm,lr,update_successful,num_micro_batches,
 // aux_loss} and whatever the objective adds.
+// Collectives that fail (a dead rank) come back as Unavailable.
 absl::Status RunTrainStep(Qwen3Model& model, TrainOptimizer& optimizer, Objective& objective,
                           const std::vector<TrainSequence>& seqs, const TrainStepOptions& options,
-                          int64_t step, StatsRecorder* stats);
+                          int64_t step, StatsRecorder* stats, const ParallelState* parallel = nullptr);
+
+// `mini` (indices into seqs) cut into `n` lists: whole groups (runs of equal
+// non-empty group_id; a sequence without one is its own group), or single
+// sequences when there are fewer groups than lists; largest first into the
+// list with the fewest tokens (ties: lower list, lower index); each list
+// ascending. Deterministic; a list is empty only when mini has < n sequences.
+std::vector<IndexList> SplitAcrossDataShards(const std::vector<TrainSequence>& seqs, const IndexList& mini,
+                                             int64_t n);
 
 // The gradient of one minibatch (`mini`, indices into seqs), accumulated
 // over its micro-batches into the parameters' .grad (not zeroed first).
 // Returns the number of micro-batches. RunTrainStep's inner loop, public so
 // tests can compare gradients across micro-batch sizes.
+// With `parallel`, this rank's share of the minibatch (see above); returns
+// the micro-batch forwards this rank ran (the same on every rank).
 int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
                                      const std::vector<TrainSequence>& seqs, const IndexList& mini,
-                                     const TrainStepOptions& options, StatsRecorder* stats);
+                                     const TrainStepOptions& options, StatsRecorder* stats,
+                                     const ParallelState* parallel = nullptr);
 
 // Sum, count, min and max of `values_n` over `mask_n` (any float dtype),
 // recorded as a stat.

@@ -7,8 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
+#include <map>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -25,6 +28,8 @@
 #include "trainer/model/config.h"
 #include "trainer/model/hf_weights.h"
 #include "trainer/optimizer.h"
+#include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/process_groups.h"
 #include "trainer/sft.h"
 #include "trainer/stats_log.h"
 #include "trainer/tensorboard_writer.h"
@@ -36,17 +41,81 @@ namespace {
 
 double Seconds(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
 
-absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s) {
-  std::shared_ptr<Qwen3Model> model;
+// The model of this rank: sharded by ParallelizeQwen3 before any weight is
+// read, so that a rank under expert parallelism loads only its experts.
+absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s, const ModelConfig& config,
+                                                       const ParallelState& parallel) {
+  auto model = std::make_shared<Qwen3Model>(config);
+  MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, parallel));
   if (s.init_from_scratch) {
-    MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
-    model = std::make_shared<Qwen3Model>(config);
     model->InitializeWeights(static_cast<uint64_t>(s.run.seed));
   } else {
-    MOERL_ASSIGN_OR_RETURN(model, LoadHfModel(s.actor_path));
+    MOERL_RETURN_IF_ERROR(LoadHfWeights(s.actor_path, model.get()));
   }
   if (s.dtype == "bfloat16") model->to(at::kBFloat16);
   return model;
+}
+
+// What rank 0 publishes, evaluates and checkpoints: `model` itself on one
+// process; else a fresh one-device copy holding every expert (no dispatcher
+// or router reducer, so its forwards do not communicate). Every rank calls
+// it: each expert tensor is summed over ep from copies that are zero outside
+// the rank's range (exact).
+std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
+  if (parallel.world_size() == 1) return model;
+  auto full = std::make_shared<Qwen3Model>(model->config());
+  full->to(model->dtype());
+  at::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> held;
+  for (HfBinding& b : HfBindings(*model)) held[b.hf_name] = b.view;
+  for (HfBinding& b : HfBindings(*full)) {
+    auto it = held.find(b.hf_name);
+    if (it != held.end()) {
+      b.view.copy_(it->second);
+    } else {
+      b.view.zero_();
+    }
+  }
+  if (parallel.dims().ep > 1) {
+    const ProcessGroup& ep = parallel.group(RankGroupKind::kExpert);
+    for (at::Tensor& p : SplitParameters(*full).experts) {
+      at::Tensor sum = p.detach().contiguous().clone();
+      ep.AllReduceSum(sum);
+      p.detach().copy_(sum);
+    }
+  }
+  return full;
+}
+
+std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-", rank, ".pt"); }
+
+// checkpoints/step-<N>: rank 0 writes the folder (the full weights, its
+// optimizer state, the manifest); under expert parallelism every other rank
+// first saves its optimizer state (its experts' moments), which rank 0 moves
+// into the folder before the manifest. Every rank calls it.
+absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, const std::shared_ptr<Qwen3Model>& model,
+                                   const TrainOptimizer& optimizer, const TrainerState& state,
+                                   const ParallelState& parallel) {
+  std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
+  const bool per_rank = parallel.dims().ep > 1;
+  const std::string dir = s.CheckpointsDir();
+  auto pending = [&](int r) { return absl::StrCat(dir, "/.", RankOptimizerFile(r), ".step-", state.step); };
+  absl::Status saved = absl::OkStatus();
+  if (per_rank && parallel.rank() != 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    saved = optimizer.Save(pending(parallel.rank()));
+  }
+  // Every rank's file exists (or its failure is known) before rank 0 publishes.
+  const double failures = SumOverDataParallel(parallel, saved.ok() ? 0.0 : 1.0);
+  if (!saved.ok()) return saved;
+  if (failures > 0) return absl::AbortedError("another rank could not save its optimizer state");
+  if (parallel.rank() != 0) return absl::OkStatus();
+  std::vector<std::pair<std::string, std::string>> move_in;
+  if (per_rank) {
+    for (int r = 1; r < parallel.world_size(); ++r) move_in.emplace_back(RankOptimizerFile(r), pending(r));
+  }
+  return SaveTrainerCheckpoint(dir, *full, optimizer, state, move_in);
 }
 
 // Where each step's sequences come from.
@@ -127,6 +196,9 @@ absl::StatusOr<std::unique_ptr<StepData>> MakeStepData(const TrainerSettings& s,
       new SftStepData(std::move(data), s.train_batch_size, s.sft_epochs, static_cast<uint64_t>(s.run.seed)));
 }
 
+absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel,
+                             const std::function<bool()>& should_stop, TrainerReport* report);
+
 }  // namespace
 
 absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::string>& args) {
@@ -139,6 +211,36 @@ absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::strin
 
 absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& should_stop,
                         TrainerReport* report) {
+  MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
+  if (s.allocation.allocation_mode.empty()) {
+    return RunTrainer(s, ParallelState::SingleProcess(), should_stop, report);
+  }
+  MOERL_ASSIGN_OR_RETURN(AllocationMode mode, s.allocation.Parse());
+  // Layouts the trainer cannot run yet fail here, before meeting the others.
+  MOERL_ASSIGN_OR_RETURN(ParallelDims dims, TrainingDims(mode));
+  MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
+  MOERL_ASSIGN_OR_RETURN(ParallelState parallel, ParallelState::FromEnvironment(mode, config));
+  if (parallel.world_size() > 1) {
+    MOERL_LOG(INFO) << "rank " << parallel.rank() << " of " << parallel.world_size() << " (" << DebugString(dims)
+                    << "), data shard " << parallel.data_shard() << " of " << parallel.num_data_shards();
+  }
+  return RunTrainer(s, parallel, should_stop, report);
+}
+
+absl::Status RunTrainer(const TrainerSettings& s, const ParallelState& parallel,
+                        const std::function<bool()>& should_stop, TrainerReport* report) {
+  try {
+    return RunTrainerSteps(s, parallel, should_stop, report);
+  } catch (const CollectiveError& e) {
+    return absl::UnavailableError(absl::StrCat("rank ", parallel.rank(), ": ", e.what()));
+  }
+}
+
+namespace {
+
+absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel,
+                             const std::function<bool()>& should_stop, TrainerReport* report) {
+  const bool writer = parallel.rank() == 0;  // stats, tensorboard, weights, checkpoints
   if (s.threads > 0) at::set_num_threads(static_cast<int>(s.threads));
   std::error_code ec;
   std::filesystem::create_directories(s.RunDir(), ec);
@@ -150,7 +252,8 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   }
   if (grpo.advantages.adv_norm) MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.adv_norm, "actor.adv_norm"));
   MOERL_RETURN_IF_ERROR(ValidatePpoLossConfig(grpo.loss));
-  MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s));
+  MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
+  MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s, config, parallel));
   std::shared_ptr<Qwen3Model> ref;  // the KL penalty's reference, frozen
   if (s.mode == "grpo" && s.kl_ctl != 0) {
     MOERL_ASSIGN_OR_RETURN(ref, LoadHfModel(s.ref_path));
@@ -166,7 +269,9 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   if (s.Recover()) {
     MOERL_ASSIGN_OR_RETURN(std::optional<std::string> latest, FindLatestCheckpoint(s.CheckpointsDir()));
     if (latest) {
-      MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state));
+      const bool own_file = parallel.dims().ep > 1 && parallel.rank() != 0;
+      MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state,
+                                                  own_file ? RankOptimizerFile(parallel.rank()) : ""));
       MOERL_LOG(INFO) << "resumed from " << *latest << " (step " << state.step << ", data position "
                       << state.data_epoch << "/" << state.data_index << ")";
     }
@@ -180,25 +285,38 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   publish.keep = s.keep_weight_versions;
   publish.tokenizer_dir = s.tokenizer_path.empty() ? (s.init_from_scratch ? "" : s.actor_path) : s.tokenizer_path;
   WeightPublisher publisher(publish);
+  // Every rank takes part in gathering the weights; rank 0 writes them.
+  auto publish_version = [&](int64_t version) -> absl::Status {
+    std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
+    absl::Status published = writer ? publisher.Publish(*full, version) : absl::OkStatus();
+    if (SumOverDataParallel(parallel, published.ok() ? 0.0 : 1.0) > 0 && published.ok()) {
+      return absl::AbortedError(absl::StrCat("rank 0 could not publish weights v", version));
+    }
+    return published;
+  };
   absl::StatusOr<int64_t> latest = ReadLatestVersion(s.WeightsDir());
   if (!latest.ok() && latest.status().code() != absl::StatusCode::kNotFound) return latest.status();
-  if (!latest.ok()) {
-    MOERL_RETURN_IF_ERROR(publisher.Publish(*model, state.step));
+  // Rank 0 decides; the others follow (they may see LATEST appear meanwhile).
+  const bool publish_first = SumOverDataParallel(parallel, writer && !latest.ok() ? 1.0 : 0.0) > 0;
+  if (publish_first) {
+    MOERL_RETURN_IF_ERROR(publish_version(state.step));
     MOERL_LOG(INFO) << "published weights v" << state.step << " to " << s.WeightsDir();
-  } else if (*latest != state.step) {
+  } else if (writer && latest.ok() && *latest != state.step) {
     MOERL_LOG(WARNING) << "weights/LATEST is v" << *latest << " but training continues from version "
                        << state.step << "; the next step publishes v" << state.step + 1;
   }
 
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
   StatsLog stats_log(s.StatsPath());
-  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<TensorBoardWriter> tensorboard,
-                         TensorBoardWriter::Create(s.RunDir() + "/tensorboard"));
+  std::unique_ptr<TensorBoardWriter> tensorboard;
+  if (writer) {
+    MOERL_ASSIGN_OR_RETURN(tensorboard, TensorBoardWriter::Create(s.RunDir() + "/tensorboard"));
+  }
   // Evaluation: the held-out problems, tokenized once.
   std::optional<Tokenizer> eval_tokenizer;
   std::vector<EvalProblem> eval_problems;
   EvalOptions eval_options;
-  if (s.evaluator_freq_steps) {
+  if (s.evaluator_freq_steps && writer) {
     MOERL_ASSIGN_OR_RETURN(eval_tokenizer, LoadTrainerTokenizer(s));
     const Tokenizer& tok = *eval_tokenizer;
     MOERL_ASSIGN_OR_RETURN(
@@ -233,28 +351,29 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
       objective = std::make_unique<SftObjective>(s.temperature);
     }
     MOERL_RETURN_IF_ERROR(
-        RunTrainStep(*model, optimizer, *objective, seqs, step_options, state.step, &stats));
+        RunTrainStep(*model, optimizer, *objective, seqs, step_options, state.step, &stats,
+                     parallel.world_size() > 1 ? &parallel : nullptr));
     const double train_seconds = Seconds(train_start);
     stats.Scalar("timeperf/train_step", train_seconds);
     next.step = state.step + 1;
     state = next;
 
     const absl::Time publish_start = absl::Now();
-    MOERL_RETURN_IF_ERROR(publisher.Publish(*model, state.step));
+    MOERL_RETURN_IF_ERROR(publish_version(state.step));
     stats.Scalar("timeperf/update_weights", Seconds(publish_start));
     if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
       const absl::Time save_start = absl::Now();
-      MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(s.CheckpointsDir(), *model, optimizer, state));
+      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, model, optimizer, state, parallel));
       stats.Scalar("timeperf/checkpoint_for_recover", Seconds(save_start));
     }
 
-    if (s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0) {
+    if (s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0 && writer) {
       const absl::Time eval_start = absl::Now();
       const Tokenizer& tok = *eval_tokenizer;
       DecodeFn decode = [&](const std::vector<int64_t>& ids) {
         return tok.Decode(std::vector<int32_t>(ids.begin(), ids.end()), {.skip_special_tokens = true});
       };
-      MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(model, eval_problems, decode, eval_options));
+      MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(FullModel(model, parallel), eval_problems, decode, eval_options));
       stats.Scalar("eval-rollout/reward", eval.reward);
       stats.Scalar("eval-rollout/greedy_accuracy", eval.greedy_accuracy);
       stats.Scalar("timeperf/eval", Seconds(eval_start));
@@ -271,6 +390,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
     std::map<std::string, double> values = stats.Flatten();
     values["version"] = static_cast<double>(state.step);
     values["timeperf/tokens_per_second"] = tokens / std::max(train_seconds, 1e-9);
+    if (!writer) continue;
     MOERL_RETURN_IF_ERROR(stats_log.Append(state.step - 1, values));
     MOERL_RETURN_IF_ERROR(tensorboard->WriteScalars(state.step - 1, values));
     if ((state.step - 1) % s.log_every == 0) {
@@ -287,5 +407,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   MOERL_LOG(INFO) << "trainer stopped after step " << state.step << " (policy version " << state.step << ")";
   return absl::OkStatus();
 }
+
+}  // namespace
 
 }  // namespace moerl

@@ -25,8 +25,15 @@
 // A bad batch file stops the run with its InvalidArgument (nothing is
 // trained on it). Policy version after step N (0-based) is N+1.
 //
-// One rank: the seam for parallelism is RunTrainStep (trainer/train_step.h);
-// a ParallelState would be passed through RunTrainer to it.
+// On N ranks (docs/parallel.md): RunTrainer builds the ParallelState of the
+// training allocation of allocation_mode from the launcher's variables (one
+// process without them, or with allocation_mode empty); a layout the trainer
+// cannot run yet (tp, cp, pp, etp > 1) is Unimplemented before any rank
+// meets another. Every rank reads the same batch files and trains its data
+// shard (trainer/train_step.h); rank 0 alone writes stats.jsonl, tensorboard/,
+// weights/ (gathering the experts from the ep ranks) and checkpoints/ (plus
+// each other rank's optimizer-rank-<r>.pt under expert parallelism). A
+// failed collective (a dead rank) ends the run with Unavailable naming it.
 // Thread: the caller's.
 #ifndef MOERL_TRAINER_TRAINER_RUN_H_
 #define MOERL_TRAINER_TRAINER_RUN_H_
@@ -37,6 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "trainer/parallel/parallel_state.h"
 #include "trainer/trainer_settings.h"
 
 namespace moerl {
@@ -53,6 +61,11 @@ absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::strin
 
 absl::Status RunTrainer(const TrainerSettings& settings, const std::function<bool()>& should_stop,
                         TrainerReport* report);
+
+// The same on the ranks of `parallel` (tests: RunInProcessRanks). Every rank
+// of the layout calls it with the same settings.
+absl::Status RunTrainer(const TrainerSettings& settings, const ParallelState& parallel,
+                        const std::function<bool()>& should_stop, TrainerReport* report);
 
 }  // namespace moerl
 

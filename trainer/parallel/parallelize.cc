@@ -64,12 +64,25 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
   return std::make_pair(begin, begin + split[stage]);
 }
 
+absl::Status CheckLayoutImplemented(const ParallelDims& dims) {
+  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"pp", dims.pp},
+                            {"etp", dims.etp}}) {
+    if (size > 1) {
+      return absl::UnimplementedError(absl::StrCat(
+          "the layout ", DebugString(dims), " uses ", name, "=", size,
+          "; moerl's trainer runs data and expert parallelism so far (ParallelizeQwen3 also cuts "
+          "pipeline stages, which the trainer does not schedule yet)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options) {
   const ParallelDims& dims = state.dims();
   for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"etp", dims.etp}}) {
     if (size > 1) {
       return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses ", name, "=", size,
-                                                   "; moerl's trainer has data, expert and pipeline parallelism so far"));
+                                                   "; ParallelizeQwen3 has data, expert and pipeline parallelism so far"));
     }
   }
   // An explicit split replaces the layers % pp rule.

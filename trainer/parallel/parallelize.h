@@ -73,6 +73,10 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 // etp > 1; InvalidArgument when the layout does not fit the model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
+// Unimplemented (naming the dimension) for a layout ParallelizeQwen3 cannot
+// shard yet; callers check it before any rank meets another.
+absl::Status CheckLayoutImplemented(const ParallelDims& dims);
+
 // The model's parameters, split by the group that holds their replicas.
 struct ParameterGroups {
   std::vector<at::Tensor> dense;    // replicated over dp-cp
