@@ -25,7 +25,7 @@ PLOTS = [
     ("Staleness (versions)", "staleness.png",
      ["ppo_actor/update/version_stats/sample_staleness_theta_avg",
       "ppo_actor/update/version_stats/sample_staleness_theta_max"]),
-    ("Tokens/s", "throughput.png", ["timeperf/tokens_per_s", "timeperf/generated_tokens_per_s"]),
+    ("Tokens/s", "throughput.png", ["timeperf/tokens_per_second", "timeperf/generated_tokens_per_s"]),
 ]
 
 
