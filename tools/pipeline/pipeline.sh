@@ -132,6 +132,16 @@ fail_stage() {  # name, reason
   exit 1
 }
 
+start_trainer() {  # name, trainer arguments...: through torchrun when there are several ranks
+  local name=$1; shift
+  if [[ $trainer_ranks -gt 1 ]]; then
+    start_stage "$name" "$python" -m torch.distributed.run --no-python --standalone \
+      --nproc-per-node "$trainer_ranks" --log-dir "$logs/$name-ranks" --tee 3 "$trainer" "$@"
+  else
+    start_stage "$name" "$trainer" "$@"
+  fi
+}
+
 start_stage() {  # name, command...
   local name=$1; shift
   "$@" >>"$logs/$name.log" 2>&1 &
@@ -160,9 +170,11 @@ if [[ $sft_steps -gt 0 ]]; then
     # the baseline, on the same held-out problems and seed as RL's evals.
     sft_eval=null
     [[ $embedded -eq 1 ]] && sft_eval=$sft_steps
+    # One process: the trainer's SFT mode does not split data across ranks.
     start_stage sft "$trainer" "${args[@]}" "trial_name=$trial_name.sft" "++trainer.mode=sft" \
       "++total_train_steps=$sft_steps" "++train_dataset.batch_size=$sft_batch_size" \
-      "++actor.optimizer.lr=$sft_lr" "++recover.mode=auto" "++evaluator.freq_steps=$sft_eval"
+      "++actor.optimizer.lr=$sft_lr" "++recover.mode=auto" "++evaluator.freq_steps=$sft_eval" \
+      "++allocation_mode="
     while kill -0 "${stage_pid[sft]}" 2>/dev/null; do
       [[ $stopping -eq 1 ]] && exit 130
       sleep 1
@@ -194,13 +206,7 @@ done
 
 # --- the trainer first: it publishes the weights the servers start from
 # (weights/LATEST: v0 of a fresh run, the newest version of a resumed one).
-if [[ $trainer_ranks -gt 1 ]]; then
-  start_stage trainer "$python" -m torch.distributed.run --no-python --standalone \
-    --nproc-per-node "$trainer_ranks" --log-dir "$logs/trainer-ranks" --redirects 3 \
-    "$trainer" "${args[@]}"
-else
-  start_stage trainer "$trainer" "${args[@]}"
-fi
+start_trainer trainer "${args[@]}"
 deadline=$((SECONDS + ${stage_timeout_s%.*}))
 while [[ ! -s "$run_dir/weights/LATEST" ]]; do
   kill -0 "${stage_pid[trainer]}" 2>/dev/null || fail_stage trainer "exited before publishing weights"
