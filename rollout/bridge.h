@@ -1,7 +1,6 @@
 // RolloutBridge: prompts from a ring -> gconfig.n_samples completions each
 // from inference servers -> whole groups into a ring, with AReaL's
-// staleness control and weight updates from disk (specs/areal-reference.md
-// §e, specs/sglang-hf-reference.md §2; docs/bridge.md).
+// staleness control and weight updates from disk (docs/bridge.md).
 //
 //   std::vector<std::unique_ptr<InferenceClient>> servers = ...;
 //   RolloutBridge bridge(config, std::move(servers), decode);

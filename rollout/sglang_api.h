@@ -1,5 +1,5 @@
 // The request and response bodies of SGLang's native HTTP API that moerl
-// speaks (specs/sglang-hf-reference.md §1), as structs with JSON both ways.
+// speaks (docs/server.md), as structs with JSON both ways.
 // The inference server (rollout/server) parses requests and writes responses
 // with this code; the rollout bridge's client writes requests and parses
 // responses with the same code, so the two agree by construction.

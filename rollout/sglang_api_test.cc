@@ -1,5 +1,5 @@
-// The JSON shapes of specs/sglang-hf-reference.md §1.1/§1.4, field by field,
-// both directions.
+// The JSON shapes of SGLang's /generate and /update_weights_from_disk bodies
+// (docs/server.md), field by field, both directions.
 #include "rollout/sglang_api.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // SglangHttpClient: InferenceClient over SGLang's native HTTP API
-// (specs/sglang-hf-reference.md §1; request and response bodies from
+// (docs/server.md; request and response bodies from
 // rollout/sglang_api.h, shared with moerl's own server), driven the way
 // AReaL drives it (§2): token ids in, `output_token_logprobs` out,
 // `/pause_generation` + `/update_weights_from_disk` + `/continue_generation`.

@@ -1,5 +1,5 @@
 // VllmHttpClient: InferenceClient over vLLM's OpenAI-compatible server with
-// AReaL's control endpoints (specs/areal-reference.md §e.3-§e.4):
+// the control endpoints AReaL adds to it for weight updates:
 //   generate   POST /v1/completions {"prompt": [ids], "max_tokens", "min_tokens",
 //              "temperature", "top_p", "top_k", "stop_token_ids", "logprobs": 0,
 //              "return_tokens_as_token_ids": true, "skip_special_tokens": false}

@@ -1,5 +1,5 @@
-// SglangHttpServer: SGLang's native HTTP endpoints (specs/sglang-hf-reference.md
-// §1) on a Scheduler, with cpp-httplib.
+// SglangHttpServer: SGLang's native HTTP endpoints (docs/server.md) on a
+// Scheduler, with cpp-httplib.
 //
 //   SglangHttpServer http(scheduler.get(), /*threads=*/64);
 //   MOERL_ASSIGN_OR_RETURN(int port, http.Bind("127.0.0.1", 0));   // 0: a free port
