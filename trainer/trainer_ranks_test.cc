@@ -27,6 +27,7 @@
 #include "common/proto/trajectory.pb.h"
 #include "common/transport/record_io.h"
 #include "common/weights_dir.h"
+#include "dataset/synthetic.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "trainer/model/hf_weights.h"
@@ -324,6 +325,53 @@ TEST_P(TrainerRanksUneven, MatchOneProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, TrainerRanksUneven,
                          ::testing::Values("megatron:d2", "megatron:(attn:d2|ffn:e2)"));
+
+// Evaluation every step under expert parallelism: every rank takes part in
+// gathering the experts, rank 0 evaluates, the others wait in the next
+// step's collectives. The held-out figures equal one process's (same
+// weights to 1e-5, same sampling seed). A model with the small tokenizer's
+// vocabulary, from scratch; the batches' token ids are below 128.
+TEST(TrainerRanksEval, EvaluatesEveryStepLikeOneProcess) {
+  const std::string root = Fresh("eval");
+  const std::string model_dir = root + "/model";
+  std::filesystem::create_directories(model_dir);
+  nlohmann::json config = nlohmann::json::parse(ReadAll(std::string(kMoeDir) + "/config.json"));
+  config["vocab_size"] = 4096;
+  std::ofstream(model_dir + "/config.json") << config.dump();
+  const std::string data = root + "/test.jsonl";
+  {
+    std::ofstream out(data);
+    for (const SyntheticProblem& p : GenerateSynthetic(SyntheticLevel(0), 3)) out << SyntheticProblemJson(p) << "\n";
+  }
+  const std::string batches = root + "/batches";
+  WriteBatches(batches, 2, 2, 7);
+  const std::vector<std::string> overrides = {
+      "actor.path=" + model_dir,        "+actor.init_from_scratch=true",   "+evaluator.freq_steps=1",
+      "+valid_dataset.path=" + data,    "+trainer.eval_max_prompts=3",     "+trainer.eval_n_samples=2",
+      "+trainer.eval_max_new_tokens=8", "+total_train_steps=2"};
+  Train(root, "one", "", batches, overrides);
+  Train(root, "par", "megatron:(attn:d2|ffn:e2)", batches, overrides);
+  if (HasFatalFailure()) return;
+  auto evals = [&](const std::string& trial) {
+    std::vector<std::pair<double, double>> out;
+    std::ifstream in(Settings(root, trial, overrides).StatsPath());
+    std::string line;
+    while (std::getline(in, line)) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      EXPECT_TRUE(j.contains("eval-rollout/reward")) << trial << ": " << line;
+      if (!j.contains("eval-rollout/reward")) continue;
+      out.emplace_back(j["eval-rollout/reward"].get<double>(), j["eval-rollout/greedy_accuracy"].get<double>());
+    }
+    return out;
+  };
+  const auto a = evals("one"), b = evals("par");
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].first, a[i].first) << "eval-rollout/reward after step " << i;
+    EXPECT_EQ(b[i].second, a[i].second) << "eval-rollout/greedy_accuracy after step " << i;
+  }
+}
 
 // A rank that leaves (here: stops before its first step) makes the other
 // fail with Unavailable within the collective timeout, not hang.

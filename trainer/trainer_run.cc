@@ -92,11 +92,11 @@ std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-",
 // checkpoints/step-<N>: rank 0 writes the folder (the full weights, its
 // optimizer state, the manifest); under expert parallelism every other rank
 // first saves its optimizer state (its experts' moments), which rank 0 moves
-// into the folder before the manifest. Every rank calls it.
-absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, const std::shared_ptr<Qwen3Model>& model,
+// into the folder before the manifest. Every rank calls it, with this
+// step's FullModel.
+absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
                                    const TrainOptimizer& optimizer, const TrainerState& state,
                                    const ParallelState& parallel) {
-  std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
   const bool per_rank = parallel.dims().ep > 1;
   const std::string dir = s.CheckpointsDir();
   auto pending = [&](int r) { return absl::StrCat(dir, "/.", RankOptimizerFile(r), ".step-", state.step); };
@@ -115,7 +115,7 @@ absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, const std::shared_p
   if (per_rank) {
     for (int r = 1; r < parallel.world_size(); ++r) move_in.emplace_back(RankOptimizerFile(r), pending(r));
   }
-  return SaveTrainerCheckpoint(dir, *full, optimizer, state, move_in);
+  return SaveTrainerCheckpoint(dir, full, optimizer, state, move_in);
 }
 
 // Where each step's sequences come from.
@@ -285,10 +285,10 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   publish.keep = s.keep_weight_versions;
   publish.tokenizer_dir = s.tokenizer_path.empty() ? (s.init_from_scratch ? "" : s.actor_path) : s.tokenizer_path;
   WeightPublisher publisher(publish);
-  // Every rank takes part in gathering the weights; rank 0 writes them.
-  auto publish_version = [&](int64_t version) -> absl::Status {
-    std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
-    absl::Status published = writer ? publisher.Publish(*full, version) : absl::OkStatus();
+  // Every rank takes part in gathering the weights (FullModel); rank 0
+  // writes them.
+  auto publish_version = [&](Qwen3Model& full, int64_t version) -> absl::Status {
+    absl::Status published = writer ? publisher.Publish(full, version) : absl::OkStatus();
     if (SumOverDataParallel(parallel, published.ok() ? 0.0 : 1.0) > 0 && published.ok()) {
       return absl::AbortedError(absl::StrCat("rank 0 could not publish weights v", version));
     }
@@ -299,7 +299,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   // Rank 0 decides; the others follow (they may see LATEST appear meanwhile).
   const bool publish_first = SumOverDataParallel(parallel, writer && !latest.ok() ? 1.0 : 0.0) > 0;
   if (publish_first) {
-    MOERL_RETURN_IF_ERROR(publish_version(state.step));
+    MOERL_RETURN_IF_ERROR(publish_version(*FullModel(model, parallel), state.step));
     MOERL_LOG(INFO) << "published weights v" << state.step << " to " << s.WeightsDir();
   } else if (writer && latest.ok() && *latest != state.step) {
     MOERL_LOG(WARNING) << "weights/LATEST is v" << *latest << " but training continues from version "
@@ -358,12 +358,16 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     next.step = state.step + 1;
     state = next;
 
+    // The gathered model serves publication, the checkpoint and the
+    // evaluation of this version; every rank takes part in gathering it
+    // (collectives), rank 0 alone evaluates.
     const absl::Time publish_start = absl::Now();
-    MOERL_RETURN_IF_ERROR(publish_version(state.step));
+    const std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
+    MOERL_RETURN_IF_ERROR(publish_version(*full, state.step));
     stats.Scalar("timeperf/update_weights", Seconds(publish_start));
     if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
       const absl::Time save_start = absl::Now();
-      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, model, optimizer, state, parallel));
+      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, *full, optimizer, state, parallel));
       stats.Scalar("timeperf/checkpoint_for_recover", Seconds(save_start));
     }
 
@@ -373,7 +377,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
       DecodeFn decode = [&](const std::vector<int64_t>& ids) {
         return tok.Decode(std::vector<int32_t>(ids.begin(), ids.end()), {.skip_special_tokens = true});
       };
-      MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(FullModel(model, parallel), eval_problems, decode, eval_options));
+      MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(full, eval_problems, decode, eval_options));
       stats.Scalar("eval-rollout/reward", eval.reward);
       stats.Scalar("eval-rollout/greedy_accuracy", eval.greedy_accuracy);
       stats.Scalar("timeperf/eval", Seconds(eval_start));
