@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Writes <run>/report/: one Markdown page with plots of a run's statistics.
 
-    python3 tools/pipeline/report.py RUN_DIR [--plan FILE]
+    python3 tools/pipeline/report.py RUN_DIR [--plan FILE] [--baseline STATS]
 
 Reads RUN_DIR/stats.jsonl (one JSON object per training step, AReaL's stat
 names) and RUN_DIR/config.yaml, draws one PNG per quantity with matplotlib
 (reward, eval accuracy, loss, entropy, staleness, tokens/s against the step)
 and writes RUN_DIR/report/index.md with the final figures, the plots, the
 configuration and the planner's output (--plan: a file holding it).
+--baseline names the stats.jsonl of the run RL started from (the pipeline's
+SFT warm-up): its last evaluation is drawn as dashed lines on the eval plot
+and compared with this run's evaluations in a table.
 Exits 1 with a message naming the file and line of a malformed stats line.
 """
 import argparse
@@ -27,6 +30,39 @@ PLOTS = [
       "ppo_actor/update/version_stats/sample_staleness_theta_max"]),
     ("Tokens/s", "throughput.png", ["timeperf/tokens_per_second", "timeperf/generated_tokens_per_s"]),
 ]
+
+
+EVAL_KEYS = ["eval-rollout/reward", "eval-rollout/greedy_accuracy"]
+
+
+def eval_table(rows, baseline):
+    """Markdown lines: each evaluation, with its change over the baseline."""
+    evals = [r for r in rows if isinstance(r.get(EVAL_KEYS[0]), (int, float))]
+    if not evals:
+        return []
+    # Minutes count from the moment the trainer began waiting for its first
+    # batch: step 0's wall_time less the phases it timed.
+    start = rows[0].get("wall_time")
+    if start is not None:
+        phases = ("rollout", "train_step", "update_weights", "checkpoint_for_recover", "eval")
+        start -= sum(rows[0].get(f"timeperf/{p}", 0) for p in phases)
+    head = "| after step | min of RL | sampled (`eval-rollout/reward`) | greedy (`eval-rollout/greedy_accuracy`) |"
+    out = ["## Held-out accuracy", "", head, "| --- | --- | --- | --- |"]
+    if baseline:
+        out.append("| before RL | 0 | {:.1%} | {:.1%} |".format(*(baseline.get(k, float("nan")) for k in EVAL_KEYS)))
+
+    def cell(r, k):
+        v = r.get(k)
+        if not isinstance(v, (int, float)):
+            return "-"
+        if k in baseline:
+            return f"{v:.1%} ({100 * (v - baseline[k]):+.1f})"
+        return f"{v:.1%}"
+
+    for r in evals:
+        minutes = "-" if start is None or r.get("wall_time") is None else f"{(r['wall_time'] - start) / 60:.1f}"
+        out.append(f"| {r.get('step', '?')} | {minutes} | {cell(r, EVAL_KEYS[0])} | {cell(r, EVAL_KEYS[1])} |")
+    return out + [""]
 
 
 def load_stats(path):
@@ -60,6 +96,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--plan", help="file holding the planner's output for this run")
+    parser.add_argument("--baseline", help="stats.jsonl of the run this one started from (its last evaluation)")
     args = parser.parse_args()
 
     import matplotlib
@@ -74,6 +111,12 @@ def main():
     os.makedirs(out, exist_ok=True)
 
     lines = [f"# Run report: {args.run_dir}", "", f"{len(rows)} training steps.", ""]
+    baseline = {}
+    if args.baseline and os.path.exists(args.baseline):
+        evals = [r for r in load_stats(args.baseline) if isinstance(r.get(EVAL_KEYS[0]), (int, float))]
+        if evals:
+            baseline = {k: evals[-1][k] for k in EVAL_KEYS if isinstance(evals[-1].get(k), (int, float))}
+    lines += eval_table(rows, baseline)
     final = rows[-1] if rows else {}
     summary = [(k, final[k]) for _, _, keys in PLOTS for k in keys if isinstance(final.get(k), (int, float))]
     if summary:
@@ -87,7 +130,10 @@ def main():
             continue
         fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
         for key, xs, ys in drawn:
-            ax.plot(xs, ys, marker="." if len(xs) < 60 else None, label=key)
+            line, = ax.plot(xs, ys, marker="." if len(xs) < 60 else None, label=key)
+            if key in baseline:
+                ax.axhline(baseline[key], color=line.get_color(), linestyle="--", linewidth=1,
+                           label=f"{key} before RL")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
