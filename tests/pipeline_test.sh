@@ -32,7 +32,7 @@ run="$root/moerl-demo/ok"
 [[ $(wc -l <"$run/stats.jsonl") -eq 2 ]] || fail "stats.jsonl has $(wc -l <"$run/stats.jsonl") lines, want 2"
 [[ $(cat "$run/weights/LATEST") == 2 ]] || fail "weights/LATEST is '$(cat "$run/weights/LATEST")', want 2"
 [[ -s "$run/report/index.md" && -s "$run/report/reward.png" ]] || fail "no report in $run/report"
-grep -q "^step 1/2 reward" "$TEST_TMPDIR/ok.out" || { cat "$TEST_TMPDIR/ok.out" >&2; fail "no progress line for step 1"; }
+grep -Eq "^step 1/2 reward .* eta 0m00s$" "$TEST_TMPDIR/ok.out" || { cat "$TEST_TMPDIR/ok.out" >&2; fail "no progress line for step 1"; }
 grep -q "RL starts from $root/moerl-demo/ok.sft/weights/v2" "$TEST_TMPDIR/ok.out" ||
   fail "RL did not start from the SFT weights"
 [[ $(rings_left ok) -eq 0 ]] || fail "rings left in /dev/shm after a complete run"

@@ -247,33 +247,43 @@ stats="$run_dir/stats.jsonl"
 seen_lines=0
 [[ -f "$stats" ]] && seen_lines=$(wc -l <"$stats")
 last_progress=$SECONDS
+watch_start=$(date +%s)  # the ETA extrapolates the steps seen since then
+watch_first_line=$seen_lines
 
 print_new_stats() {  # prints the stats lines written since the last call
   [[ -f "$stats" ]] || return 1
   local lines
   lines=$(wc -l <"$stats")
   [[ $lines -gt $seen_lines ]] || return 1
-  tail -n +"$((seen_lines + 1))" "$stats" | head -n "$((lines - seen_lines))" |
-    while IFS= read -r line; do
-      case "$output_mode" in
-        json) echo "$line" ;;
-        text) "$python" - "$line" "$total_steps" <<'PY' || true
+  local n=$seen_lines line
+  while IFS= read -r line; do
+    n=$((n + 1))
+    case "$output_mode" in
+      json) echo "$line" ;;
+      text)
+        "$python" - "$line" "$total_steps" "$((n - watch_first_line))" \
+          "$(($(date +%s) - watch_start))" <<'PY' || true
 import json, sys
 s = json.loads(sys.argv[1])
 def g(k, f="{:.3f}"):
     v = s.get(k)
     return "-" if v is None else f.format(v)
-total = sys.argv[2]
-print("step {}/{} reward {} loss {} grad_norm {} eval {} greedy {} staleness {} tok/s {}".format(
+total, done_here, seconds = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+# ETA: the mean time of the steps this pipeline saw, times the steps left.
+eta = "-"
+if total.isdigit() and isinstance(s.get("step"), int) and done_here > 0:
+    left = max(int(total) - s["step"] - 1, 0) * seconds / done_here
+    eta = "{}m{:02d}s".format(int(left) // 60, int(left) % 60)
+print("step {}/{} reward {} loss {} grad_norm {} eval {} greedy {} staleness {} tok/s {} eta {}".format(
     s.get("step", "?"), total, g("rollout/reward"), g("ppo_actor/update/actor_loss/avg"),
     g("ppo_actor/update/grad_norm"), g("eval-rollout/reward"),
     g("eval-rollout/greedy_accuracy"),
     g("ppo_actor/update/version_stats/sample_staleness_theta_avg", "{:.2f}"),
-    g("timeperf/tokens_per_second", "{:.0f}")), file=sys.stderr)
+    g("timeperf/tokens_per_second", "{:.0f}"), eta), file=sys.stderr)
 PY
-          ;;
-      esac
-    done
+        ;;
+    esac
+  done < <(tail -n +"$((seen_lines + 1))" "$stats" | head -n "$((lines - seen_lines))")
   seen_lines=$lines
 }
 
@@ -308,7 +318,9 @@ while :; do
     say "pipeline: trainer finished; run folder $run_dir"
     if [[ $write_report == 1 ]]; then
       printf '%s\n' "$plan" >"$run_dir/plan.txt"
-      "$python" "$report_script" "$run_dir" --plan "$run_dir/plan.txt" >/dev/null ||
+      baseline=()
+      [[ -n "${sft_dir:-}" && -f "$sft_dir/stats.jsonl" ]] && baseline=(--baseline "$sft_dir/stats.jsonl")
+      "$python" "$report_script" "$run_dir" --plan "$run_dir/plan.txt" "${baseline[@]}" >/dev/null ||
         die "could not write $run_dir/report (see above)"
       say "pipeline: report in $run_dir/report/index.md"
     fi
