@@ -107,6 +107,32 @@ else
   installed+=("areal-oracle")
 fi
 
+# Ray for `scheduler.type=ray` (tools/ray_launch/ray_launch.py, the only
+# user; //tests:pipeline_ray_test). Into a folder of its own, as the AReaL
+# oracle: nothing here may replace the pinned packages. Ray's own
+# dependencies are pinned too (`--no-deps`); about 260 MB, about a minute.
+RAY_ENV_DIR="${MOERL_RAY_ENV:-${HOME}/.cache/moerl/ray-env}"
+RAY_ENV_PACKAGES=(
+  ray==2.60.0
+  attrs==26.1.0 certifi==2026.10.19.post1 charset-normalizer==3.5.3 click==8.5.1
+  filelock==4.3.2 idna==3.20 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
+  msgpack==1.2.4 packaging==26.4 protobuf==7.36.2 pyyaml==6.0.4 referencing==0.37.0
+  requests==2.34.2 rpds-py==2026.9.1 typing-extensions==4.16.0 urllib3==2.8.0
+)
+ray_stamp="${RAY_ENV_DIR}/.moerl-packages"
+if [[ -f "$ray_stamp" && "$(cat "$ray_stamp")" == "${RAY_ENV_PACKAGES[*]}" ]]; then
+  log "ray: present in ${RAY_ENV_DIR}"
+else
+  log "ray: installing ${#RAY_ENV_PACKAGES[@]} packages into ${RAY_ENV_DIR}"
+  rm -rf "${RAY_ENV_DIR}.tmp"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target "${RAY_ENV_DIR}.tmp" "${RAY_ENV_PACKAGES[@]}"
+  rm -rf "$RAY_ENV_DIR"
+  mv "${RAY_ENV_DIR}.tmp" "$RAY_ENV_DIR"
+  echo "${RAY_ENV_PACKAGES[*]}" > "$ray_stamp"
+  installed+=("ray-env")
+fi
+
 # The build's repository rules look for these; fail here, not in Bazel.
 command -v bazel >/dev/null || { log "bazel is not on PATH after install" >&2; exit 1; }
 command -v protoc >/dev/null || { log "protoc is not on PATH after install" >&2; exit 1; }

@@ -20,6 +20,10 @@
 #      second Ctrl-C kills the stages at once).
 # A run folder that holds a live run is refused; rerunning with
 # recover.mode=auto resumes an interrupted one.
+#
+# scheduler.type=ray runs every stage as a Ray actor on an existing Ray
+# cluster (RAY_ADDRESS), in one placement group with a bundle per node, through
+# tools/ray_launch/ray_launch.py; the supervision below is the same.
 set -euo pipefail
 
 # --- where the binaries are (bazel run / bazel test runfiles, or a checkout)
@@ -46,6 +50,7 @@ python="$(bin ../libtorch/python3)"
 default_config=$(bin tools/pipeline/default.yaml)
 default_model=$(bin tools/pipeline/default_model)
 report_script=$(bin tools/pipeline/report.py)
+ray_launch_script=$(bin tools/ray_launch/ray_launch.py)
 
 die() { echo "pipeline: $*" >&2; exit 1; }
 
@@ -82,6 +87,10 @@ if ! flock -n 9; then
   die "run folder $run_dir holds a live run (pid $(cat "$run_dir/.pipeline.pid" 2>/dev/null || echo '?')); stop it or choose another trial_name"
 fi
 echo $$ > "$run_dir/.pipeline.pid"
+if [[ $scheduler == slurm ]]; then
+  rm -f "$run_dir/.pipeline.pid"
+  die "scheduler.type=slurm: this script does not submit Slurm jobs; submit examples/slurm/qwen3_30b_a3b.sbatch (srun starts every stage), or use scheduler.type=local or ray"
+fi
 if [[ $resume -eq 0 ]] && [[ -e "$run_dir/weights" || -e "$run_dir/batches" || -e "$run_dir/stats.jsonl" ]]; then
   rm -f "$run_dir/.pipeline.pid"
   die "run folder $run_dir holds an earlier run; resume it with recover.mode=auto, or choose another trial_name"
@@ -108,6 +117,7 @@ stop_stages() {  # TERM, then KILL after a grace period
 
 cleanup() {
   stop_stages 20
+  [[ -z "${ray_group:-}" ]] || "${ray_launch[@]}" release --group "$ray_group" >/dev/null 2>&1 || true
   "$ring" remove "$prompt_ring" >/dev/null 2>&1 || true
   "$ring" remove "$trajectory_ring" >/dev/null 2>&1 || true
   rm -f "$run_dir/.pipeline.pid"
@@ -134,7 +144,13 @@ fail_stage() {  # name, reason
 
 start_trainer() {  # name, trainer arguments...: through torchrun when there are several ranks
   local name=$1; shift
-  if [[ $trainer_ranks -gt 1 ]]; then
+  if [[ $scheduler == ray ]]; then  # one actor per rank, torchrun's variables set by the launcher
+    local bundles
+    bundles=$(tr ' ' , <<<"$trainer_rank_nodes")
+    start_stage "$name" "${ray_launch[@]}" run --group "$ray_group" --stage "$name" \
+      --log "$logs/$name.log" --rank-bundles "$bundles" --rank-log-dir "$logs/$name-ranks" \
+      -- "$trainer" "$@"
+  elif [[ $trainer_ranks -gt 1 ]]; then
     start_stage "$name" "$python" -m torch.distributed.run --no-python --standalone \
       --nproc-per-node "$trainer_ranks" --log-dir "$logs/$name-ranks" --tee 3 "$trainer" "$@"
   else
@@ -147,6 +163,32 @@ start_stage() {  # name, command...
   "$@" >>"$logs/$name.log" 2>&1 &
   stage_pid[$name]=$!
 }
+
+start_stage_on() {  # name, node, GPUs, command...: under Ray in that node's bundle, else here
+  local name=$1 node=$2 gpus=$3; shift 3
+  if [[ $scheduler == ray ]]; then
+    start_stage "$name" "${ray_launch[@]}" run --group "$ray_group" --stage "$name" \
+      --log "$logs/$name.log" --bundle "$node" --gpus "$gpus" -- "$@"
+  else
+    start_stage "$name" "$@"
+  fi
+}
+
+# --- Ray: the launcher runs with Ray on its path (tools/setup.sh installs it
+# apart from the pinned packages); one placement group per run folder.
+# (`env` execs the launcher: the stage's pid is the launcher's, which passes
+# signals on to the stage.)
+ray_group=""
+if [[ $scheduler == ray ]]; then
+  ray_env="${MOERL_RAY_ENV:-$HOME/.cache/moerl/ray-env}"
+  [[ -d "$ray_env/ray" ]] ||
+    die "scheduler.type=ray: no Ray in $ray_env (MOERL_RAY_ENV); tools/setup.sh installs it"
+  ray_launch=(env "PYTHONPATH=$ray_env${PYTHONPATH:+:$PYTHONPATH}" "$python" "$ray_launch_script")
+  ray_group="moerl:$run_dir"
+  # Rings live on this node: feeder, bridge and scorer run in bundle 0, pinned here.
+  "${ray_launch[@]}" place --group "$ray_group" --nodes "$ray_nodes" --slots-per-node "$ray_slots_per_node" ||
+    { ray_group=""; die "scheduler.type=ray: could not place the run on the Ray cluster (RAY_ADDRESS=${RAY_ADDRESS:-auto})"; }
+fi
 
 # --- the embedded default's data: synthetic GSM8K-format problems
 synthesize() {  # file, seed, count
@@ -171,7 +213,7 @@ if [[ $sft_steps -gt 0 ]]; then
     sft_eval=null
     [[ $embedded -eq 1 ]] && sft_eval=$sft_steps
     # One process: the trainer's SFT mode does not split data across ranks.
-    start_stage sft "$trainer" "${args[@]}" "trial_name=$trial_name.sft" "++trainer.mode=sft" \
+    start_stage_on sft 0 1 "$trainer" "${args[@]}" "trial_name=$trial_name.sft" "++trainer.mode=sft" \
       "++total_train_steps=$sft_steps" "++train_dataset.batch_size=$sft_batch_size" \
       "++actor.optimizer.lr=$sft_lr" "++recover.mode=auto" "++evaluator.freq_steps=$sft_eval" \
       "++allocation_mode="
@@ -217,10 +259,17 @@ done
 
 # --- inference servers (or the external ones named by rollout.server_addrs)
 addresses=($external_servers)
+server_node=($server_nodes)
 for ((i = 0; i < n_servers; i++)); do
   rm -f "$run_dir/server.$i.address"
-  start_stage "server.$i" "$server" "${args[@]}" "++sglang.model_path=$run_dir/weights" \
-    "+server.address_file=$run_dir/server.$i.address"
+  if [[ $scheduler == ray ]]; then  # reachable from the bridge's node
+    start_stage_on "server.$i" "${server_node[$i]}" "$gpus_per_server" "$server" "${args[@]}" \
+      "++sglang.model_path=$run_dir/weights" "+server.address_file=$run_dir/server.$i.address" \
+      "++server.host={ray_node_ip}"
+  else
+    start_stage "server.$i" "$server" "${args[@]}" "++sglang.model_path=$run_dir/weights" \
+      "+server.address_file=$run_dir/server.$i.address"
+  fi
 done
 for ((i = 0; i < n_servers; i++)); do
   deadline=$((SECONDS + ${stage_timeout_s%.*}))
@@ -236,11 +285,12 @@ done
 server_list=$(IFS=,; echo "${addresses[*]}")
 
 # --- the stages
-start_stage feeder "$feeder" "${args[@]}" "+dataset.ring=$prompt_ring"
-start_stage bridge "$bridge" "${args[@]}" "++rollout.server_addrs=$server_list" \
+# (under Ray in bundle 0, on this node, beside the rings they share)
+start_stage_on feeder 0 0 "$feeder" "${args[@]}" "+dataset.ring=$prompt_ring"
+start_stage_on bridge 0 0 "$bridge" "${args[@]}" "++rollout.server_addrs=$server_list" \
   "+rollout.prompt_ring=$prompt_ring" "+rollout.trajectory_ring=$trajectory_ring"
-start_stage scorer "$scorer" "${args[@]}" "+reward.ring=$trajectory_ring" "+reward.group_messages=true"
-say "pipeline: run folder $run_dir; $n_servers server(s), $trainer_ranks trainer rank(s), logs in $logs"
+start_stage_on scorer 0 0 "$scorer" "${args[@]}" "+reward.ring=$trajectory_ring" "+reward.group_messages=true"
+say "pipeline: run folder $run_dir; $n_servers server(s), $trainer_ranks trainer rank(s), logs in $logs${ray_group:+ (on Ray, placement group $ray_group)}"
 
 # --- watch: progress from stats.jsonl, failures and hangs by stage name
 stats="$run_dir/stats.jsonl"

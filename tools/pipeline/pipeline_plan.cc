@@ -51,6 +51,39 @@ absl::StatusOr<std::vector<std::string>> ServerAddresses(const ConfigTree& tree)
   return out;
 }
 
+// scheduler.type=ray: trainer ranks fill slots from node 0; each server takes
+// gpus_per_server slots on one node, after the ranks.
+absl::Status PlaceOnNodes(const ClusterConfig& cluster, PipelinePlan* plan) {
+  const int64_t slots = cluster.n_gpus_per_node;
+  plan->ray_nodes = static_cast<int>(cluster.n_nodes);
+  plan->ray_slots_per_node = static_cast<int>(slots);
+  const int64_t needed = plan->trainer_ranks + int64_t{plan->servers} * plan->gpus_per_server;
+  const std::string capacity = absl::StrCat(
+      "scheduler.type=ray: allocation_mode '", plan->allocation_mode, "' needs ", needed,
+      " GPUs (", plan->trainer_ranks, " trainer ranks + ", plan->servers, " servers x ",
+      plan->gpus_per_server, "); cluster.n_nodes x cluster.n_gpus_per_node = ", cluster.n_nodes,
+      " x ", slots);
+  if (plan->gpus_per_server > slots) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        capacity, ", and one server's ", plan->gpus_per_server,
+        " GPUs must be on one node; raise cluster.n_gpus_per_node"));
+  }
+  int64_t next = 0;  // the next free slot, counted over all nodes
+  for (int r = 0; r < plan->trainer_ranks; ++r, ++next) {
+    plan->trainer_rank_nodes.push_back(static_cast<int>(next / slots));
+  }
+  for (int i = 0; i < plan->servers; ++i) {
+    if (next % slots + plan->gpus_per_server > slots) next = (next / slots + 1) * slots;
+    plan->server_nodes.push_back(static_cast<int>(next / slots));
+    next += plan->gpus_per_server;
+  }
+  if (next > cluster.n_nodes * slots) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(capacity, "; raise cluster.n_nodes or use a smaller allocation"));
+  }
+  return absl::OkStatus();
+}
+
 std::string Quote(const std::string& value) {
   std::string out = "'";
   for (char c : value) {
@@ -143,6 +176,7 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   }
   plan.prompt_ring = absl::StrCat(run.experiment_name, ".", run.trial_name, ".prompts");
   plan.trajectory_ring = absl::StrCat(run.experiment_name, ".", run.trial_name, ".trajectories");
+  if (plan.scheduler == "ray") MOERL_RETURN_IF_ERROR(PlaceOnNodes(cluster, &plan));
   return plan;
 }
 
@@ -174,6 +208,10 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("resume", plan.recover_mode == "auto" || plan.recover_mode == "on" ? "1" : "0");
   line("prompt_ring", plan.prompt_ring);
   line("trajectory_ring", plan.trajectory_ring);
+  line("ray_nodes", std::to_string(plan.ray_nodes));
+  line("ray_slots_per_node", std::to_string(plan.ray_slots_per_node));
+  line("trainer_rank_nodes", absl::StrJoin(plan.trainer_rank_nodes, " "));
+  line("server_nodes", absl::StrJoin(plan.server_nodes, " "));
   return out.str();
 }
 

@@ -21,6 +21,13 @@
 //   pipeline.ring_capacity_bytes  size of each shared-memory ring
 //   pipeline.output             text | quiet | json (progress on the terminal)
 //   pipeline.report             write report/ at the end
+//
+// scheduler.type=ray places the stages on cluster.n_nodes nodes of
+// cluster.n_gpus_per_node slots (GPUs; CPU slots on a cluster without GPUs):
+// trainer ranks first, one slot each from node 0, then each server on the
+// next node that still has its gpus_per_server slots free. Feeder, bridge and
+// scorer share their shared-memory rings and so run on node 0, the node the
+// pipeline script runs on.
 // Plain data; thread-compatible.
 #ifndef MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
 #define MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
@@ -58,6 +65,12 @@ struct PipelinePlan {
   bool report = true;
   std::string prompt_ring;              // <experiment>.<trial>.prompts
   std::string trajectory_ring;          // <experiment>.<trial>.trajectories
+  // scheduler.type=ray only (empty otherwise): the node (placement-group
+  // bundle) of each trainer rank and each server, out of ray_nodes.
+  int ray_nodes = 0;                    // cluster.n_nodes
+  int ray_slots_per_node = 0;           // cluster.n_gpus_per_node
+  std::vector<int> trainer_rank_nodes;
+  std::vector<int> server_nodes;
 };
 
 // `--config <yaml> key=value ...` (args without argv[0]) -> the plan, or

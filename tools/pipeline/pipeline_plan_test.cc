@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -41,12 +42,54 @@ TEST(PipelinePlan, TheSeedsLayoutNeedsThirtyTwoRanksAndFourServers) {
   const std::string config = WriteConfig("seed.yaml", kBase);
   absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan(
       {"--config", config, "allocation_mode=sglang:d4t4+megatron:(attn:d1p4t2c2|ffn:d1p4t1e4)",
-       "scheduler.type=ray"});
+       "scheduler.type=ray", "cluster.n_nodes=4"});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->servers, 4);
   EXPECT_EQ(plan->gpus_per_server, 4);
   EXPECT_EQ(plan->trainer_ranks, 16);
   EXPECT_EQ(plan->scheduler, "ray");
+  // As examples/slurm places it: ranks on nodes 0-1, two servers on each of 2-3.
+  EXPECT_EQ(plan->trainer_rank_nodes,
+            std::vector<int>({0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1}));
+  EXPECT_EQ(plan->server_nodes, std::vector<int>({2, 2, 3, 3}));
+  EXPECT_NE(ShellAssignments(*plan).find("server_nodes='2 2 3 3'\n"), std::string::npos);
+}
+
+TEST(PipelinePlan, RayPlacesTheDefaultOnOneNode) {
+  const std::string config = WriteConfig("ray1.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan(
+      {"--config", config, "allocation_mode=sglang:d1+megatron:(attn:d2|ffn:e2)",
+       "scheduler.type=ray", "cluster.n_nodes=1"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->ray_nodes, 1);
+  EXPECT_EQ(plan->trainer_rank_nodes, std::vector<int>({0, 0}));
+  EXPECT_EQ(plan->server_nodes, std::vector<int>({0}));
+}
+
+TEST(PipelinePlan, RayServerDoesNotStraddleNodes) {
+  const std::string config = WriteConfig("ray2.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan(
+      {"--config", config, "allocation_mode=sglang:d2t4+megatron:d6", "scheduler.type=ray",
+       "cluster.n_nodes=3", "cluster.n_gpus_per_node=8"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  // Ranks take slots 0-5; the first server needs 4 and node 0 has 2 left.
+  EXPECT_EQ(plan->server_nodes, std::vector<int>({1, 1}));
+}
+
+TEST(PipelinePlan, RayRefusesALayoutLargerThanTheCluster) {
+  const std::string config = WriteConfig("ray3.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan(
+      {"--config", config, "allocation_mode=sglang:d4t4+megatron:(attn:d1p4t2c2|ffn:d1p4t1e4)",
+       "scheduler.type=ray", "cluster.n_nodes=3"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("needs 32 GPUs"), std::string::npos) << plan.status();
+  EXPECT_NE(plan.status().message().find("cluster.n_nodes x cluster.n_gpus_per_node = 3 x 8"),
+            std::string::npos)
+      << plan.status();
+  // The local launcher ignores the cluster's size.
+  EXPECT_TRUE(LoadPipelinePlan({"--config", config, "cluster.n_nodes=1",
+                                "allocation_mode=sglang:d4t4+megatron:(attn:d1p4t2c2|ffn:d1p4t1e4)"})
+                  .ok());
 }
 
 TEST(PipelinePlan, ExternalServersAreNotStarted) {
