@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/cli.h"
 #include "common/status.h"
 #include "dataset/feeder_run.h"
 
@@ -19,8 +20,13 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
 void OnSignal(int) { g_stop = 1; }
 
-absl::Status Main(const std::vector<std::string>& args, const std::string& argv0) {
+absl::Status Main(std::vector<std::string> args, const std::string& argv0) {
+  const bool check_only = moerl::TakeFlag("--check_config", &args);
   MOERL_ASSIGN_OR_RETURN(moerl::FeederSettings settings, moerl::LoadFeederSettings(args));
+  if (check_only) {  // --check_config: the configuration is valid; start nothing
+    std::printf("dataset_feeder: configuration accepted\n");
+    return absl::OkStatus();
+  }
   MOERL_ASSIGN_OR_RETURN(moerl::Tokenizer tokenizer,
                          moerl::LoadPromptTokenizer(settings.TokenizerPath(), argv0));
   std::signal(SIGTERM, OnSignal);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/hf_cache.h"
 #include "common/status.h"
 
 namespace moerl {
@@ -62,6 +63,9 @@ absl::Status FeederSettings::Load(const ConfigTree& tree) {
   ConfigSchema schema;
   Declare(&schema);
   MOERL_RETURN_IF_ERROR(schema.Read(tree));
+  // Hugging Face model ids name their snapshot in the local cache.
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("tokenizer_path", &tokenizer_path));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("actor.path", &actor_path));
   return Validate();
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/cli.h"
 #include "common/status.h"
 #include "reward/answer.h"
 #include "reward/scorer_run.h"
@@ -21,7 +22,7 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
 void OnSignal(int) { g_stop = 1; }
 
-absl::Status Main(const std::vector<std::string>& args) {
+absl::Status Main(std::vector<std::string> args) {
   const bool lenient = args.size() == 5 && args[4] == "--lenient_units";
   if ((args.size() == 4 || lenient) && args[0] == "--completion" && args[2] == "--gold") {
     const moerl::Score score = moerl::ScoreCompletion(
@@ -29,7 +30,12 @@ absl::Status Main(const std::vector<std::string>& args) {
     std::printf("reward=%g reason=%s\n", score.reward, moerl::ScoreReasonName(score.reason));
     return absl::OkStatus();
   }
+  const bool check_only = moerl::TakeFlag("--check_config", &args);
   MOERL_ASSIGN_OR_RETURN(moerl::ScorerRunOptions options, moerl::LoadScorerRunOptions(args));
+  if (check_only) {  // --check_config: the configuration is valid; start nothing
+    std::printf("reward_scorer: configuration accepted\n");
+    return absl::OkStatus();
+  }
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   moerl::ScorerReport report;

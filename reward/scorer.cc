@@ -227,6 +227,12 @@ absl::Status TrajectoryScorer::WriteReadyBatches(MessageRing& ring, bool flush,
                                                  ScorerReport* report) {
   while (ready_.size() >= config_.batch_size || (flush && !ready_.empty())) {
     const size_t n = std::min<size_t>(config_.batch_size, ready_.size());
+    if (config_.sort_groups) {
+      std::sort(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(n),
+                [](const PendingGroup& a, const PendingGroup& b) {
+                  return a.samples.begin()->second.group_id() < b.samples.begin()->second.group_id();
+                });
+    }
     proto::TrajectoryBatch batch;
     batch.set_format_version(kTrajectoryBatchFormatVersion);
     batch.set_group_size(config_.n_samples);

@@ -63,6 +63,10 @@ struct ScorerConfig {
   UnitRule unit_rule = UnitRule::kMathVerify;
   // How long one Pop waits before checking for the end and should_stop.
   absl::Duration poll_interval = absl::Milliseconds(200);
+  // The groups of a batch in group-id order rather than the order they were
+  // completed in (which depends on timing): with a fixed set of groups per
+  // batch (rollout.max_head_offpolicyness=0), batches are then reproducible.
+  bool sort_groups = false;
 
   absl::Status Validate() const;
 };

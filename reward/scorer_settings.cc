@@ -26,6 +26,8 @@ void ScorerSettings::Declare(ConfigSchema* schema) {
   schema->Bool("reward.lenient_units", &lenient_units,
                "drop any unit word, \\text{} and punctuation around a boxed number "
                "(default: math-verify's verdicts)");
+  schema->Bool("actor.megatron.use_deterministic_algorithms", &deterministic,
+               "a reproducible run: each batch's groups in group-id order, not arrival order");
 }
 
 absl::Status ScorerSettings::Validate() const {
@@ -69,6 +71,7 @@ ScorerRunOptions ScorerSettings::ToRunOptions() const {
   options.scorer.message_kind = group_messages ? MessageKind::kGroup : MessageKind::kTrajectory;
   options.scorer.poll_interval = absl::Seconds(poll_interval_s);
   options.scorer.unit_rule = lenient_units ? UnitRule::kLenient : UnitRule::kMathVerify;
+  options.scorer.sort_groups = deterministic;
   options.ring = ring;
   options.input_path = input_path;
   options.output_dir = OutputDir();

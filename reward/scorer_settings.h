@@ -20,6 +20,9 @@
 //                              AReaL calls it; true: unit words, \text{} and
 //                              trailing punctuation around a boxed number are
 //                              dropped (reward/answer.h lists the differences)
+//   actor.megatron.use_deterministic_algorithms
+//                              a reproducible run: the groups of a batch in
+//                              group-id order instead of arrival order
 // The `reward` section is owned: an unknown reward.* key is an error.
 //
 // Plain data; thread-compatible.
@@ -48,6 +51,7 @@ struct ScorerSettings {
   bool group_messages = false;
   double poll_interval_s = 0.2;
   bool lenient_units = false;
+  bool deterministic = false;  // actor.megatron.use_deterministic_algorithms
 
   void Declare(ConfigSchema* schema);
   // Exactly one input; an output directory, given or derived from valid run names.

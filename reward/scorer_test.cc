@@ -116,6 +116,29 @@ TEST(TrajectoryScorer, WritesWholeScoredGroupsBatchSizeAtATime) {
   EXPECT_TRUE(stats.end_of_stream);
 }
 
+TEST(TrajectoryScorer, SortGroupsWritesABatchInGroupIdOrderWhateverTheArrivalOrder) {
+  for (bool sort : {false, true}) {
+    auto [state, producer, consumer] = NewRingPair(DeliveryMode::kAcknowledged);
+    // "b" completes before "a".
+    Push(*producer, MakeTrajectory("b", 0, "1"));
+    Push(*producer, MakeTrajectory("b", 1, "2"));
+    Push(*producer, MakeTrajectory("a", 1, "3"));
+    Push(*producer, MakeTrajectory("a", 0, "4"));
+    ASSERT_TRUE(producer->CloseProducer().ok());
+    VectorBatchSink sink;
+    ScorerConfig config = Config(2, 2);
+    config.sort_groups = sort;
+    TrajectoryScorer scorer(config, &sink);
+    ScorerReport report;
+    ASSERT_TRUE(scorer.Run(*consumer, &report).ok());
+    ASSERT_EQ(sink.batches.size(), 1u);
+    ASSERT_EQ(sink.batches[0].trajectories_size(), 4);
+    EXPECT_EQ(sink.batches[0].trajectories(0).group_id(), sort ? "a" : "b") << "sort_groups=" << sort;
+    EXPECT_EQ(sink.batches[0].trajectories(0).sample_index(), 0u);
+    EXPECT_EQ(sink.batches[0].trajectories(2).group_id(), sort ? "b" : "a") << "sort_groups=" << sort;
+  }
+}
+
 TEST(TrajectoryScorer, ScoresWithTheConfiguredUnitRule) {
   for (const UnitRule rule : {UnitRule::kMathVerify, UnitRule::kLenient}) {
     auto [state, producer, consumer] = NewRingPair(DeliveryMode::kAcknowledged);

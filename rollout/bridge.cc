@@ -103,6 +103,22 @@ int64_t RolloutBridge::Impl::Capacity() {
 
 // ---------------------------------------------------------------- generation
 
+int64_t RequestSamplingSeed(uint64_t base, const std::string& group_id, int64_t sample_index,
+                            int64_t tokens_so_far) {
+  auto mix = [](uint64_t x) {  // SplitMix64's finaliser
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the group id
+  for (unsigned char c : group_id) h = (h ^ c) * 0x100000001b3ull;
+  h = mix(h ^ mix(base));
+  h = mix(h ^ static_cast<uint64_t>(sample_index));
+  h = mix(h ^ static_cast<uint64_t>(tokens_so_far));
+  return static_cast<int64_t>(h >> 1);
+}
+
 absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
   int64_t failures = 0;
   int64_t remaining = group->max_new_tokens;
@@ -149,6 +165,11 @@ absl::Status RolloutBridge::Impl::Generate(Group* group, Sample* sample) {
     request.sampling.min_new_tokens = std::max<int64_t>(
         0, config_.sampling.min_new_tokens - static_cast<int64_t>(sample->tokens.size()));
     request.return_routed_experts = config_.return_routed_experts;
+    if (config_.sampling_seed_base) {
+      request.sampling.sampling_seed = RequestSamplingSeed(
+          *config_.sampling_seed_base, GroupId(group->prompt), sample - group->samples.data(),
+          static_cast<int64_t>(sample->tokens.size()));
+    }
     absl::StatusOr<Generation> g = client->Generate(request, config_.request_timeout);
     if (g.ok() && (g->output_logprobs.size() != g->output_tokens.size() ||
                    static_cast<int64_t>(g->output_tokens.size()) > remaining)) {

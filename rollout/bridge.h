@@ -56,6 +56,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,8 +95,19 @@ struct BridgeConfig {
   std::string weights_dir;
   double probe_tolerance = 0.05;
 
+  // Set (actor.megatron.use_deterministic_algorithms): every request carries
+  // sampling_seed = hash(this, group id, sample index, tokens so far), so a
+  // rerun draws the same tokens whatever order requests reach the servers in.
+  // Unset: no sampling_seed (servers derive seeds from arrival order).
+  std::optional<uint64_t> sampling_seed_base;
+
   absl::Status Validate() const;
 };
+
+// The sampling_seed of one request (BridgeConfig::sampling_seed_base): a
+// non-negative int64 that depends only on its arguments.
+int64_t RequestSamplingSeed(uint64_t base, const std::string& group_id, int64_t sample_index,
+                            int64_t tokens_so_far);
 
 struct BridgeReport {
   int64_t prompts_taken = 0;

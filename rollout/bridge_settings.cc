@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/names.h"
+#include "common/hf_cache.h"
 #include "common/status.h"
 #include "common/transport/shm_ring.h"
 #include "rollout/sglang_http_client.h"
@@ -62,6 +63,8 @@ void BridgeSettings::Declare(ConfigSchema* schema) {
   schema->String("rollout.api_key", &api_key, "Bearer token for the servers");
   schema->String("tokenizer_path", &tokenizer_path, "tokenizer directory or tokenizer.json");
   schema->String("actor.path", &actor_path, "model directory (its tokenizer is used)");
+  schema->Bool("actor.megatron.use_deterministic_algorithms", &deterministic,
+               "a reproducible run: each request carries a sampling_seed from seed, group and sample");
 }
 
 absl::Status BridgeSettings::Validate() const {
@@ -120,6 +123,9 @@ absl::Status BridgeSettings::Load(const ConfigTree& tree) {
   ConfigSchema schema;
   Declare(&schema);
   MOERL_RETURN_IF_ERROR(schema.Read(tree));
+  // Hugging Face model ids name their snapshot in the local cache.
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("tokenizer_path", &tokenizer_path));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("actor.path", &actor_path));
   return Validate();
 }
 
@@ -169,6 +175,7 @@ BridgeConfig BridgeSettings::ToBridgeConfig(const std::vector<int32_t>& extra_st
   config.pause_grace_period = absl::Seconds(pause_grace_period);
   config.weights_dir = WeightsDir();
   config.probe_tolerance = probe_tolerance;
+  if (deterministic) config.sampling_seed_base = static_cast<uint64_t>(run.seed);
   return config;
 }
 

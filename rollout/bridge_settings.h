@@ -75,6 +75,7 @@ struct BridgeSettings {
 
   std::string tokenizer_path;
   std::string actor_path;
+  bool deterministic = false;  // actor.megatron.use_deterministic_algorithms
 
   void Declare(ConfigSchema* schema);
   // Names the key and both values on a conflict.

@@ -47,6 +47,27 @@ rollout: {consumer_batch_size: 256, max_head_offpolicyness: 2,
   EXPECT_TRUE(c.Validate().ok());
 }
 
+TEST(BridgeSettings, DeterministicAlgorithmsSeedEveryRequestFromTheRunSeed) {
+  const std::string yaml = std::string(kBase) + "seed: 7\nrollout: {server_addrs: [h:1]}\n";
+  absl::StatusOr<BridgeSettings> s = Load(yaml);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->ToBridgeConfig({}).sampling_seed_base.has_value());
+  s = Load(yaml + "actor: {megatron: {use_deterministic_algorithms: True}}\n");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ToBridgeConfig({}).sampling_seed_base, std::optional<uint64_t>(7));
+}
+
+TEST(RequestSamplingSeed, DependsOnlyOnSeedGroupSampleAndOffset) {
+  const int64_t a = RequestSamplingSeed(1, "gsm8k/train/17@0", 0, 0);
+  EXPECT_EQ(a, RequestSamplingSeed(1, "gsm8k/train/17@0", 0, 0));
+  EXPECT_GE(a, 0);
+  EXPECT_NE(a, RequestSamplingSeed(2, "gsm8k/train/17@0", 0, 0));
+  EXPECT_NE(a, RequestSamplingSeed(1, "gsm8k/train/18@0", 0, 0));
+  EXPECT_NE(a, RequestSamplingSeed(1, "gsm8k/train/17@1", 0, 0));
+  EXPECT_NE(a, RequestSamplingSeed(1, "gsm8k/train/17@0", 1, 0));
+  EXPECT_NE(a, RequestSamplingSeed(1, "gsm8k/train/17@0", 0, 5));  // a resubmission after an abort
+}
+
 TEST(BridgeSettings, ConflictsNameTheKeysAndValues) {
   absl::StatusOr<BridgeSettings> s = Load(std::string(kBase) + "rollout: {}\n");
   ASSERT_FALSE(s.ok());

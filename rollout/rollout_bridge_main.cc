@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/cli.h"
 #include "common/status.h"
 #include "rollout/bridge_run.h"
 
@@ -22,8 +23,13 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
 void OnSignal(int) { g_stop = 1; }
 
-absl::Status Main(const std::vector<std::string>& args, const std::string& argv0) {
+absl::Status Main(std::vector<std::string> args, const std::string& argv0) {
+  const bool check_only = moerl::TakeFlag("--check_config", &args);
   MOERL_ASSIGN_OR_RETURN(moerl::BridgeSettings settings, moerl::LoadBridgeSettings(args));
+  if (check_only) {  // --check_config: the configuration is valid; start nothing
+    std::printf("rollout_bridge: configuration accepted\n");
+    return absl::OkStatus();
+  }
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   moerl::BridgeReport report;

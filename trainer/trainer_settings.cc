@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/names.h"
+#include "common/hf_cache.h"
 #include "common/status.h"
 
 namespace moerl {
@@ -234,6 +235,10 @@ absl::Status TrainerSettings::Load(const ConfigTree& tree) {
   if (IsMapping(tree, "actor.reward_norm")) reward_norm = reward_norm_fields_;
   if (IsMapping(tree, "actor.adv_norm")) adv_norm = adv_norm_fields_;
   if (IsMapping(tree, "actor.rejection_sampling")) rejection_sampling = rejection_fields_;
+  // Hugging Face model ids name their snapshot in the local cache.
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("actor.path", &actor_path));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("ref.path", &ref_path));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("tokenizer_path", &tokenizer_path));
   return Validate();
 }
 

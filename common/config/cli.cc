@@ -1,5 +1,7 @@
 #include "common/config/cli.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,6 +43,12 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
     return absl::InvalidArgumentError(absl::StrCat("missing --config <file.yaml>; ", usage));
   }
   return out;
+}
+
+bool TakeFlag(const std::string& flag, std::vector<std::string>* args) {
+  const size_t before = args->size();
+  args->erase(std::remove(args->begin(), args->end(), flag), args->end());
+  return args->size() != before;
 }
 
 absl::StatusOr<ConfigTree> LoadConfig(const CommandLine& command_line) {

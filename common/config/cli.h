@@ -35,6 +35,12 @@ absl::StatusOr<CommandLine> ParseCommandLine(const std::vector<std::string>& arg
 // each binary's schema still rejects unknown keys in the sections it owns.
 absl::StatusOr<ConfigTree> LoadConfig(const CommandLine& command_line);
 
+// Removes every `flag` from `args`; true when there was one. For a binary's
+// own flags read before the Load*Settings call, e.g. `--check_config` (every
+// stage binary: load and validate the configuration, start nothing, exit 0):
+//   const bool check_only = TakeFlag("--check_config", &args);
+bool TakeFlag(const std::string& flag, std::vector<std::string>* args);
+
 }  // namespace moerl
 
 #endif  // MOERL_COMMON_CONFIG_CLI_H_

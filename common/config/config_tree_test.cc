@@ -280,6 +280,14 @@ TEST(CommandLine, SplitsConfigFlagsAndOverrides) {
   EXPECT_EQ(ParseCommandLine({"--config=y.yaml"}, {})->config_path, "y.yaml");
 }
 
+TEST(CommandLine, TakeFlagRemovesEveryCopyAndSaysWhetherThereWasOne) {
+  std::vector<std::string> args = {"--check_config", "--config", "x.yaml", "a=1", "--check_config"};
+  EXPECT_TRUE(TakeFlag("--check_config", &args));
+  EXPECT_EQ(args, (std::vector<std::string>{"--config", "x.yaml", "a=1"}));
+  EXPECT_FALSE(TakeFlag("--check_config", &args));
+  EXPECT_EQ(args.size(), 3u);
+}
+
 TEST(CommandLine, RejectsMissingConfigUnknownFlagsAndStrayWords) {
   EXPECT_THAT(Message(ParseCommandLine({"a=1"}, {}).status()), HasSubstr("missing --config"));
   EXPECT_THAT(Message(ParseCommandLine({"--config"}, {}).status()), HasSubstr("needs a file name"));

@@ -51,7 +51,7 @@ float Silu(float x) { return x / (1.0f + std::exp(-x)); }
 // y_mn = x_mk w_nk^T: SmallGemmNT for the few rows of a decode step (memory
 // bound), MKL for prefill-sized row counts (compute bound).
 void Gemm(const float* x_mk, int64_t m, int64_t k, const float* w_nk, int64_t n, float* y_mn) {
-  if (m <= 16) {
+  if (m <= DecodeForward::kSmallGemmMaxRows) {
     SmallGemmNT(x_mk, m, k, w_nk, n, y_mn);
     return;
   }

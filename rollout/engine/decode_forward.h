@@ -39,6 +39,9 @@ class DecodeForward {
  public:
   static bool Supported(const Qwen3Model& model);
 
+  // Steps of at most this many rows are batch-invariant (SmallGemmNT).
+  static constexpr int64_t kSmallGemmMaxRows = 16;
+
   DecodeForward(Qwen3Model& model, KvCache* cache);
 
   // Row i is token tokens[i] of the sequence in cache slot slots[i]. Rows of
@@ -46,7 +49,8 @@ class DecodeForward {
   // length (one row per slot for a decode step; a whole prompt per slot for a
   // prefill). Writes their keys/values, advances the lengths and returns the
   // final-normed hidden states [b, d] (scratch owned by the decoder: valid
-  // until the next Step). Few rows use SmallGemmNT, many (> 16) MKL.
+  // until the next Step). Few rows (<= kSmallGemmMaxRows) use SmallGemmNT,
+  // whose result for a row does not depend on the other rows; more use MKL.
   const std::vector<float>& Step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& slots);
 
   // The experts the last Step chose: [rows, moe_layers, top_k] ids, MoE

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/cli.h"
 #include "common/status.h"
 #include "rollout/server/server_run.h"
 
@@ -17,8 +18,13 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;  // set by SIGTERM/SIGINT
 void OnSignal(int) { g_stop = 1; }
 
-absl::Status Main(const std::vector<std::string>& args) {
+absl::Status Main(std::vector<std::string> args) {
+  const bool check_only = moerl::TakeFlag("--check_config", &args);
   MOERL_ASSIGN_OR_RETURN(moerl::ServerSettings settings, moerl::LoadServerSettings(args));
+  if (check_only) {  // --check_config: the configuration is valid; start nothing
+    std::printf("server: configuration accepted\n");
+    return absl::OkStatus();
+  }
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   return moerl::RunServer(settings, [] { return g_stop != 0; });

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "common/config/cli.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "rollout/engine/decode_forward.h"
 #include "rollout/server/http_server.h"
 
 namespace moerl {
@@ -76,6 +78,12 @@ SchedulerOptions ToSchedulerOptions(const ServerSettings& s, const std::string& 
   o.context_length = s.context_length.value_or(0);
   o.deterministic = s.deterministic;
   o.batch_prefill = s.batch_prefill;
+  if (s.deterministic_algorithms) {
+    // A request's tokens must not depend on which others share its steps:
+    // prefill each alone, and decode no more rows than the batch-invariant GEMM takes.
+    o.batch_prefill = false;
+    o.max_running_requests = std::min(o.max_running_requests, DecodeForward::kSmallGemmMaxRows);
+  }
   o.weight_version = s.weight_version;
   if (o.weight_version.empty()) o.weight_version = VersionFromFolderName(model_folder).value_or("default");
   return o;

@@ -1,6 +1,7 @@
 #include "rollout/server/server_settings.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/hf_cache.h"
 #include "common/status.h"
 
 namespace moerl {
@@ -24,6 +25,8 @@ void ServerSettings::Declare(ConfigSchema* schema) {
                "recompute log-probs with the training forward (bit-equal to the trainer)");
   schema->Bool("server.batch_prefill", &batch_prefill,
                "prefill requests admitted together in one forward (false: each alone, batch-invariant bits)");
+  schema->Bool("actor.megatron.use_deterministic_algorithms", &deterministic_algorithms,
+               "a reproducible run: batch-invariant generation (no batched prefill, <= 16 rows per step)");
   schema->Int("server.http_threads", &http_threads, "HTTP worker threads", 2, 4096);
   schema->String("server.weight_version", &weight_version, "initial weight_version (default: N of v<N>, else default)");
 }
@@ -44,6 +47,9 @@ absl::Status ServerSettings::Load(const ConfigTree& tree) {
   ConfigSchema schema;
   Declare(&schema);
   MOERL_RETURN_IF_ERROR(schema.Read(tree));
+  // Hugging Face model ids name their snapshot in the local cache.
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("actor.path", &actor_path));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("sglang.model_path", &sglang_model_path));
   return Validate();
 }
 

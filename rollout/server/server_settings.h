@@ -24,6 +24,11 @@
 //   server.batch_prefill           prefill requests admitted together in one
 //                                  forward (default true; false: each alone, so
 //                                  outputs are bit-identical alone or batched)
+//   actor.megatron.use_deterministic_algorithms
+//                                  a reproducible run: batch_prefill off and at
+//                                  most 16 sequences decoded together, so each
+//                                  request's tokens do not depend on what else
+//                                  runs (the bridge seeds every request)
 //   server.http_threads            HTTP worker threads (default 64: one per
 //                                  waiting client plus the control endpoints)
 //   server.weight_version          initial weight_version (default: N for a
@@ -59,6 +64,7 @@ struct ServerSettings {
   std::string address_file;
   bool deterministic = false;
   bool batch_prefill = true;
+  bool deterministic_algorithms = false;  // actor.megatron.use_deterministic_algorithms
   int64_t http_threads = 64;
   std::string weight_version;
 

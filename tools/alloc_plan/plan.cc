@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/cli.h"
+#include "common/hf_cache.h"
 #include "common/parallel_layout/parallel_layout.h"
 #include "common/status.h"
 
@@ -179,6 +180,7 @@ absl::Status RunAllocPlan(const std::vector<std::string>& args, std::ostream& ou
   MOERL_ASSIGN_OR_RETURN(CommandLine cli, ParseCommandLine(args, {"--json"}));
   MOERL_ASSIGN_OR_RETURN(ConfigTree tree, LoadConfig(cli));
   MOERL_RETURN_IF_ERROR(schema.Read(tree));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("actor.path", &config.actor_path));
   MOERL_RETURN_IF_ERROR(config.Validate());
   MOERL_ASSIGN_OR_RETURN(Plan plan, MakePlan(config));
   if (cli.flags.count("--json")) {

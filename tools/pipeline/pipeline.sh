@@ -19,7 +19,9 @@
 #   130/143 after Ctrl-C / SIGTERM (every stage stopped, rings removed; a
 #      second Ctrl-C kills the stages at once).
 # A run folder that holds a live run is refused; rerunning with
-# recover.mode=auto resumes an interrupted one.
+# recover.mode=auto resumes an interrupted one. pipeline.dry_run=true prints
+# the plan and has every stage check its arguments (--check_config), then
+# exits (0: all accept them) without starting or writing anything.
 #
 # scheduler.type=ray runs every stage as a Ray actor on an existing Ray
 # cluster (RAY_ADDRESS), in one placement group with a bundle per node, through
@@ -80,6 +82,56 @@ if [[ $embedded -eq 1 ]]; then
 fi
 plan=$("$plan_tool" "${args[@]}") || exit 1
 eval "$plan"
+
+# --- what each stage gets besides the shared arguments
+# The SFT warm-up: the trainer in SFT mode, one process (its SFT mode does
+# not split data across ranks), in the sibling trial <trial>.sft. The
+# embedded default evaluates SFT's last weights (RL's start) once: the
+# baseline, on the same held-out problems and seed as RL's evals.
+sft_eval=null
+[[ $embedded -eq 1 ]] && sft_eval=$sft_steps
+sft_extra=("trial_name=$trial_name.sft" "++trainer.mode=sft" "++total_train_steps=$sft_steps"
+  "++train_dataset.batch_size=$sft_batch_size" "++actor.optimizer.lr=$sft_lr" "++recover.mode=auto"
+  "++evaluator.freq_steps=$sft_eval" "++allocation_mode=")
+server_extra() {  # index: the server's own arguments
+  printf '%s\n' "++sglang.model_path=$run_dir/weights" "+server.address_file=$run_dir/server.$1.address"
+}
+feeder_extra=("+dataset.ring=$prompt_ring")
+bridge_extra=("+rollout.prompt_ring=$prompt_ring" "+rollout.trajectory_ring=$trajectory_ring")
+scorer_extra=("+reward.ring=$trajectory_ring" "+reward.group_messages=true")
+
+# --- pipeline.dry_run: the plan, and every stage's verdict on the
+# configuration it would get (--check_config); nothing is started or written.
+if [[ $dry_run -eq 1 ]]; then
+  printf '%s\n' "$plan"
+  rejected=0
+  check_stage() {  # name, command...
+    local name=$1 out; shift
+    if out=$("$@" --check_config 2>&1); then
+      echo "pipeline: dry run: $name accepts the configuration"
+      grep -F "note:" <<<"$out" | sed "s/^/pipeline: dry run: /" || true
+    else
+      echo "pipeline: dry run: $name rejects the configuration: $out" >&2
+      rejected=1
+    fi
+  }
+  [[ $sft_steps -gt 0 ]] && check_stage sft "$trainer" "${args[@]}" "${sft_extra[@]}"
+  check_stage trainer "$trainer" "${args[@]}"
+  addresses=($external_servers)
+  for ((i = 0; i < n_servers; i++)); do
+    mapfile -t extra < <(server_extra "$i")
+    check_stage "server.$i" "$server" "${args[@]}" "${extra[@]}"
+    addresses+=("127.0.0.1:$((30000 + i))")  # stand-ins for the addresses they would write
+  done
+  check_stage feeder "$feeder" "${args[@]}" "${feeder_extra[@]}"
+  check_stage bridge "$bridge" "${args[@]}" "++rollout.server_addrs=$(IFS=,; echo "${addresses[*]}")" \
+    "${bridge_extra[@]}"
+  check_stage scorer "$scorer" "${args[@]}" "${scorer_extra[@]}"
+  [[ $rejected -eq 0 ]] || die "dry run: a stage rejects the configuration (above)"
+  echo "pipeline: dry run: $n_servers server(s), $trainer_ranks trainer rank(s), run folder $run_dir; nothing started"
+  exit 0
+fi
+
 logs="$run_dir/logs"
 mkdir -p "$logs"
 exec 9>"$run_dir/.pipeline.lock"
@@ -208,15 +260,8 @@ if [[ $sft_steps -gt 0 ]]; then
   sft_dir="$(dirname "$run_dir")/$trial_name.sft"
   if [[ ! -f "$sft_dir/.complete" ]]; then
     say "pipeline: SFT warm-up, $sft_steps steps (log: $logs/sft.log)"
-    # The embedded default evaluates SFT's last weights (RL's start) once:
-    # the baseline, on the same held-out problems and seed as RL's evals.
-    sft_eval=null
-    [[ $embedded -eq 1 ]] && sft_eval=$sft_steps
     # One process: the trainer's SFT mode does not split data across ranks.
-    start_stage_on sft 0 1 "$trainer" "${args[@]}" "trial_name=$trial_name.sft" "++trainer.mode=sft" \
-      "++total_train_steps=$sft_steps" "++train_dataset.batch_size=$sft_batch_size" \
-      "++actor.optimizer.lr=$sft_lr" "++recover.mode=auto" "++evaluator.freq_steps=$sft_eval" \
-      "++allocation_mode="
+    start_stage_on sft 0 1 "$trainer" "${args[@]}" "${sft_extra[@]}"
     while kill -0 "${stage_pid[sft]}" 2>/dev/null; do
       [[ $stopping -eq 1 ]] && exit 130
       sleep 1
@@ -262,13 +307,12 @@ addresses=($external_servers)
 server_node=($server_nodes)
 for ((i = 0; i < n_servers; i++)); do
   rm -f "$run_dir/server.$i.address"
+  mapfile -t extra < <(server_extra "$i")
   if [[ $scheduler == ray ]]; then  # reachable from the bridge's node
-    start_stage_on "server.$i" "${server_node[$i]}" "$gpus_per_server" "$server" "${args[@]}" \
-      "++sglang.model_path=$run_dir/weights" "+server.address_file=$run_dir/server.$i.address" \
+    start_stage_on "server.$i" "${server_node[$i]}" "$gpus_per_server" "$server" "${args[@]}" "${extra[@]}" \
       "++server.host={ray_node_ip}"
   else
-    start_stage "server.$i" "$server" "${args[@]}" "++sglang.model_path=$run_dir/weights" \
-      "+server.address_file=$run_dir/server.$i.address"
+    start_stage "server.$i" "$server" "${args[@]}" "${extra[@]}"
   fi
 done
 for ((i = 0; i < n_servers; i++)); do
@@ -286,10 +330,9 @@ server_list=$(IFS=,; echo "${addresses[*]}")
 
 # --- the stages
 # (under Ray in bundle 0, on this node, beside the rings they share)
-start_stage_on feeder 0 0 "$feeder" "${args[@]}" "+dataset.ring=$prompt_ring"
-start_stage_on bridge 0 0 "$bridge" "${args[@]}" "++rollout.server_addrs=$server_list" \
-  "+rollout.prompt_ring=$prompt_ring" "+rollout.trajectory_ring=$trajectory_ring"
-start_stage_on scorer 0 0 "$scorer" "${args[@]}" "+reward.ring=$trajectory_ring" "+reward.group_messages=true"
+start_stage_on feeder 0 0 "$feeder" "${args[@]}" "${feeder_extra[@]}"
+start_stage_on bridge 0 0 "$bridge" "${args[@]}" "++rollout.server_addrs=$server_list" "${bridge_extra[@]}"
+start_stage_on scorer 0 0 "$scorer" "${args[@]}" "${scorer_extra[@]}"
 say "pipeline: run folder $run_dir; $n_servers server(s), $trainer_ranks trainer rank(s), logs in $logs${ray_group:+ (on Ray, placement group $ray_group)}"
 
 # --- watch: progress from stats.jsonl, failures and hangs by stage name

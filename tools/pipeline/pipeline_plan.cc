@@ -10,6 +10,7 @@
 #include "common/config/names.h"
 #include "common/config/schema.h"
 #include "common/config/sections.h"
+#include "common/hf_cache.h"
 #include "common/status.h"
 
 namespace moerl {
@@ -130,7 +131,11 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   schema.Choice("recover.mode", &plan.recover_mode, {"auto", "on", "disabled", "off"},
                 "auto/on: resume the run in the folder; disabled/off: the folder must be new");
   schema.Bool("pipeline.report", &plan.report, "write report/ (plots and summary) at the end");
+  schema.Bool("pipeline.dry_run", &plan.dry_run,
+              "print the plan and check every stage accepts the configuration; start nothing");
+  schema.String("actor.path", &plan.model_path, "the model: a folder or a Hugging Face model id");
   MOERL_RETURN_IF_ERROR(schema.Read(tree));
+  MOERL_RETURN_IF_ERROR(ResolveModelPathKey("actor.path", &plan.model_path));
   MOERL_RETURN_IF_ERROR(run.Validate());
   MOERL_RETURN_IF_ERROR(cluster.Validate());
   if (plan.stage_timeout_s <= 0) {
@@ -205,6 +210,8 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("ring_capacity_bytes", std::to_string(plan.ring_capacity_bytes));
   line("output_mode", plan.output);
   line("write_report", plan.report ? "1" : "0");
+  line("dry_run", plan.dry_run ? "1" : "0");
+  line("model_path", plan.model_path);
   line("resume", plan.recover_mode == "auto" || plan.recover_mode == "on" ? "1" : "0");
   line("prompt_ring", plan.prompt_ring);
   line("trajectory_ring", plan.trajectory_ring);

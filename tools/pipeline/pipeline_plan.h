@@ -21,6 +21,11 @@
 //   pipeline.ring_capacity_bytes  size of each shared-memory ring
 //   pipeline.output             text | quiet | json (progress on the terminal)
 //   pipeline.report             write report/ at the end
+//   pipeline.dry_run            print the plan, check every stage accepts the
+//                               configuration (--check_config), start nothing
+// actor.path may be a Hugging Face model id, resolved in the local cache
+// (common/hf_cache.h): model_path is the folder every stage will load, and an
+// id that is not there fails the plan before anything starts.
 //
 // scheduler.type=ray places the stages on cluster.n_nodes nodes of
 // cluster.n_gpus_per_node slots (GPUs; CPU slots on a cluster without GPUs):
@@ -63,6 +68,8 @@ struct PipelinePlan {
   std::string output = "text";
   std::string recover_mode = "disabled";  // recover.mode: auto/on resume a run
   bool report = true;
+  bool dry_run = false;
+  std::string model_path;               // actor.path, an id resolved to its folder
   std::string prompt_ring;              // <experiment>.<trial>.prompts
   std::string trajectory_ring;          // <experiment>.<trial>.trajectories
   // scheduler.type=ray only (empty otherwise): the node (placement-group

@@ -132,6 +132,41 @@ TEST(PipelinePlan, BadInputNamesTheKey) {
   EXPECT_NE(plan.status().message().find("allocation_mode"), std::string::npos);
 }
 
+TEST(PipelinePlan, DryRunIsAKeyOfThePipelineSection) {
+  const std::string config = WriteConfig("dry.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan = LoadPipelinePlan({"--config", config});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(ShellAssignments(*plan).find("dry_run='0'\n"), std::string::npos);
+  plan = LoadPipelinePlan({"--config", config, "pipeline.dry_run=True"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->dry_run);
+  EXPECT_NE(ShellAssignments(*plan).find("dry_run='1'\n"), std::string::npos);
+}
+
+// actor.path given as a Hugging Face model id is resolved before anything
+// starts; the fake cache lives under TEST_TMPDIR (HF_HUB_CACHE).
+TEST(PipelinePlan, AModelIdResolvesInTheHuggingFaceCacheOrFailsThePlan) {
+  const std::string hub = std::string(std::getenv("TEST_TMPDIR")) + "/hub";
+  const std::string snapshot = hub + "/models--Qwen--Qwen3-30B-A3B/snapshots/abc123";
+  ASSERT_EQ(std::system(("mkdir -p " + snapshot + " " + hub + "/models--Qwen--Qwen3-30B-A3B/refs").c_str()), 0);
+  std::ofstream(hub + "/models--Qwen--Qwen3-30B-A3B/refs/main") << "abc123";
+  ASSERT_EQ(setenv("HF_HUB_CACHE", hub.c_str(), 1), 0);
+  const std::string config = WriteConfig("id.yaml", kBase);
+  absl::StatusOr<PipelinePlan> plan =
+      LoadPipelinePlan({"--config", config, "actor.path=Qwen/Qwen3-30B-A3B"});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->model_path, snapshot);
+  EXPECT_NE(ShellAssignments(*plan).find("model_path='" + snapshot + "'\n"), std::string::npos);
+
+  plan = LoadPipelinePlan({"--config", config, "actor.path=Qwen/Qwen3-235B-A22B"});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(plan.status().message().find("key 'actor.path'"), std::string::npos) << plan.status();
+  EXPECT_NE(plan.status().message().find("hf download Qwen/Qwen3-235B-A22B"), std::string::npos)
+      << plan.status();
+  unsetenv("HF_HUB_CACHE");
+}
+
 TEST(PipelinePlan, QuotesValuesForTheShell) {
   const std::string config = WriteConfig("quote.yaml", kBase);
   absl::StatusOr<PipelinePlan> plan =
