@@ -2,7 +2,8 @@
 // continue after training step N-1 (N steps done, policy version N):
 //
 //   weights/         the model in Hugging Face layout, in the training dtype
-//   optimizer.pt     AdamW state (torch::save of the optimizer)
+//   optimizer.pt     AdamW state (torch::save of the optimizer; with fp32
+//                    master weights under bf16, those too)
 //   manifest.pb      CheckpointManifest: step, version, data position (next
 //                    batch index for GRPO, epoch/index for SFT), seed, RNG state, and
 //                    every file above with its size and CRC32C

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
+#include "trainer/routing_mismatch.h"
 
 namespace moerl {
 namespace {
@@ -67,6 +68,7 @@ GrpoOptions GrpoOptionsFrom(const TrainerSettings& s) {
   o.recompute_logprob = s.recompute_logprob;
   o.use_decoupled_loss = s.use_decoupled_loss;
   o.router_replay = s.router_replay;
+  o.routing_mismatch_threshold = s.routing_mismatch_threshold;
   o.max_tokens_per_mb = s.max_tokens_per_mb;
   return o;
 }
@@ -77,7 +79,12 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
   int64_t L = 0;
   for (const TrainSequence& s : seqs) L = std::max(L, s.Length());
 
-  if (options_.router_replay) MOERL_RETURN_IF_ERROR(ValidateRoutes(model.config(), seqs));
+  IndexList routed;  // the sequences that carry routed_experts
+  for (int64_t b = 0; b < B; ++b) {
+    if (!seqs[b].routed_experts.empty()) routed.push_back(b);
+  }
+  if (options_.router_replay || !routed.empty()) MOERL_RETURN_IF_ERROR(ValidateRoutes(model.config(), seqs));
+  RoutingMismatch mismatch(model.config());
   // Proximal log-probs: one no-grad pass with the pre-update weights.
   std::vector<at::Tensor> prox(B);
   const bool compute_prox = options_.use_decoupled_loss || options_.recompute_logprob;
@@ -92,6 +99,7 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
     fwd.replay_routes = options_.router_replay;
     for (const IndexList& micro : PackMicroBatches(lengths, all, options_.max_tokens_per_mb)) {
       PolicyOutput out = PolicyForward(model, seqs, micro, fwd);
+      mismatch.Add(seqs, micro, out);
       int64_t offset = 0;
       for (size_t j = 0; j < micro.size(); ++j) {
         prox[micro[j]] = out.logp_n.narrow(0, offset, out.output_lens[j]).clone();
@@ -99,6 +107,17 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
       }
     }
     stats->Scalar("timeperf/recompute_logp", absl::ToDoubleSeconds(absl::Now() - start));
+  } else if (!routed.empty()) {
+    // No recompute to reuse: one forward for the routes alone.
+    const absl::Time start = absl::Now();
+    at::NoGradGuard no_grad;
+    PolicyForwardOptions fwd;
+    fwd.temperature = options_.temperature;
+    fwd.replay_routes = options_.router_replay;
+    for (const IndexList& micro : PackMicroBatches(SequenceLengths(seqs), routed, options_.max_tokens_per_mb)) {
+      mismatch.Add(seqs, micro, PolicyForward(model, seqs, micro, fwd));
+    }
+    stats->Scalar("timeperf/routing_mismatch", absl::ToDoubleSeconds(absl::Now() - start));
   }
 
   // Padded [B, L] rows, left-aligned: prompt then completion.
@@ -165,8 +184,18 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
     behave_[b] = row(adv->behave_logp_bl);
     mask_[b] = row(adv->loss_mask_bl);
     prox_[b] = compute_prox ? prox[b] : behave_[b];
-    valid_[b] = static_cast<int64_t>(mask_[b].sum().item<double>());
   }
+  int64_t dropped = 0;
+  if (options_.routing_mismatch_threshold) {
+    for (int64_t b : routed) {
+      if (!mismatch.Has(b)) continue;
+      at::Tensor keep_n = mismatch.TokenFraction(b).le(*options_.routing_mismatch_threshold).to(at::kFloat);
+      dropped += mask_[b].gt(0).logical_and(keep_n.eq(0)).sum().item<int64_t>();
+      mask_[b] = mask_[b] * keep_n;
+    }
+  }
+  for (int64_t b = 0; b < B; ++b) valid_[b] = static_cast<int64_t>(mask_[b].sum().item<double>());
+  mismatch.Record(dropped, stats);
 
   // Batch statistics (ppo_actor/..., §c.4).
   at::Tensor all_mask = at::cat(mask_), all_adv = at::cat(adv_);

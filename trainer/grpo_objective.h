@@ -5,6 +5,16 @@
 // (trainer/ppo_loss.h) summed over its tokens and divided by the
 // minibatch's valid-token count.
 //
+// Routing mismatch: when sequences carry routed_experts, Prepare compares
+// them with the routers' own top-k in a no-grad forward with the pre-update
+// weights (the proximal recompute's when there is one, else one more, over
+// those sequences only; under router replay, the layers before each router
+// ran inference's experts, as in training) and records
+// ppo_actor/routing/... With routing_mismatch_threshold, the tokens above it
+// leave the loss mask after the advantages are computed (advantages and
+// their normalisation are unchanged), so they count in neither the loss nor
+// its token denominator.
+//
 //   GrpoObjective objective(GrpoOptionsFrom(settings), /*version=*/step);
 //   RunTrainStep(model, optimizer, objective, seqs, ...);
 //
@@ -33,6 +43,9 @@ struct GrpoOptions {
   bool recompute_logprob = false;
   bool use_decoupled_loss = false;
   bool router_replay = false;
+  // Completion tokens whose routing mismatch fraction exceeds this leave
+  // the loss mask (trainer/routing_mismatch.h); null: none.
+  std::optional<double> routing_mismatch_threshold;
   std::optional<int64_t> max_tokens_per_mb;  // for the proximal recompute
 };
 
@@ -60,6 +73,7 @@ class GrpoObjective : public Objective {
   // Per sequence, over its completion tokens (after Prepare).
   const std::vector<at::Tensor>& advantages() const { return adv_; }
   const std::vector<at::Tensor>& prox_logp() const { return prox_; }
+  const std::vector<at::Tensor>& loss_mask() const { return mask_; }
 
  private:
   GrpoOptions options_;

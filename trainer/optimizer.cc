@@ -10,18 +10,35 @@
 #include "absl/strings/str_cat.h"
 
 namespace moerl {
+namespace {
+
+// Archive key of master copy i.
+std::string MasterKey(size_t i) { return absl::StrCat("moerl_master_weight_", i); }
+
+}  // namespace
 
 TrainOptimizer::TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings,
                                LrSchedule schedule)
     : params_(std::move(params)), settings_(settings), schedule_(std::move(schedule)) {
+  bool low_precision = false;
+  for (const at::Tensor& p : params_) low_precision |= p.scalar_type() != at::kFloat;
+  if (low_precision) {
+    at::NoGradGuard no_grad;
+    for (const at::Tensor& p : params_) masters_.push_back(p.detach().to(at::kFloat).clone().set_requires_grad(true));
+  }
   torch::optim::AdamWOptions options(settings_.lr);
   options.betas({settings_.beta1, settings_.beta2}).eps(settings_.eps).weight_decay(settings_.weight_decay);
-  adamw_ = std::make_unique<torch::optim::AdamW>(params_, options);
+  adamw_ = std::make_unique<torch::optim::AdamW>(masters_.empty() ? params_ : masters_, options);
 }
 
 TrainOptimizer::~TrainOptimizer() = default;
 
-void TrainOptimizer::ZeroGrad() { adamw_->zero_grad(/*set_to_none=*/true); }
+void TrainOptimizer::ZeroGrad() {
+  adamw_->zero_grad(/*set_to_none=*/true);
+  if (!masters_.empty()) {
+    for (at::Tensor& p : params_) p.mutable_grad() = at::Tensor();
+  }
+}
 
 double TrainOptimizer::LearningRate(int64_t train_step) const {
   return settings_.lr * schedule_.Multiplier(train_step);
@@ -33,7 +50,18 @@ OptimizerStepResult TrainOptimizer::Step(int64_t train_step) {
     for (const at::Tensor& p : params_) {
       if (p.grad().defined()) with_grad.push_back(p);
     }
-    return with_grad.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
+    if (with_grad.empty()) return 0.0;
+    if (masters_.empty()) return torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
+    // Low-precision gradients: the norm summed in fp32, then
+    // clip_grad_norm_'s rule (scale by max_norm / (norm + 1e-6) when < 1).
+    double sum_sq = 0;
+    for (const at::Tensor& p : with_grad) sum_sq += p.grad().to(at::kFloat).pow(2).sum().item<double>();
+    const double norm = std::sqrt(sum_sq);
+    const double coef = max_norm / (norm + 1e-6);
+    if (std::isfinite(norm) && coef < 1) {
+      for (const at::Tensor& p : with_grad) p.grad().mul_(coef);
+    }
+    return norm;
   });
 }
 
@@ -50,14 +78,28 @@ OptimizerStepResult TrainOptimizer::Step(int64_t train_step, const std::function
   for (auto& group : adamw_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(result.lr);
   }
-  adamw_->step();
+  if (masters_.empty()) {
+    adamw_->step();
+  } else {
+    // The update in fp32 on the master copies; the model gets them rounded.
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const at::Tensor& g = params_[i].grad();
+      masters_[i].mutable_grad() = g.defined() ? g.to(at::kFloat) : at::Tensor();
+    }
+    adamw_->step();
+    for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(masters_[i]);
+  }
   result.updated = true;
   return result;
 }
 
 absl::Status TrainOptimizer::Save(const std::string& path) const {
   try {
-    torch::save(*adamw_, path);
+    torch::serialize::OutputArchive archive;
+    adamw_->save(archive);
+    for (size_t i = 0; i < masters_.size(); ++i) archive.write(MasterKey(i), masters_[i].detach());
+    archive.save_to(path);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("cannot save optimizer state to '", path, "': ", e.what()));
   }
@@ -66,7 +108,24 @@ absl::Status TrainOptimizer::Save(const std::string& path) const {
 
 absl::Status TrainOptimizer::Load(const std::string& path) {
   try {
-    torch::load(*adamw_, path);
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    adamw_->load(archive);
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < masters_.size(); ++i) {
+      at::Tensor saved;
+      if (archive.try_read(MasterKey(i), saved)) {
+        if (!saved.sizes().equals(masters_[i].sizes())) {
+          return absl::DataLossError(absl::StrCat("optimizer state '", path, "': master weight ", i, " has shape ",
+                                                  c10::str(saved.sizes()), ", the model ",
+                                                  c10::str(masters_[i].sizes())));
+        }
+        masters_[i].copy_(saved);
+      } else {
+        // A checkpoint from before master weights: start them from the model.
+        masters_[i].copy_(params_[i]);
+      }
+    }
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("cannot load optimizer state from '", path, "': ", e.what()));
   }

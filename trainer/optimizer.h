@@ -4,6 +4,15 @@
 // gradient clipping by global L2 norm, and AReaL's rule that a non-finite
 // norm skips the step (grads zeroed, update_successful = 0).
 //
+// Mixed precision (actor.dtype=bfloat16): when any parameter is not fp32,
+// the optimizer keeps an fp32 master copy of every parameter and runs AdamW
+// (and its moments) on those; after each step the model's parameters are
+// the masters rounded to their dtype, so updates smaller than a bf16 step
+// accumulate instead of rounding away. The model's gradients (its dtype) are
+// clipped in place (the default clip sums the norm in fp32) and copied to
+// the masters. Save/Load carry the masters in the same file (a file without
+// them, from before, starts them from the model's weights).
+//
 //   TrainOptimizer opt(model->parameters(), settings.optimizer, schedule);
 //   opt.ZeroGrad();  loss.backward();
 //   OptimizerStepResult r = opt.Step(/*train_step=*/s);   // lr from the schedule of step s
@@ -52,8 +61,13 @@ class TrainOptimizer {
   absl::Status Save(const std::string& path) const;
   absl::Status Load(const std::string& path);
 
+  // The fp32 master copies (same order as the parameters); empty when every
+  // parameter is fp32 (AdamW then updates them in place).
+  const std::vector<at::Tensor>& master_weights() const { return masters_; }
+
  private:
   std::vector<at::Tensor> params_;
+  std::vector<at::Tensor> masters_;
   OptimizerSettings settings_;
   LrSchedule schedule_;
   std::unique_ptr<torch::optim::AdamW> adamw_;

@@ -14,12 +14,19 @@ absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSe
     if (s.routed_experts.empty()) continue;
     if (s.routed_layers != config.NumMoeLayers() || s.routed_top_k != config.num_experts_per_tok) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "router replay: sequence ", i, " carries routes for ", s.routed_layers, " layers x top-", s.routed_top_k,
+          "routed_experts: sequence ", i, " carries routes for ", s.routed_layers, " layers x top-", s.routed_top_k,
           ", the model has ", config.NumMoeLayers(), " MoE layers x top-", config.num_experts_per_tok));
+    }
+    const int64_t want = s.OutputLen() * s.routed_layers * s.routed_top_k;
+    if (static_cast<int64_t>(s.routed_experts.size()) != want) {
+      return absl::InvalidArgumentError(absl::StrCat("routed_experts: sequence ", i, " carries ",
+                                                     s.routed_experts.size(), " ids, want ", want, " (",
+                                                     s.OutputLen(), " completion tokens x ", s.routed_layers,
+                                                     " layers x top-", s.routed_top_k, ")"));
     }
     for (size_t j = 0; j < s.routed_experts.size(); ++j) {
       if (s.routed_experts[j] < 0 || s.routed_experts[j] >= config.num_experts) {
-        return absl::InvalidArgumentError(absl::StrCat("router replay: sequence ", i, " routed_experts[", j,
+        return absl::InvalidArgumentError(absl::StrCat("routed_experts: sequence ", i, " routed_experts[", j,
                                                        "] = ", s.routed_experts[j], " is not an expert of [0, ",
                                                        config.num_experts, ")"));
       }
@@ -83,6 +90,7 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
   out.aux_loss = fwd.aux_loss;
   out.z_loss = fwd.z_loss;
   out.topk_ids_tk = std::move(fwd.topk_ids_tk);
+  out.router_topk_ids_tk = std::move(fwd.router_topk_ids_tk);
   return out;
 }
 

@@ -42,11 +42,14 @@ struct PolicyOutput {
   std::vector<int64_t> output_lens;  // per sequence of the micro-batch
   int64_t num_tokens = 0;            // packed T
   std::vector<at::Tensor> topk_ids_tk;  // per MoE layer, the routes used
+  // Per MoE layer, the routers' own top-k (= topk_ids_tk without replay).
+  std::vector<at::Tensor> router_topk_ids_tk;
 };
 
-// With replay_routes: InvalidArgument (naming the sequence) unless every
+// InvalidArgument (naming the sequence) unless every
 // sequence's routed_experts is empty or matches the model (layers = its MoE
-// layers, top_k = num_experts_per_tok, ids < num_experts).
+// layers, top_k = num_experts_per_tok, completion tokens x layers x top_k
+// ids, each < num_experts).
 absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSequence>& seqs);
 
 PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,

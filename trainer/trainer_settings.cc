@@ -121,6 +121,9 @@ void TrainerSettings::Declare(ConfigSchema* schema) {
                  "accepted; FFD is used");
   schema->Bool("actor.router_replay", &router_replay,
                "train with the experts the inference engine chose (Trajectory.routed_experts)");
+  schema->OptionalDouble("actor.routing_mismatch_threshold", &routing_mismatch_threshold,
+                         "drop from the loss completion tokens whose routing mismatch fraction (trainer's routers "
+                         "vs Trajectory.routed_experts) exceeds this, in [0, 1]; null: off");
   MismatchCorrectionSettings& m = mismatch_correction;
   schema->OwnSection("actor.mismatch_correction");
   schema->Choice("actor.mismatch_correction.kind", &m.kind, {"", "tis", "mis", "icepop"},
@@ -203,6 +206,11 @@ absl::Status TrainerSettings::Validate() const {
   if (eps_clip_higher) MOERL_RETURN_IF_ERROR(Positive(*eps_clip_higher, "actor.eps_clip_higher"));
   if (c_clip && !(*c_clip > 1)) {
     return absl::InvalidArgumentError(absl::StrCat("actor.c_clip must be > 1, got ", *c_clip));
+  }
+  if (routing_mismatch_threshold && !(*routing_mismatch_threshold >= 0 && *routing_mismatch_threshold <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "actor.routing_mismatch_threshold must be in [0, 1] (a fraction of expert slots) or null, got ",
+        *routing_mismatch_threshold));
   }
   MOERL_RETURN_IF_ERROR(Positive(temperature, "actor.temperature"));
   MOERL_RETURN_IF_ERROR(Positive(reward_clip, "actor.reward_clip"));

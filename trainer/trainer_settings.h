@@ -105,6 +105,7 @@ struct TrainerSettings {
   int64_t unused_n_mbs = 1, unused_granularity = 1, unused_n_mbs_divisor = 1;
   std::string unused_packing_algorithm = "ffd";
   bool router_replay = false;
+  std::optional<double> routing_mismatch_threshold;  // null: drop nothing
   MismatchCorrectionSettings mismatch_correction;
 
   // Top level and other stages' sections (read, not owned).

@@ -144,6 +144,7 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
     if (layers_[l]->is_moe()) {
       out.moe_layers.push_back(first_layer_ + static_cast<int64_t>(l));
       out.topk_ids_tk.push_back(lo.routing.topk_ids_tk);
+      out.router_topk_ids_tk.push_back(lo.routing.router_topk_ids_tk);
       router_logits.push_back(lo.routing.logits_te);
     }
   }

@@ -65,6 +65,7 @@ struct ModelOutput {
   at::Tensor router_stats;             // fp64 [E + 2], this stage's layers (router_losses.h)
   std::vector<int64_t> moe_layers;     // layer index of each entry below
   std::vector<at::Tensor> topk_ids_tk; // chosen experts per MoE layer
+  std::vector<at::Tensor> router_topk_ids_tk;  // the routers' own (replay aside)
 };
 
 class Qwen3Model : public torch::nn::Module {

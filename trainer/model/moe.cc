@@ -21,6 +21,7 @@ Routing Route(const at::Tensor& x_td, const at::Tensor& gate_ed, int64_t top_k, 
   r.logits_te = at::linear(x_td, gate_ed);
   at::Tensor probs_te = r.logits_te.softmax(-1, at::kFloat);
   auto [values_tk, ids_tk] = probs_te.topk(top_k, -1);
+  r.router_topk_ids_tk = ids_tk;
   if (forced_ids_tk.defined()) {
     at::Tensor forced_t1 = forced_ids_tk.select(1, 0).ge(0).unsqueeze(1);  // [T, 1]
     ids_tk = at::where(forced_t1, forced_ids_tk.clamp_min(0), ids_tk);

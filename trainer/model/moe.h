@@ -39,6 +39,9 @@ namespace moerl {
 struct Routing {
   at::Tensor logits_te;       // router logits, model dtype (for aux / z losses)
   at::Tensor topk_ids_tk;     // int64, sorted by descending prob
+  // The router's own top-k: topk_ids_tk unless replay forced other experts
+  // (the routing-mismatch statistics compare it with the inference engine's).
+  at::Tensor router_topk_ids_tk;
   at::Tensor topk_weights_tk; // model dtype, renormalised if norm_topk_prob
 };
 
