@@ -4,6 +4,7 @@
 #include <ATen/ops/empty.h>
 
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -72,6 +73,12 @@ int64_t FirstExpertOf(const Qwen3Model& model, const std::string& name) {
 
 std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
   std::vector<HfBinding> out;
+  std::map<const at::TensorImpl*, const WeightModule*> sliced;
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced[w->weight.unsafeGetTensorImpl()] = w.get();
+    }
+  }
   const std::string gate_up = "mlp.experts.gate_up_proj", down = "mlp.experts.down_proj";
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
@@ -89,6 +96,8 @@ std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
       for (int64_t e = 0; e < t.size(0); ++e) {
         out.push_back({absl::StrCat(prefix, first + e, ".down_proj.weight"), t[e]});
       }
+    } else if (auto it = sliced.find(item.value().unsafeGetTensorImpl()); it != sliced.end()) {
+      out.push_back({name, t, it->second->slice_dim(), it->second->slice_start(), it->second->full_size()});
     } else {
       out.push_back({name, t});
     }
@@ -105,16 +114,18 @@ absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
     auto ref = ckpt->Get(b.hf_name);
     if (!ref.ok()) return Annotate(ref.status(), "loading weights");
     const TensorInfo& info = *ref->info;
-    if (info.shape != b.view.sizes().vec()) {
+    std::vector<int64_t> want = b.view.sizes().vec();
+    if (b.slice_dim >= 0) want[b.slice_dim] = b.full_size;
+    if (info.shape != want) {
       return absl::InvalidArgumentError(absl::StrCat(*ref->file, ": tensor \"", b.hf_name, "\" has shape ",
                                                      ShapeString(info.shape), " but the config implies ",
-                                                     ShapeString(b.view.sizes().vec())));
+                                                     ShapeString(want)));
     }
     MOERL_ASSIGN_OR_RETURN(c10::ScalarType type, ToScalarType(info.dtype, b.hf_name));
     // Copy first: mmapped data need not be aligned.
     at::Tensor tmp = at::empty(info.shape, at::TensorOptions().dtype(type));
     if (!ref->bytes.empty()) std::memcpy(tmp.data_ptr(), ref->bytes.data(), ref->bytes.size());
-    b.view.copy_(tmp);
+    b.view.copy_(b.slice_dim >= 0 ? tmp.narrow(b.slice_dim, b.slice_start, b.view.size(b.slice_dim)) : tmp);
   }
   // A rank that holds a range of the experts reads only those; the others'
   // tensors are expected in the checkpoint but not read.
@@ -158,6 +169,14 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
           "layer ", l, " holds experts [", moe->experts->first_expert(), ", ",
           moe->experts->first_expert() + moe->experts->num_local(), ") of ", moe->experts->num_experts(),
           " (expert parallel); a checkpoint needs every expert, gathered on one rank first"));
+    }
+  }
+  for (const HfBinding& b : HfBindings(model)) {
+    if (b.slice_dim >= 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "\"", b.hf_name, "\" holds rows [", b.slice_start, ", ", b.slice_start + b.view.size(b.slice_dim),
+          ") of ", b.full_size, " along dim ", b.slice_dim,
+          " (tensor parallel); a checkpoint needs whole tensors, gathered on one rank first"));
     }
   }
   at::NoGradGuard no_grad;

@@ -18,33 +18,54 @@ at::Tensor Empty(std::vector<int64_t> shape) {
 
 WeightModule::WeightModule(at::Tensor init) { weight = register_parameter("weight", std::move(init)); }
 
+void WeightModule::KeepSlice(int64_t dim, int64_t start, int64_t length) {
+  MOERL_CHECK(!sliced()) << "a weight is sliced once";
+  MOERL_CHECK(dim >= 0 && dim < weight.dim() && start >= 0 && length >= 1 && start + length <= weight.size(dim))
+      << "slice [" << start << ", " << start + length << ") of dim " << dim << " of " << weight.sizes();
+  at::NoGradGuard no_grad;
+  full_size_ = weight.size(dim);
+  slice_dim_ = dim;
+  slice_start_ = start;
+  weight.set_data(weight.narrow(dim, start, length).clone());
+}
+
+namespace {
+
+at::Tensor Apply(const std::function<at::Tensor(const at::Tensor&)>& map, const at::Tensor& x) {
+  return map ? map(x) : x;
+}
+
+}  // namespace
+
 Attention::Attention(const ModelConfig& c, int64_t layer_index)
     : layer_index_(layer_index),
-      heads_(c.num_attention_heads),
-      kv_heads_(c.num_key_value_heads),
       head_dim_(c.head_dim),
       eps_(c.rms_norm_eps) {
-  q_proj = register_module("q_proj", std::make_shared<WeightModule>(Empty({heads_ * head_dim_, c.hidden_size})));
-  k_proj = register_module("k_proj", std::make_shared<WeightModule>(Empty({kv_heads_ * head_dim_, c.hidden_size})));
-  v_proj = register_module("v_proj", std::make_shared<WeightModule>(Empty({kv_heads_ * head_dim_, c.hidden_size})));
-  o_proj = register_module("o_proj", std::make_shared<WeightModule>(Empty({c.hidden_size, heads_ * head_dim_})));
+  const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads;
+  q_proj = register_module("q_proj", std::make_shared<WeightModule>(Empty({heads * head_dim_, c.hidden_size})));
+  k_proj = register_module("k_proj", std::make_shared<WeightModule>(Empty({kv_heads * head_dim_, c.hidden_size})));
+  v_proj = register_module("v_proj", std::make_shared<WeightModule>(Empty({kv_heads * head_dim_, c.hidden_size})));
+  o_proj = register_module("o_proj", std::make_shared<WeightModule>(Empty({c.hidden_size, heads * head_dim_})));
   q_norm = register_module("q_norm", std::make_shared<WeightModule>(at::ones({head_dim_})));
   k_norm = register_module("k_norm", std::make_shared<WeightModule>(at::ones({head_dim_})));
 }
 
-at::Tensor Attention::Forward(const at::Tensor& x_td, const RopeTables& rope, const PackedLayout& layout,
+at::Tensor Attention::Forward(const at::Tensor& in_td, const RopeTables& rope, const PackedLayout& layout,
                               KvCache* cache) {
+  const at::Tensor x_td = Apply(maps_.before, in_td);
   const int64_t tokens = x_td.size(0);
+  const int64_t heads = q_proj->weight.size(0) / head_dim_, kv_heads = k_proj->weight.size(0) / head_dim_;
   // QK-norm per head over head_dim, before RoPE.
-  at::Tensor q_thd = RmsNorm(at::linear(x_td, q_proj->weight).view({tokens, heads_, head_dim_}),
+  at::Tensor q_thd = RmsNorm(at::linear(x_td, q_proj->weight).view({tokens, heads, head_dim_}),
                              q_norm->weight, eps_);
-  at::Tensor k_tkd = RmsNorm(at::linear(x_td, k_proj->weight).view({tokens, kv_heads_, head_dim_}),
+  at::Tensor k_tkd = RmsNorm(at::linear(x_td, k_proj->weight).view({tokens, kv_heads, head_dim_}),
                              k_norm->weight, eps_);
-  at::Tensor v_tkd = at::linear(x_td, v_proj->weight).view({tokens, kv_heads_, head_dim_});
+  at::Tensor v_tkd = at::linear(x_td, v_proj->weight).view({tokens, kv_heads, head_dim_});
   q_thd = ApplyRope(q_thd, rope);
   k_tkd = ApplyRope(k_tkd, rope);
   at::Tensor out_thd = PackedCausalAttention(q_thd, k_tkd, v_tkd, layout, cache, layer_index_);
-  return at::linear(out_thd.reshape({tokens, heads_ * head_dim_}), o_proj->weight);  // [T, h*d] -> [T, D]
+  // [T, h*d] -> [T, D]
+  return Apply(maps_.after, at::linear(out_thd.reshape({tokens, heads * head_dim_}), o_proj->weight));
 }
 
 DenseMlp::DenseMlp(int64_t hidden, int64_t intermediate) {
@@ -54,7 +75,7 @@ DenseMlp::DenseMlp(int64_t hidden, int64_t intermediate) {
 }
 
 at::Tensor DenseMlp::Forward(const at::Tensor& x_td) {
-  return SwiGlu(x_td, gate_proj->weight, up_proj->weight, down_proj->weight);
+  return Apply(maps_.after, SwiGlu(Apply(maps_.before, x_td), gate_proj->weight, up_proj->weight, down_proj->weight));
 }
 
 Experts::Experts(int64_t num_experts, int64_t hidden, int64_t intermediate) : num_experts_(num_experts) {

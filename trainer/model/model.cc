@@ -64,11 +64,26 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
       partial_experts[e->down_proj.unsafeGetTensorImpl()] = e;
     }
   }
+  // Weights holding a slice (tensor parallelism) likewise draw the full
+  // tensor and keep their slice.
+  std::map<const at::TensorImpl*, const WeightModule*> sliced;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced[w->weight.unsafeGetTensorImpl()] = w.get();
+    }
+  }
   for (auto& item : named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     at::Tensor& p = item.value();
     if (absl::EndsWith(name, "norm.weight")) {
       p.fill_(1.0);
+    } else if (auto it = sliced.find(p.unsafeGetTensorImpl()); it != sliced.end()) {
+      const WeightModule& w = *it->second;
+      std::vector<int64_t> full_shape = p.sizes().vec();
+      full_shape[w.slice_dim()] = w.full_size();
+      at::Tensor full = at::empty(full_shape, p.options());
+      full.normal_(0.0, config_.initializer_range, gen);
+      p.copy_(full.narrow(w.slice_dim(), w.slice_start(), p.size(w.slice_dim())));
     } else if (auto it = partial_experts.find(p.unsafeGetTensorImpl()); it != partial_experts.end()) {
       std::vector<int64_t> full_shape = p.sizes().vec();
       full_shape[0] = it->second->num_experts();
@@ -83,7 +98,8 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
 
 ModelOutput Qwen3Model::Forward(const ModelInput& input) {
   ModelOutput out;
-  at::Tensor h_td = at::embedding(embed_tokens_->weight, input.tokens_t);
+  at::Tensor h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
+                              : at::embedding(embed_tokens_->weight, input.tokens_t);
   RopeTables rope = MakeRopeTables(input.positions_t, config_.head_dim, config_.rope_theta, h_td.scalar_type());
   std::vector<at::Tensor> router_logits;
   for (size_t l = 0; l < layers_.size(); ++l) {

@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "trainer/parallel/alltoall_dispatcher.h"
+#include "trainer/parallel/tensor_parallel.h"
 
 namespace moerl {
 namespace {
@@ -32,16 +33,72 @@ class GroupRouterStatsReducer : public RouterStatsReducer {
 
 }  // namespace
 
+absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) {
+  const ParallelDims& dims = state.dims();
+  const ModelConfig& c = model.config();
+  if (dims.tp == 1) return absl::OkStatus();
+  if (c.vocab_size % dims.tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("vocab_size ", c.vocab_size, " does not split over tp=", dims.tp,
+                                                   " (vocabulary-parallel embedding and LM head); use a tp that "
+                                                   "divides it"));
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (!c.IsMoeLayer(l) && c.intermediate_size % dims.tp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("intermediate_size ", c.intermediate_size,
+                                                     " does not split over tp=", dims.tp, " (dense layer ", l,
+                                                     "); use a tp that divides it"));
+    }
+  }
+  auto tp_group = state.shared_group(RankGroupKind::kTensor);
+  const int64_t tp = dims.tp, r = tp_group->rank();
+  const ProcessGroup* group = tp_group.get();  // ParallelState owns it; it outlives the model's graphs
+  // Sequence parallel: blocks gather the token rows in and reduce-scatter out.
+  BlockMaps maps;
+  maps.before = [group](const at::Tensor& x_sd) { return GatherSequence(x_sd, *group); };
+  maps.after = [group](const at::Tensor& y_td) { return ReduceScatterSequence(y_td, *group); };
+  const int64_t d = c.head_dim, heads = c.num_attention_heads / tp, kv_heads = c.num_key_value_heads / tp;
+  for (const auto& layer : model.layers()) {
+    Attention& a = *layer->self_attn;
+    // Heads [r h/tp, (r+1) h/tp); with GQA their KV heads are [r k/tp, ...).
+    a.q_proj->KeepSlice(0, r * heads * d, heads * d);
+    a.k_proj->KeepSlice(0, r * kv_heads * d, kv_heads * d);
+    a.v_proj->KeepSlice(0, r * kv_heads * d, kv_heads * d);
+    a.o_proj->KeepSlice(1, r * heads * d, heads * d);
+    a.set_maps(maps);
+    if (layer->mlp) {
+      DenseMlp& m = *layer->mlp;
+      const int64_t f = c.intermediate_size / tp;
+      m.gate_proj->KeepSlice(0, r * f, f);
+      m.up_proj->KeepSlice(0, r * f, f);
+      m.down_proj->KeepSlice(1, r * f, f);
+      m.set_maps(maps);
+    }
+    // MoE layers run on the sequence shard as they are (router included):
+    // with etp = 1 each rank's experts take its own tokens (through the ep
+    // dispatcher), and tp is part of edp, so GradientReducer sums the expert
+    // gradients over it.
+  }
+  const int64_t v = c.vocab_size / tp, first_row = r * v;
+  model.embed_tokens().KeepSlice(0, first_row, v);
+  if (model.lm_head() != nullptr) model.lm_head()->KeepSlice(0, first_row, v);
+  model.SetEmbedding([group, first_row](const at::Tensor& table_vd, const at::Tensor& tokens_t) {
+    return VocabParallelEmbedding(table_vd, tokens_t, first_row, *group, /*sequence_parallel=*/true);
+  });
+  return absl::OkStatus();
+}
+
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
   const ParallelDims& dims = state.dims();
-  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"pp", dims.pp},
-                            {"etp", dims.etp}}) {
+  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}, {"etp", dims.etp}}) {
     if (size > 1) {
-      return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses ", name, "=", size,
-                                                   "; moerl's trainer has data and expert parallelism so far"));
+      return absl::UnimplementedError(absl::StrCat(
+          "the layout ", DebugString(dims), " uses ", name, "=", size,
+          "; moerl's trainer has data, tensor (etp 1: write ffn's t1, e.g. megatron:(attn:t2|ffn:e2)) and expert "
+          "parallelism so far"));
     }
   }
   MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(dims, model.config()));
+  MOERL_RETURN_IF_ERROR(ApplyTensorParallel(model, state));
   if (dims.ep > 1) {
     auto ep_group = state.shared_group(RankGroupKind::kExpert);
     auto dispatcher = std::make_shared<AllToAllTokenDispatcher>(ep_group);
@@ -63,21 +120,33 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
 }
 
 ParameterGroups SplitParameters(Qwen3Model& model) {
-  std::set<const at::TensorImpl*> expert_impls;
+  std::set<const at::TensorImpl*> expert_impls, sliced_impls;
   for (const auto& layer : model.layers()) {
     if (!layer->moe) continue;
     expert_impls.insert(layer->moe->experts->gate_up_proj.unsafeGetTensorImpl());
     expert_impls.insert(layer->moe->experts->down_proj.unsafeGetTensorImpl());
   }
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced_impls.insert(w->weight.unsafeGetTensorImpl());
+    }
+  }
   ParameterGroups groups;
   for (at::Tensor& p : model.parameters(/*recurse=*/true)) {
-    (expert_impls.count(p.unsafeGetTensorImpl()) ? groups.experts : groups.dense).push_back(p);
+    if (expert_impls.count(p.unsafeGetTensorImpl())) {
+      groups.experts.push_back(p);
+    } else if (sliced_impls.count(p.unsafeGetTensorImpl())) {
+      groups.tensor_sharded.push_back(p);
+    } else {
+      groups.dense.push_back(p);
+    }
   }
   return groups;
 }
 
 GradientReducer::GradientReducer(const ParallelState& state, int64_t bucket_bytes)
-    : dense_group_(state.shared_group(RankGroupKind::kDataContext)),
+    : dense_group_(state.shared_group(RankGroupKind::kTensorDataContext)),
+      sharded_group_(state.shared_group(RankGroupKind::kDataContext)),
       expert_group_(state.shared_group(RankGroupKind::kExpertData)),
       bucket_bytes_(bucket_bytes) {}
 
@@ -121,6 +190,7 @@ absl::Status GradientReducer::Reduce(Qwen3Model& model, double scale) const {
   ParameterGroups groups = SplitParameters(model);
   try {
     ReduceList(groups.dense, *dense_group_, scale);
+    ReduceList(groups.tensor_sharded, *sharded_group_, scale);
     ReduceList(groups.experts, *expert_group_, scale);
   } catch (const CollectiveError& e) {
     return absl::UnavailableError(absl::StrCat("reducing gradients: ", e.what()));
@@ -148,11 +218,14 @@ double SumOverDataParallel(const ParallelState& state, double local) {
 
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state) {
   ParameterGroups groups = SplitParameters(model);
-  // Dense parameters are whole and identical on every rank (no TP/PP yet);
-  // each EP rank holds different experts, identical across edp.
+  // Dense parameters are whole and identical on every rank (no PP yet);
+  // each TP rank holds different slices of the sharded ones, identical
+  // across dp-cp; each EP rank holds different experts, identical across edp.
+  at::Tensor sharded_sq = at::tensor({SquaredNorm(groups.tensor_sharded)}, at::TensorOptions().dtype(at::kDouble));
+  state.group(RankGroupKind::kTensor).AllReduceSum(sharded_sq);
   at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, at::TensorOptions().dtype(at::kDouble));
   state.group(RankGroupKind::kExpert).AllReduceSum(expert_sq);
-  return std::sqrt(SquaredNorm(groups.dense) + expert_sq.item<double>());
+  return std::sqrt(SquaredNorm(groups.dense) + sharded_sq.item<double>() + expert_sq.item<double>());
 }
 
 double ClipGradNorm(Qwen3Model& model, const ParallelState& state, double max_norm) {
