@@ -69,6 +69,15 @@ int64_t FirstExpertOf(const Qwen3Model& model, const std::string& name) {
   return 0;
 }
 
+// The experts module whose parameter is `name`, or null.
+const Experts* ExpertsOf(const Qwen3Model& model, const std::string& name) {
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    const std::string prefix = absl::StrCat("model.layers.", l, ".mlp.experts.");
+    if (absl::StartsWith(name, prefix) && model.layers()[l]->moe) return model.layers()[l]->moe->experts.get();
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
@@ -86,15 +95,34 @@ std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
     if (absl::EndsWith(name, gate_up)) {
       const std::string prefix = name.substr(0, name.size() - std::string("gate_up_proj").size());
       const int64_t f = t.size(1) / 2, first = FirstExpertOf(model, name);
+      const Experts* ex = ExpertsOf(model, name);
+      const bool sliced = ex != nullptr && f != ex->full_intermediate();
       for (int64_t e = 0; e < t.size(0); ++e) {
-        out.push_back({absl::StrCat(prefix, first + e, ".gate_proj.weight"), t[e].narrow(0, 0, f)});
-        out.push_back({absl::StrCat(prefix, first + e, ".up_proj.weight"), t[e].narrow(0, f, f)});
+        HfBinding gate{absl::StrCat(prefix, first + e, ".gate_proj.weight"), t[e].narrow(0, 0, f)};
+        HfBinding up{absl::StrCat(prefix, first + e, ".up_proj.weight"), t[e].narrow(0, f, f)};
+        if (sliced) {
+          for (HfBinding* b : {&gate, &up}) {
+            b->slice_dim = 0;
+            b->slice_start = ex->intermediate_start();
+            b->full_size = ex->full_intermediate();
+          }
+        }
+        out.push_back(std::move(gate));
+        out.push_back(std::move(up));
       }
     } else if (absl::EndsWith(name, down)) {
       const std::string prefix = name.substr(0, name.size() - std::string("down_proj").size());
       const int64_t first = FirstExpertOf(model, name);
+      const Experts* ex = ExpertsOf(model, name);
+      const bool sliced = ex != nullptr && t.size(2) != ex->full_intermediate();
       for (int64_t e = 0; e < t.size(0); ++e) {
-        out.push_back({absl::StrCat(prefix, first + e, ".down_proj.weight"), t[e]});
+        HfBinding down{absl::StrCat(prefix, first + e, ".down_proj.weight"), t[e]};
+        if (sliced) {
+          down.slice_dim = 1;
+          down.slice_start = ex->intermediate_start();
+          down.full_size = ex->full_intermediate();
+        }
+        out.push_back(std::move(down));
       }
     } else if (auto it = sliced.find(item.value().unsafeGetTensorImpl()); it != sliced.end()) {
       out.push_back({name, t, it->second->slice_dim(), it->second->slice_start(), it->second->full_size()});

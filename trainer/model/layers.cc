@@ -1,5 +1,6 @@
 #include "trainer/model/layers.h"
 
+#include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/ones.h>
@@ -78,7 +79,8 @@ at::Tensor DenseMlp::Forward(const at::Tensor& x_td) {
   return Apply(maps_.after, SwiGlu(Apply(maps_.before, x_td), gate_proj->weight, up_proj->weight, down_proj->weight));
 }
 
-Experts::Experts(int64_t num_experts, int64_t hidden, int64_t intermediate) : num_experts_(num_experts) {
+Experts::Experts(int64_t num_experts, int64_t hidden, int64_t intermediate)
+    : num_experts_(num_experts), full_intermediate_(intermediate) {
   gate_up_proj = register_parameter("gate_up_proj", Empty({num_experts, 2 * intermediate, hidden}));
   down_proj = register_parameter("down_proj", Empty({num_experts, hidden, intermediate}));
 }
@@ -95,6 +97,28 @@ void Experts::KeepRange(int64_t first, int64_t count) {
   first_expert_ = first;
 }
 
+void Experts::KeepIntermediateSlice(int64_t start, int64_t length) {
+  const int64_t f = down_proj.size(2);
+  MOERL_CHECK(f == full_intermediate_ && start >= 0 && length >= 1 && start + length <= f)
+      << "intermediate slice [" << start << ", " << start + length << ") of " << f << " (sliced once)";
+  at::NoGradGuard no_grad;
+  // [E, 2F, D]: gate rows [0, F), up rows [F, 2F) -> [E, 2 length, D].
+  gate_up_proj.set_data(
+      at::cat({gate_up_proj.narrow(1, start, length), gate_up_proj.narrow(1, f + start, length)}, 1));
+  down_proj.set_data(down_proj.narrow(2, start, length).clone());  // [E, D, F] -> [E, D, length]
+  intermediate_start_ = start;
+}
+
+at::Tensor Experts::HeldPart(const at::Tensor& full, bool gate_up) const {
+  at::Tensor part = full.narrow(0, first_expert_, num_local());
+  const int64_t length = down_proj.size(2);
+  if (length == full_intermediate_) return part;
+  if (!gate_up) return part.narrow(2, intermediate_start_, length);
+  return at::cat({part.narrow(1, intermediate_start_, length),
+                  part.narrow(1, full_intermediate_ + intermediate_start_, length)},
+                 1);
+}
+
 SparseMoe::SparseMoe(const ModelConfig& c)
     : num_experts_(c.num_experts),
       top_k_(c.num_experts_per_tok),
@@ -105,11 +129,12 @@ SparseMoe::SparseMoe(const ModelConfig& c)
                             std::make_shared<Experts>(c.num_experts, c.hidden_size, c.moe_intermediate_size));
 }
 
-at::Tensor SparseMoe::Forward(const at::Tensor& x_td, Routing* routing, const at::Tensor& forced_ids_tk) {
+at::Tensor SparseMoe::Forward(const at::Tensor& in_td, Routing* routing, const at::Tensor& forced_ids_tk) {
+  const at::Tensor x_td = Apply(maps_.before, in_td);
   *routing = Route(x_td, gate->weight, top_k_, norm_topk_prob_, forced_ids_tk);
   if (path_ == ExpertPath::kReference) {
     MOERL_CHECK(experts->holds_all()) << "the reference expert loop needs every expert on this rank";
-    return ExpertLoopReference(x_td, *routing, experts->gate_up_proj, experts->down_proj);
+    return Apply(maps_.after, ExpertLoopReference(x_td, *routing, experts->gate_up_proj, experts->down_proj));
   }
   // The dispatcher sends this rank the tokens of exactly the experts it holds
   // (trainer/parallel's ParallelizeQwen3 sets both together).
@@ -120,7 +145,7 @@ at::Tensor SparseMoe::Forward(const at::Tensor& x_td, Routing* routing, const at
       << experts->num_local() << ")";
   DispatchedTokens d = dispatcher_->Dispatch(x_td, *routing, num_experts_);
   at::Tensor out_nd = GroupedExperts(d.tokens_nd, d.tokens_per_expert, experts->gate_up_proj, experts->down_proj);
-  return dispatcher_->Combine(out_nd, d);
+  return Apply(maps_.after, dispatcher_->Combine(out_nd, d));
 }
 
 DecoderLayer::DecoderLayer(const ModelConfig& c, int64_t layer_index) : eps_(c.rms_norm_eps) {

@@ -105,6 +105,14 @@ class Experts : public torch::nn::Module {
   // Keeps experts [first, first + count) of those held now and frees the
   // others' weights (the same parameters, resized). CHECKs the range.
   void KeepRange(int64_t first, int64_t count);
+  // Keeps intermediate rows [start, start + length) of every expert (gate and
+  // up rows, down columns; expert tensor parallelism). CHECKs the range.
+  void KeepIntermediateSlice(int64_t start, int64_t length);
+  // This module's part of a full-model tensor ([E, 2F, D] gate_up or
+  // [E, D, F] down): the held experts and intermediate slice.
+  at::Tensor HeldPart(const at::Tensor& full, bool gate_up) const;
+  int64_t intermediate_start() const { return intermediate_start_; }
+  int64_t full_intermediate() const { return full_intermediate_; }  // F of the whole model
   int64_t num_experts() const { return num_experts_; }  // E, of the whole model
   int64_t first_expert() const { return first_expert_; }
   int64_t num_local() const { return gate_up_proj.size(0); }
@@ -116,6 +124,7 @@ class Experts : public torch::nn::Module {
  private:
   int64_t num_experts_;
   int64_t first_expert_ = 0;
+  int64_t intermediate_start_ = 0, full_intermediate_;
 };
 
 class SparseMoe : public torch::nn::Module {
@@ -125,6 +134,8 @@ class SparseMoe : public torch::nn::Module {
   // forced_ids_tk: router replay (see Route), or undefined.
   at::Tensor Forward(const at::Tensor& x_td, Routing* routing, const at::Tensor& forced_ids_tk = at::Tensor());
   void set_dispatcher(std::shared_ptr<TokenDispatcher> d) { dispatcher_ = std::move(d); }
+  // `before` maps x_td before the router, `after` the combined output.
+  void set_maps(BlockMaps maps) { maps_ = std::move(maps); }
   void set_expert_path(ExpertPath p) { path_ = p; }
 
   std::shared_ptr<WeightModule> gate;  // router [E, D]
@@ -135,6 +146,7 @@ class SparseMoe : public torch::nn::Module {
   bool norm_topk_prob_;
   ExpertPath path_ = ExpertPath::kGrouped;
   std::shared_ptr<TokenDispatcher> dispatcher_;
+  BlockMaps maps_;
 };
 
 struct LayerOutput {

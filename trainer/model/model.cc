@@ -58,7 +58,8 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
   // the expert-parallel layout.
   std::map<const at::TensorImpl*, const Experts*> partial_experts;
   for (const auto& layer : layers_) {
-    if (layer->moe && !layer->moe->experts->holds_all()) {
+    if (layer->moe && (!layer->moe->experts->holds_all() ||
+                       layer->moe->experts->down_proj.size(2) != layer->moe->experts->full_intermediate())) {
       const Experts* e = layer->moe->experts.get();
       partial_experts[e->gate_up_proj.unsafeGetTensorImpl()] = e;
       partial_experts[e->down_proj.unsafeGetTensorImpl()] = e;
@@ -85,11 +86,18 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
       full.normal_(0.0, config_.initializer_range, gen);
       p.copy_(full.narrow(w.slice_dim(), w.slice_start(), p.size(w.slice_dim())));
     } else if (auto it = partial_experts.find(p.unsafeGetTensorImpl()); it != partial_experts.end()) {
+      const Experts& e = *it->second;
+      const bool gate_up = p.unsafeGetTensorImpl() == e.gate_up_proj.unsafeGetTensorImpl();
       std::vector<int64_t> full_shape = p.sizes().vec();
-      full_shape[0] = it->second->num_experts();
+      full_shape[0] = e.num_experts();
+      if (gate_up) {
+        full_shape[1] = 2 * e.full_intermediate();
+      } else {
+        full_shape[2] = e.full_intermediate();
+      }
       at::Tensor full = at::empty(full_shape, p.options());
       full.normal_(0.0, config_.initializer_range, gen);
-      p.copy_(full.narrow(0, it->second->first_expert(), it->second->num_local()));
+      p.copy_(e.HeldPart(full, gate_up));
     } else {
       p.normal_(0.0, config_.initializer_range, gen);
     }

@@ -50,6 +50,13 @@ absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) 
     }
   }
   auto tp_group = state.shared_group(RankGroupKind::kTensor);
+  if (dims.etp > 1 && (dims.etp != dims.tp ||
+                       state.group(RankGroupKind::kExpertTensor).ranks() != tp_group->ranks())) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the layout ", DebugString(dims), " splits experts over etp=", dims.etp, " with etp group ",
+        state.group(RankGroupKind::kExpertTensor).name(), " and tp group ", tp_group->name(),
+        "; expert tensor parallel needs the same ranks as tp (e.g. (attn:d2t2|ffn:d1t2e2))"));
+  }
   const int64_t tp = dims.tp, r = tp_group->rank();
   const ProcessGroup* group = tp_group.get();  // ParallelState owns it; it outlives the model's graphs
   // Sequence parallel: blocks gather the token rows in and reduce-scatter out.
@@ -73,10 +80,18 @@ absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) 
       m.down_proj->KeepSlice(1, r * f, f);
       m.set_maps(maps);
     }
-    // MoE layers run on the sequence shard as they are (router included):
-    // with etp = 1 each rank's experts take its own tokens (through the ep
+    // etp = 1: MoE layers run on the sequence shard as they are (router
+    // included): each rank's experts take its own tokens (through the ep
     // dispatcher), and tp is part of edp, so GradientReducer sums the expert
     // gradients over it.
+    // etp = tp: the MoE block gathers the rows of its tp group (router on
+    // all of them, replicated), each rank's experts hold a slice of the
+    // intermediate size, and the partial outputs are reduce-scattered back.
+    if (layer->moe && dims.etp > 1) {
+      const int64_t f = c.moe_intermediate_size / dims.etp;
+      layer->moe->experts->KeepIntermediateSlice(r * f, f);
+      layer->moe->set_maps(maps);
+    }
   }
   const int64_t v = c.vocab_size / tp, first_row = r * v;
   model.embed_tokens().KeepSlice(0, first_row, v);
@@ -89,13 +104,16 @@ absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) 
 
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
   const ParallelDims& dims = state.dims();
-  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}, {"etp", dims.etp}}) {
+  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}}) {
     if (size > 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          "the layout ", DebugString(dims), " uses ", name, "=", size,
-          "; moerl's trainer has data, tensor (etp 1: write ffn's t1, e.g. megatron:(attn:t2|ffn:e2)) and expert "
-          "parallelism so far"));
+      return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses ", name, "=", size,
+                                                   "; moerl's trainer has data, tensor and expert parallelism so "
+                                                   "far"));
     }
+  }
+  if (dims.etp > 1 && dims.tp == 1) {
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
+                                                 " without tp; expert tensor parallel needs etp = tp"));
   }
   MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(dims, model.config()));
   MOERL_RETURN_IF_ERROR(ApplyTensorParallel(model, state));
@@ -224,7 +242,8 @@ double GlobalGradNorm(Qwen3Model& model, const ParallelState& state) {
   at::Tensor sharded_sq = at::tensor({SquaredNorm(groups.tensor_sharded)}, at::TensorOptions().dtype(at::kDouble));
   state.group(RankGroupKind::kTensor).AllReduceSum(sharded_sq);
   at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, at::TensorOptions().dtype(at::kDouble));
-  state.group(RankGroupKind::kExpert).AllReduceSum(expert_sq);
+  // Experts differ over ep (ranges) and etp (intermediate slices).
+  state.group(RankGroupKind::kExpertTensorExpert).AllReduceSum(expert_sq);
   return std::sqrt(SquaredNorm(groups.dense) + sharded_sq.item<double>() + expert_sq.item<double>());
 }
 
