@@ -16,7 +16,7 @@
 // What exists: data parallel (dp, and fsdp:dN treated as replicated data
 // parallel), expert parallel with folding (ep over the expert generator,
 // edp derived) and tensor parallel with sequence parallel (ApplyTensorParallel
-// below; etp must be 1). CP, PP and ETP > 1 are Unimplemented here.
+// below; etp 1, or etp = tp on the tp ranks). CP and PP are Unimplemented.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
 // (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
@@ -54,8 +54,8 @@ namespace moerl {
 
 // Shards `model` for `state` (see above). Call once, on the freshly built
 // model, before loading weights or building the optimizer. Unimplemented for
-// cp, pp or etp > 1; InvalidArgument when the layout does not fit the
-// model's config.
+// cp, pp, or etp > 1 other than tp; InvalidArgument when the layout does not
+// fit the model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state);
 
 // Tensor + sequence parallelism (Megatron's, tensor_parallel.h), called by
@@ -69,7 +69,10 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state);
 // experts see this rank's T/tp token rows (T must be a multiple of tp: pad
 // the micro-batch); attention and the dense MLP gather the rows in and
 // reduce-scatter their output. With ep the dispatcher exchanges each rank's
-// own rows (Megatron's all-to-all dispatcher with sequence parallel).
+// own rows (Megatron's all-to-all dispatcher with sequence parallel). With
+// etp = tp the MoE block gathers the rows too, routes all of them, runs each
+// expert's intermediate slice [r F/etp, ...) (Experts::KeepIntermediateSlice)
+// and reduce-scatters its output.
 //
 // What changes for the trainer:
 //  - ModelOutput.hidden_td (and topk_ids_tk) are this rank's token rows
@@ -89,7 +92,7 @@ struct ParameterGroups {
   // part (its token rows, or for q/k-norm its heads): summed over tp-dp-cp.
   std::vector<at::Tensor> dense;
   std::vector<at::Tensor> tensor_sharded;  // a slice per tp rank, replicated over dp-cp
-  std::vector<at::Tensor> experts;         // sharded over ep, replicated over edp
+  std::vector<at::Tensor> experts;         // sharded over ep (and etp), replicated over edp
 };
 ParameterGroups SplitParameters(Qwen3Model& model);
 
