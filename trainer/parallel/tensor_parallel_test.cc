@@ -310,22 +310,23 @@ TEST(TensorParallelQwen3, LoadingAnHfCheckpointGivesEachRankItsSlice) {
   std::map<std::string, at::Tensor> want;
   for (auto& p : full->named_parameters()) want[p.key()] = p.value().detach();
   for (const char* layout : {"megatron:(attn:t2|ffn:e2)", "megatron:(attn:t2|ffn:t2)"}) {
-  SCOPED_TRACE(layout);
-  absl::Status status = RunInProcessRanks(Dims(layout), [&](const ParallelState& state) {
-    auto model = std::make_shared<Qwen3Model>(config);
-    MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));
-    MOERL_RETURN_IF_ERROR(LoadHfWeights(dir, model.get()));
-    const auto parts = HeldParts(*model, want);
-    for (auto& p : model->named_parameters()) {
-      if (!p.value().equal(parts.at(p.key()))) return absl::InternalError("rank " + std::to_string(state.rank()) + " " + p.key());
-    }
-    absl::Status save = SaveHfCheckpoint(*model, dir + "_" + std::to_string(state.rank()), at::kFloat, 1ull << 30);
-    if (save.code() != absl::StatusCode::kFailedPrecondition) {
-      return absl::InternalError("saving a sharded model: " + save.ToString());
-    }
-    return absl::OkStatus();
-  });
-  EXPECT_TRUE(status.ok()) << status;
+    SCOPED_TRACE(layout);
+    absl::Status status = RunInProcessRanks(Dims(layout), [&](const ParallelState& state) {
+      auto model = std::make_shared<Qwen3Model>(config);
+      MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));
+      MOERL_RETURN_IF_ERROR(LoadHfWeights(dir, model.get()));
+      const auto parts = HeldParts(*model, want);
+      for (auto& p : model->named_parameters()) {
+        if (!p.value().equal(parts.at(p.key())))
+          return absl::InternalError("rank " + std::to_string(state.rank()) + " " + p.key());
+      }
+      absl::Status save = SaveHfCheckpoint(*model, dir + "_" + std::to_string(state.rank()), at::kFloat, 1ull << 30);
+      if (save.code() != absl::StatusCode::kFailedPrecondition) {
+        return absl::InternalError("saving a sharded model: " + save.ToString());
+      }
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(status.ok()) << status;
   }
 }
 
