@@ -30,6 +30,8 @@ if [[ -z "$root" || ! -x "$root/dataset/dataset_feeder" ]]; then
   root="$(cd "$(dirname "$0")/.." && pwd)/bazel-bin"
 fi
 root=$(cd "$root" && pwd)
+# Stages find their data files (the small tokenizer) through the runfiles.
+if [[ -d "$root/../moerl" && -z "${RUNFILES_DIR:-}" ]]; then export RUNFILES_DIR=$(cd "$root/.." && pwd); fi
 bin() { printf '%s/%s' "$root" "$1"; }
 plan_tool=$(bin tools/pipeline/pipeline_plan)
 feeder=$(bin dataset/dataset_feeder)
@@ -64,6 +66,7 @@ if [[ $embedded -eq 1 ]]; then
     "++valid_dataset.path=$run_dir/data/test.jsonl"
     "++trainer.sft_dataset=$run_dir/data/sft.jsonl"
     "++actor.path=$default_model"
+    "++tokenizer_path=$root/tools/pipeline/default_tokenizer"
     "${args[@]}")
 fi
 plan=$("$plan_tool" "${args[@]}") || exit 1
@@ -75,6 +78,10 @@ if ! flock -n 9; then
   die "run folder $run_dir holds a live run (pid $(cat "$run_dir/.pipeline.pid" 2>/dev/null || echo '?')); stop it or choose another trial_name"
 fi
 echo $$ > "$run_dir/.pipeline.pid"
+if [[ $resume -eq 0 ]] && [[ -e "$run_dir/weights" || -e "$run_dir/batches" || -e "$run_dir/stats.jsonl" ]]; then
+  rm -f "$run_dir/.pipeline.pid"
+  die "run folder $run_dir holds an earlier run; resume it with recover.mode=auto, or choose another trial_name"
+fi
 
 # --- supervision state
 declare -A stage_pid=()   # stage name -> pid
@@ -169,17 +176,36 @@ for r in "$prompt_ring" "$trajectory_ring"; do
     die "could not create ring $r"
 done
 
+# --- the trainer first: it publishes the weights the servers start from
+# (weights/LATEST: v0 of a fresh run, the newest version of a resumed one).
+if [[ $trainer_ranks -gt 1 ]]; then
+  start_stage trainer "$python" -m torch.distributed.run --no-python --standalone \
+    --nproc-per-node "$trainer_ranks" --log-dir "$logs/trainer-ranks" --redirects 3 \
+    "$trainer" "${args[@]}"
+else
+  start_stage trainer "$trainer" "${args[@]}"
+fi
+deadline=$((SECONDS + ${stage_timeout_s%.*}))
+while [[ ! -s "$run_dir/weights/LATEST" ]]; do
+  kill -0 "${stage_pid[trainer]}" 2>/dev/null || fail_stage trainer "exited before publishing weights"
+  [[ $SECONDS -lt $deadline ]] || fail_stage trainer "published no weights within ${stage_timeout_s}s"
+  [[ $stopping -eq 1 ]] && exit 130
+  sleep 0.2
+done
+
 # --- inference servers (or the external ones named by rollout.server_addrs)
 addresses=($external_servers)
 for ((i = 0; i < n_servers; i++)); do
   rm -f "$run_dir/server.$i.address"
-  start_stage "server.$i" "$server" "${args[@]}" "+server.address_file=$run_dir/server.$i.address"
+  start_stage "server.$i" "$server" "${args[@]}" "++sglang.model_path=$run_dir/weights" \
+    "+server.address_file=$run_dir/server.$i.address"
 done
 for ((i = 0; i < n_servers; i++)); do
   deadline=$((SECONDS + ${stage_timeout_s%.*}))
   while [[ ! -s "$run_dir/server.$i.address" ]]; do
     kill -0 "${stage_pid[server.$i]}" 2>/dev/null || fail_stage "server.$i" "exited before listening"
     [[ $SECONDS -lt $deadline ]] || fail_stage "server.$i" "did not start listening within ${stage_timeout_s}s"
+    [[ $stopping -eq 1 ]] && exit 130
     sleep 0.2
   done
   address=$(cat "$run_dir/server.$i.address")
@@ -192,13 +218,6 @@ start_stage feeder "$feeder" "${args[@]}" "+dataset.ring=$prompt_ring"
 start_stage bridge "$bridge" "${args[@]}" "++rollout.server_addrs=$server_list" \
   "+rollout.prompt_ring=$prompt_ring" "+rollout.trajectory_ring=$trajectory_ring"
 start_stage scorer "$scorer" "${args[@]}" "+reward.ring=$trajectory_ring" "+reward.group_messages=true"
-if [[ $trainer_ranks -gt 1 ]]; then
-  start_stage trainer "$python" -m torch.distributed.run --no-python --standalone \
-    --nproc-per-node "$trainer_ranks" --log-dir "$logs/trainer-ranks" --redirects 3 \
-    "$trainer" "${args[@]}"
-else
-  start_stage trainer "$trainer" "${args[@]}"
-fi
 say "pipeline: run folder $run_dir; $n_servers server(s), $trainer_ranks trainer rank(s), logs in $logs"
 
 # --- watch: progress from stats.jsonl, failures and hangs by stage name
@@ -206,57 +225,83 @@ stats="$run_dir/stats.jsonl"
 seen_lines=0
 [[ -f "$stats" ]] && seen_lines=$(wc -l <"$stats")
 last_progress=$SECONDS
-while :; do
-  if [[ $stopping -eq 1 ]]; then
-    say "pipeline: stopping every stage"
-    exit 130
-  fi
-  for name in "${!stage_pid[@]}"; do
-    pid=${stage_pid[$name]}
-    if ! kill -0 "$pid" 2>/dev/null; then
-      status=0
-      wait "$pid" || status=$?
-      unset "stage_pid[$name]"
-      if [[ $name == trainer && $status -eq 0 ]]; then
-        say "pipeline: trainer finished; run folder $run_dir"
-        if [[ $write_report == 1 ]]; then
-          printf '%s\n' "$plan" >"$run_dir/plan.txt"
-          "$python" "$report_script" "$run_dir" --plan "$run_dir/plan.txt" >/dev/null ||
-            die "could not write $run_dir/report (see above)"
-          say "pipeline: report in $run_dir/report/index.md"
-        fi
-        exit 0
-      fi
-      [[ $status -eq 0 && $name == feeder ]] && continue  # the feeder ends when the data does
-      fail_stage "$name" "exited with status $status"
-    fi
-  done
-  if [[ -f "$stats" ]]; then
-    lines=$(wc -l <"$stats")
-    if [[ $lines -gt $seen_lines ]]; then
-      last_progress=$SECONDS
-      tail -n +"$((seen_lines + 1))" "$stats" | head -n "$((lines - seen_lines))" |
-        while IFS= read -r line; do
-          case "$output_mode" in
-            json) echo "$line" ;;
-            text) "$python" - "$line" <<'PY' || true
+
+print_new_stats() {  # prints the stats lines written since the last call
+  [[ -f "$stats" ]] || return 1
+  local lines
+  lines=$(wc -l <"$stats")
+  [[ $lines -gt $seen_lines ]] || return 1
+  tail -n +"$((seen_lines + 1))" "$stats" | head -n "$((lines - seen_lines))" |
+    while IFS= read -r line; do
+      case "$output_mode" in
+        json) echo "$line" ;;
+        text) "$python" - "$line" "$total_steps" <<'PY' || true
 import json, sys
 s = json.loads(sys.argv[1])
 def g(k, f="{:.3f}"):
     v = s.get(k)
     return "-" if v is None else f.format(v)
-print("step {} reward {} loss {} grad_norm {} eval {} staleness {} tok/s {}".format(
-    s.get("step", "?"), g("rollout/reward"), g("ppo_actor/update/actor_loss/avg"),
+total = sys.argv[2]
+print("step {}/{} reward {} loss {} grad_norm {} eval {} greedy {} staleness {} tok/s {}".format(
+    s.get("step", "?"), total, g("rollout/reward"), g("ppo_actor/update/actor_loss/avg"),
     g("ppo_actor/update/grad_norm"), g("eval-rollout/reward"),
+    g("eval-rollout/greedy_accuracy"),
     g("ppo_actor/update/version_stats/sample_staleness_theta_avg", "{:.2f}"),
-    g("timeperf/tokens_per_s", "{:.0f}")), file=sys.stderr)
+    g("timeperf/tokens_per_second", "{:.0f}")), file=sys.stderr)
 PY
-              ;;
-          esac
-        done
-      seen_lines=$lines
-    fi
+          ;;
+      esac
+    done
+  seen_lines=$lines
+}
+
+declare -A exited=()  # stage name -> exit status, of the stages that ended
+reap_exited() {  # moves ended stages from stage_pid to exited
+  local name pid status again=1
+  while [[ $again -eq 1 ]]; do
+    again=0
+    for name in "${!stage_pid[@]}"; do
+      pid=${stage_pid[$name]}
+      kill -0 "$pid" 2>/dev/null && continue
+      status=0
+      wait "$pid" || status=$?
+      unset "stage_pid[$name]"
+      exited[$name]=$status
+      again=1
+    done
+    # Stages that end together (one killed, one seeing it) are judged together.
+    if [[ $again -eq 1 ]]; then sleep 0.5; fi
+  done
+  return 0
+}
+
+while :; do
+  if [[ $stopping -eq 1 ]]; then
+    say "pipeline: stopping every stage"
+    exit 130
   fi
+  reap_exited
+  if [[ -n "${exited[trainer]:-}" && ${exited[trainer]} -eq 0 ]]; then
+    print_new_stats || true
+    say "pipeline: trainer finished; run folder $run_dir"
+    if [[ $write_report == 1 ]]; then
+      printf '%s\n' "$plan" >"$run_dir/plan.txt"
+      "$python" "$report_script" "$run_dir" --plan "$run_dir/plan.txt" >/dev/null ||
+        die "could not write $run_dir/report (see above)"
+      say "pipeline: report in $run_dir/report/index.md"
+    fi
+    exit 0
+  fi
+  # A stage that failed is named before one that only ended early because of
+  # it (a scorer sees the end of its ring when the bridge dies).
+  for name in "${!exited[@]}"; do
+    if [[ ${exited[$name]} -ne 0 ]]; then fail_stage "$name" "exited with status ${exited[$name]}"; fi
+  done
+  for name in "${!exited[@]}"; do
+    [[ $name == feeder ]] && continue  # the feeder ends when the data does
+    fail_stage "$name" "ended before the trainer (status 0)"
+  done
+  if print_new_stats; then last_progress=$SECONDS; fi
   if [[ $((SECONDS - last_progress)) -gt ${stage_timeout_s%.*} ]]; then
     echo "pipeline: no training step for ${stage_timeout_s}s; the stages' last log lines:" >&2
     for name in "${!stage_pid[@]}"; do echo "--- $name" >&2; tail -n 3 "$logs/$name.log" >&2 || true; done

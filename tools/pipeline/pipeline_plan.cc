@@ -93,6 +93,9 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
              "bytes of each shared-memory ring", 1 << 16, int64_t{1} << 34);
   schema.Choice("pipeline.output", &plan.output, {"text", "quiet", "json"},
                 "progress on the terminal: a line per step, nothing, or JSON lines");
+  schema.OptionalInt("total_train_steps", &plan.total_train_steps, "training steps of the run", 1);
+  schema.Choice("recover.mode", &plan.recover_mode, {"auto", "on", "disabled", "off"},
+                "auto/on: resume the run in the folder; disabled/off: the folder must be new");
   schema.Bool("pipeline.report", &plan.report, "write report/ (plots and summary) at the end");
   MOERL_RETURN_IF_ERROR(schema.Read(tree));
   MOERL_RETURN_IF_ERROR(run.Validate());
@@ -159,6 +162,7 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("gpus_per_server", std::to_string(plan.gpus_per_server));
   line("external_servers", absl::StrJoin(plan.external_servers, " "));
   line("trainer_ranks", std::to_string(plan.trainer_ranks));
+  line("total_steps", plan.total_train_steps ? std::to_string(*plan.total_train_steps) : "?");
   line("sft_steps", std::to_string(plan.sft_steps));
   line("sft_batch_size", std::to_string(plan.sft_batch_size));
   line("sft_lr", absl::StrCat(plan.sft_lr));
@@ -167,6 +171,7 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("ring_capacity_bytes", std::to_string(plan.ring_capacity_bytes));
   line("output_mode", plan.output);
   line("write_report", plan.report ? "1" : "0");
+  line("resume", plan.recover_mode == "auto" || plan.recover_mode == "on" ? "1" : "0");
   line("prompt_ring", plan.prompt_ring);
   line("trajectory_ring", plan.trajectory_ring);
   return out.str();

@@ -11,8 +11,8 @@
 //   std::cout << ShellAssignments(plan);
 //
 // Keys (docs/pipeline.md): experiment_name, trial_name, seed, cluster.*,
-// scheduler.type, allocation_mode, rollout.server_addrs (external servers:
-// none are started), and the owned `pipeline` section:
+// scheduler.type, allocation_mode, recover.mode, rollout.server_addrs
+// (external servers: none are started), and the owned `pipeline` section:
 //   pipeline.sft_steps          SFT warm-up steps before RL (0: none)
 //   pipeline.sft_batch_size     problems per SFT step
 //   pipeline.sft_lr             SFT learning rate (default actor.optimizer.lr)
@@ -26,6 +26,7 @@
 #define MOERL_TOOLS_PIPELINE_PIPELINE_PLAN_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct PipelinePlan {
   int gpus_per_server = 0;
   std::vector<std::string> external_servers;  // rollout.server_addrs
   int trainer_ranks = 1;
+  std::optional<int64_t> total_train_steps;  // for the progress line
   int64_t sft_steps = 0;
   int64_t sft_batch_size = 16;
   double sft_lr = 0;  // 0: actor.optimizer.lr
@@ -52,6 +54,7 @@ struct PipelinePlan {
   double stage_timeout_s = 600;
   int64_t ring_capacity_bytes = 64 << 20;
   std::string output = "text";
+  std::string recover_mode = "disabled";  // recover.mode: auto/on resume a run
   bool report = true;
   std::string prompt_ring;              // <experiment>.<trial>.prompts
   std::string trajectory_ring;          // <experiment>.<trial>.trajectories

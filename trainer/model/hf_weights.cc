@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/safetensors/checkpoint_dir.h"
@@ -50,7 +51,8 @@ std::set<std::string> ExpertsHeldElsewhere(const Qwen3Model& model) {
     for (int64_t e = 0; e < ex.num_experts(); ++e) {
       if (e >= ex.first_expert() && e < ex.first_expert() + ex.num_local()) continue;
       for (const char* part : {"gate_proj", "up_proj", "down_proj"}) {
-        names.insert(absl::StrCat("model.layers.", l, ".mlp.experts.", e, ".", part, ".weight"));
+        names.insert(absl::StrCat("model.layers.", model.first_layer() + static_cast<int64_t>(l), ".mlp.experts.", e,
+                                  ".", part, ".weight"));
       }
     }
   }
@@ -61,7 +63,7 @@ std::set<std::string> ExpertsHeldElsewhere(const Qwen3Model& model) {
 // ("model.layers.3.mlp.experts.gate_up_proj" -> layer 3).
 int64_t FirstExpertOf(const Qwen3Model& model, const std::string& name) {
   for (size_t l = 0; l < model.layers().size(); ++l) {
-    const std::string prefix = absl::StrCat("model.layers.", l, ".mlp.experts.");
+    const std::string prefix = absl::StrCat("model.layers.", model.first_layer() + static_cast<int64_t>(l), ".mlp.experts.");
     if (absl::StartsWith(name, prefix) && model.layers()[l]->moe) {
       return model.layers()[l]->moe->experts->first_expert();
     }
@@ -72,10 +74,29 @@ int64_t FirstExpertOf(const Qwen3Model& model, const std::string& name) {
 // The experts module whose parameter is `name`, or null.
 const Experts* ExpertsOf(const Qwen3Model& model, const std::string& name) {
   for (size_t l = 0; l < model.layers().size(); ++l) {
-    const std::string prefix = absl::StrCat("model.layers.", l, ".mlp.experts.");
+    const std::string prefix = absl::StrCat("model.layers.", model.first_layer() + static_cast<int64_t>(l), ".mlp.experts.");
     if (absl::StartsWith(name, prefix) && model.layers()[l]->moe) return model.layers()[l]->moe->experts.get();
   }
   return nullptr;
+}
+
+// A tensor another pipeline stage holds: a layer outside this stage's
+// range, the embedding off the first stage, the final norm and LM head off
+// the last.
+bool HeldByOtherStage(const Qwen3Model& model, const std::string& name) {
+  if (model.holds_all_layers()) return false;
+  const std::string layers = "model.layers.";
+  if (absl::StartsWith(name, layers)) {
+    int64_t l = 0;
+    const size_t dot = name.find('.', layers.size());
+    if (dot == std::string::npos || !absl::SimpleAtoi(name.substr(layers.size(), dot - layers.size()), &l)) {
+      return false;
+    }
+    return l < model.first_layer() || l >= model.first_layer() + static_cast<int64_t>(model.layers().size());
+  }
+  if (name == "model.embed_tokens.weight") return !model.holds_embedding();
+  if (name == "model.norm.weight" || name == "lm_head.weight") return !model.is_last_stage();
+  return false;
 }
 
 }  // namespace
@@ -160,7 +181,7 @@ absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
   const std::set<std::string> elsewhere = ExpertsHeldElsewhere(*model);
   std::vector<std::string> unexpected;
   for (const std::string& name : ckpt->Names()) {
-    if (expected.count(name) || elsewhere.count(name)) continue;
+    if (expected.count(name) || elsewhere.count(name) || HeldByOtherStage(*model, name)) continue;
     if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
     if (absl::EndsWith(name, "rotary_emb.inv_freq")) continue;
     unexpected.push_back(name);
@@ -190,6 +211,11 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
 absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::ScalarType save_dtype,
                               CheckpointWriteOptions options) {
   MOERL_ASSIGN_OR_RETURN(Dtype dtype, ToDtype(save_dtype));
+  if (!model.holds_all_layers()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model holds layers [", model.first_layer(), ", ", model.first_layer() + model.layers().size(), ") of ",
+        model.config().num_hidden_layers, " (a pipeline stage); a checkpoint needs every layer, gathered first"));
+  }
   for (size_t l = 0; l < model.layers().size(); ++l) {
     const auto& moe = model.layers()[l]->moe;
     if (moe && !moe->experts->holds_all()) {

@@ -47,15 +47,48 @@ Qwen3Model::Qwen3Model(const ModelConfig& c) : config_(c) {
     lm_head_ = register_module(
         "lm_head", std::make_shared<WeightModule>(at::empty({c.vocab_size, c.hidden_size}, f32)));
   }
+  for (auto& item : named_parameters(/*recurse=*/true)) full_shapes_.emplace_back(item.key(), item.value().sizes().vec());
   InitializeWeights(0);
+}
+
+void Qwen3Model::KeepStage(int64_t begin, int64_t end) {
+  const int64_t num_layers = config_.num_hidden_layers;
+  MOERL_CHECK(first_layer_ == 0 && static_cast<int64_t>(layers_.size()) == num_layers)
+      << "KeepStage on a model that is already a stage";
+  MOERL_CHECK(0 <= begin && begin < end && end <= num_layers) << "stage [" << begin << ", " << end << ")";
+  auto layers = backbone_->named_children()["layers"];
+  std::vector<std::shared_ptr<DecoderLayer>> kept;
+  for (int64_t l = 0; l < num_layers; ++l) {
+    if (l >= begin && l < end) {
+      kept.push_back(layers_[l]);
+    } else {
+      layers->unregister_module(std::to_string(l));
+    }
+  }
+  layers_ = std::move(kept);
+  first_layer_ = begin;
+  const bool last = end == num_layers;
+  if (begin != 0 && !(last && config_.tie_word_embeddings)) {
+    backbone_->unregister_module("embed_tokens");
+    embed_tokens_ = nullptr;
+  }
+  if (!last) {
+    backbone_->unregister_module("norm");
+    norm_ = nullptr;
+    if (lm_head_) {
+      unregister_module("lm_head");
+      lm_head_ = nullptr;
+    }
+  }
 }
 
 void Qwen3Model::InitializeWeights(uint64_t seed) {
   at::NoGradGuard no_grad;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  // Expert tensors held in part draw the whole model's values and keep their
-  // range, so the random stream (and every other weight) does not depend on
-  // the expert-parallel layout.
+  // Every parameter of the whole model is drawn in order, held or not, and
+  // partially held expert tensors draw their full shape and keep their
+  // range, so the random stream (and every weight) does not depend on the
+  // expert- or pipeline-parallel layout.
   std::map<const at::TensorImpl*, const Experts*> partial_experts;
   for (const auto& layer : layers_) {
     if (layer->moe && (!layer->moe->experts->holds_all() ||
@@ -73,71 +106,90 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
       sliced[w->weight.unsafeGetTensorImpl()] = w.get();
     }
   }
-  for (auto& item : named_parameters(/*recurse=*/true)) {
-    const std::string& name = item.key();
-    at::Tensor& p = item.value();
+  // full_shapes_ lists every parameter of the whole model, unsliced, in
+  // registration order; tensors another stage holds are drawn and dropped.
+  auto held = named_parameters(/*recurse=*/true);
+  const auto options = held.is_empty() ? at::TensorOptions().dtype(at::kFloat) : held[0].value().options();
+  for (const auto& [name, full_shape] : full_shapes_) {
+    at::Tensor* p = held.find(name);
     if (absl::EndsWith(name, "norm.weight")) {
-      p.fill_(1.0);
-    } else if (auto it = sliced.find(p.unsafeGetTensorImpl()); it != sliced.end()) {
-      const WeightModule& w = *it->second;
-      std::vector<int64_t> full_shape = p.sizes().vec();
-      full_shape[w.slice_dim()] = w.full_size();
-      at::Tensor full = at::empty(full_shape, p.options());
-      full.normal_(0.0, config_.initializer_range, gen);
-      p.copy_(full.narrow(w.slice_dim(), w.slice_start(), p.size(w.slice_dim())));
-    } else if (auto it = partial_experts.find(p.unsafeGetTensorImpl()); it != partial_experts.end()) {
-      const Experts& e = *it->second;
-      const bool gate_up = p.unsafeGetTensorImpl() == e.gate_up_proj.unsafeGetTensorImpl();
-      std::vector<int64_t> full_shape = p.sizes().vec();
-      full_shape[0] = e.num_experts();
-      if (gate_up) {
-        full_shape[1] = 2 * e.full_intermediate();
-      } else {
-        full_shape[2] = e.full_intermediate();
-      }
-      at::Tensor full = at::empty(full_shape, p.options());
-      full.normal_(0.0, config_.initializer_range, gen);
-      p.copy_(e.HeldPart(full, gate_up));
+      if (p != nullptr) p->fill_(1.0);
+      continue;
+    }
+    const at::TensorImpl* impl = p != nullptr ? p->unsafeGetTensorImpl() : nullptr;
+    auto slice_it = impl != nullptr ? sliced.find(impl) : sliced.end();
+    auto expert_it = impl != nullptr ? partial_experts.find(impl) : partial_experts.end();
+    if (p != nullptr && slice_it == sliced.end() && expert_it == partial_experts.end()) {
+      p->normal_(0.0, config_.initializer_range, gen);
+      continue;
+    }
+    at::Tensor full = at::empty(full_shape, p != nullptr ? p->options() : options);
+    full.normal_(0.0, config_.initializer_range, gen);
+    if (p == nullptr) continue;
+    if (slice_it != sliced.end()) {
+      const WeightModule& w = *slice_it->second;
+      MOERL_CHECK(full.size(w.slice_dim()) == w.full_size()) << name;
+      p->copy_(full.narrow(w.slice_dim(), w.slice_start(), p->size(w.slice_dim())));
     } else {
-      p.normal_(0.0, config_.initializer_range, gen);
+      const Experts& e = *expert_it->second;
+      p->copy_(e.HeldPart(full, impl == e.gate_up_proj.unsafeGetTensorImpl()));
     }
   }
 }
 
-ModelOutput Qwen3Model::Forward(const ModelInput& input) {
+ModelOutput Qwen3Model::Forward(const ModelInput& input) { return Forward(input, at::Tensor()); }
+
+ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage_input_td) {
   ModelOutput out;
-  at::Tensor h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
-                              : at::embedding(embed_tokens_->weight, input.tokens_t);
+  at::Tensor h_td;
+  if (is_first_stage()) {
+    h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
+                      : at::embedding(embed_tokens_->weight, input.tokens_t);
+  } else {
+    MOERL_CHECK(stage_input_td.defined()) << "stage from layer " << first_layer_ << " needs the previous stage's output";
+    h_td = stage_input_td;
+  }
+  // MoE layers before this stage: router replay is indexed over the model.
+  size_t moe_before = 0;
+  for (int64_t l = 0; l < first_layer_; ++l) {
+    if (config_.IsMoeLayer(l)) ++moe_before;
+  }
   RopeTables rope = MakeRopeTables(input.positions_t, config_.head_dim, config_.rope_theta, h_td.scalar_type());
   std::vector<at::Tensor> router_logits;
   for (size_t l = 0; l < layers_.size(); ++l) {
-    const size_t moe_index = out.moe_layers.size();
+    const size_t moe_index = moe_before + out.moe_layers.size();
     const at::Tensor forced = layers_[l]->is_moe() && moe_index < input.forced_topk_ids_tk.size()
                                   ? input.forced_topk_ids_tk[moe_index]
                                   : at::Tensor();
     LayerOutput lo = layers_[l]->Forward(h_td, rope, input.layout, input.cache, forced);
     h_td = lo.h_td;
     if (layers_[l]->is_moe()) {
-      out.moe_layers.push_back(static_cast<int64_t>(l));
+      out.moe_layers.push_back(first_layer_ + static_cast<int64_t>(l));
       out.topk_ids_tk.push_back(lo.routing.topk_ids_tk);
       router_logits.push_back(lo.routing.logits_te);
     }
   }
-  if (input.cache != nullptr) {
+  if (input.cache != nullptr && is_last_stage()) {
     for (size_t i = 0; i < input.layout.seq_lens.size(); ++i) {
       input.cache->lengths[input.cache->slot_of_segment[i]] += input.layout.seq_lens[i];
     }
   }
   if (!router_logits.empty()) {
-    RouterLosses losses = BatchRouterLosses(router_logits, config_.num_experts_per_tok, router_stats_.get());
-    out.aux_loss = losses.aux;
-    out.z_loss = losses.z;
+    RouterPartials partials = RouterLossPartials(router_logits, config_.num_experts_per_tok, router_stats_.get());
+    out.z_loss = partials.z;
+    if (holds_all_layers()) {
+      out.aux_loss = RouterAuxShare(partials.prob_sum_e, partials.stats);
+    } else {
+      out.aux_prob_sum_e = partials.prob_sum_e;
+      out.router_stats = partials.stats;
+    }
   }
-  out.hidden_td = RmsNorm(h_td, norm_->weight, config_.rms_norm_eps);
+  out.hidden_td = is_last_stage() ? RmsNorm(h_td, norm_->weight, config_.rms_norm_eps) : h_td;
   return out;
 }
 
 at::Tensor Qwen3Model::lm_head_weight() const {
+  MOERL_CHECK(is_last_stage()) << "the LM head lives on the last pipeline stage";
   return lm_head_ ? lm_head_->weight : embed_tokens_->weight;
 }
 

@@ -26,6 +26,8 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "trainer/model/layers.h"
@@ -47,12 +49,21 @@ struct ModelInput {
 };
 
 struct ModelOutput {
-  at::Tensor hidden_td;                // after the final norm, model dtype
+  // After the final norm, model dtype. A pipeline stage that is not the last
+  // returns its last layer's output (no norm): the next stage's input.
+  at::Tensor hidden_td;
   // fp32 scalars; undefined without MoE layers. With a RouterStatsReducer
   // installed they are this rank's shares: their sum over the ranks of the
   // batch is the whole batch's loss (router_losses.h).
   at::Tensor aux_loss;
   at::Tensor z_loss;
+  // A stage of several (pipeline parallel) cannot finish the aux loss alone:
+  // it needs the router counts of every stage's MoE layers. It returns
+  // aux_loss undefined and these instead; RouterAuxShare(aux_prob_sum_e,
+  // totals) gives its share once the pipeline has summed router_stats
+  // (z_loss is per layer and stays complete). Undefined otherwise.
+  at::Tensor aux_prob_sum_e;           // fp32 [E], with the graph
+  at::Tensor router_stats;             // fp64 [E + 2], this stage's layers (router_losses.h)
   std::vector<int64_t> moe_layers;     // layer index of each entry below
   std::vector<at::Tensor> topk_ids_tk; // chosen experts per MoE layer
 };
@@ -67,6 +78,25 @@ class Qwen3Model : public torch::nn::Module {
   void InitializeWeights(uint64_t seed);
 
   ModelOutput Forward(const ModelInput& input);
+  // The layers this model holds (a pipeline stage, see KeepStage): the first
+  // stage embeds input.tokens_t; the others start from `stage_input_td`
+  // ([T, D], the previous stage's hidden_td). Only the last stage applies
+  // the final norm. On the whole model it is Forward(input).
+  ModelOutput Forward(const ModelInput& input, const at::Tensor& stage_input_td);
+
+  // Keeps layers [begin, end) and frees the others (their modules are
+  // unregistered; names keep the global layer index, "model.layers.2...").
+  // The first stage (begin == 0) keeps the embedding, the last (end == L)
+  // the final norm and the LM head; with tied embeddings the last stage
+  // keeps its own copy of the embedding table (Megatron's), whose gradient
+  // the trainer sums over the embedding group. Call once, before loading
+  // weights or building the optimizer. CHECKs the range.
+  void KeepStage(int64_t begin, int64_t end);
+  int64_t first_layer() const { return first_layer_; }  // global index of layers()[0]
+  bool is_first_stage() const { return first_layer_ == 0; }
+  bool is_last_stage() const { return first_layer_ + static_cast<int64_t>(layers_.size()) == config_.num_hidden_layers; }
+  bool holds_all_layers() const { return is_first_stage() && is_last_stage(); }
+  bool holds_embedding() const { return embed_tokens_ != nullptr; }
   at::Tensor Logits(const at::Tensor& hidden_td);
   // [V, D]: lm_head, or the embedding table when tied.
   at::Tensor lm_head_weight() const;
@@ -90,6 +120,8 @@ class Qwen3Model : public torch::nn::Module {
   void SetRouterStatsReducer(std::shared_ptr<RouterStatsReducer> reducer) { router_stats_ = std::move(reducer); }
 
   const ModelConfig& config() const { return config_; }
+  // The held layers: all of them, or a pipeline stage's (global index
+  // first_layer() + i).
   const std::vector<std::shared_ptr<DecoderLayer>>& layers() const { return layers_; }
   c10::ScalarType dtype() const { return embed_tokens_->weight.scalar_type(); }
 
@@ -97,7 +129,12 @@ class Qwen3Model : public torch::nn::Module {
   ModelConfig config_;
   std::shared_ptr<torch::nn::Module> backbone_;  // "model"
   std::shared_ptr<WeightModule> embed_tokens_, norm_, lm_head_;
-  std::vector<std::shared_ptr<DecoderLayer>> layers_;
+  std::vector<std::shared_ptr<DecoderLayer>> layers_;  // held layers, from first_layer_
+  int64_t first_layer_ = 0;
+  // Every parameter of the whole model, in registration order, with its full
+  // shape: InitializeWeights draws them all so a stage gets the whole
+  // model's values.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> full_shapes_;
   std::shared_ptr<RouterStatsReducer> router_stats_;
   EmbeddingFn embedding_;
 };

@@ -10,8 +10,8 @@
 
 namespace moerl {
 
-RouterLosses BatchRouterLosses(const std::vector<at::Tensor>& logits_te_per_layer, int64_t top_k,
-                               RouterStatsReducer* reducer) {
+RouterPartials RouterLossPartials(const std::vector<at::Tensor>& logits_te_per_layer, int64_t top_k,
+                                  RouterStatsReducer* reducer) {
   MOERL_CHECK(!logits_te_per_layer.empty());
   const int64_t num_experts = logits_te_per_layer[0].size(1);
   const int64_t tokens = logits_te_per_layer[0].size(0);
@@ -35,13 +35,29 @@ RouterLosses BatchRouterLosses(const std::vector<at::Tensor>& logits_te_per_laye
                               at::tensor({static_cast<double>(rows), static_cast<double>(tokens)},
                                          at::TensorOptions().dtype(at::kDouble))});
   if (reducer != nullptr) stats = reducer->Sum(stats);
-  const double n = stats[num_experts].item<double>();
   const double t = stats[num_experts + 1].item<double>();
-  at::Tensor batch_counts_e = stats.narrow(0, 0, num_experts).to(f32.device()).to(at::kFloat);
-  RouterLosses out;
-  out.aux = ((batch_counts_e / n) * (prob_sum_e / n)).sum() * static_cast<double>(num_experts);
+  RouterPartials out;
+  out.prob_sum_e = prob_sum_e;
+  out.stats = stats;
   // Empty ranks still take part in the reduction; their share is zero.
   out.z = t > 0 ? lse_sq_sum / t : lse_sq_sum * 0.0;
+  return out;
+}
+
+at::Tensor RouterAuxShare(const at::Tensor& prob_sum_e, const at::Tensor& stats) {
+  const int64_t num_experts = prob_sum_e.size(0);
+  MOERL_CHECK(stats.numel() == num_experts + 2);
+  const double n = stats[num_experts].item<double>();
+  at::Tensor batch_counts_e = stats.narrow(0, 0, num_experts).to(prob_sum_e.device()).to(at::kFloat);
+  return ((batch_counts_e / n) * (prob_sum_e / n)).sum() * static_cast<double>(num_experts);
+}
+
+RouterLosses BatchRouterLosses(const std::vector<at::Tensor>& logits_te_per_layer, int64_t top_k,
+                               RouterStatsReducer* reducer) {
+  RouterPartials partials = RouterLossPartials(logits_te_per_layer, top_k, reducer);
+  RouterLosses out;
+  out.aux = RouterAuxShare(partials.prob_sum_e, partials.stats);
+  out.z = partials.z;
   return out;
 }
 

@@ -43,6 +43,21 @@ struct RouterLosses {
   at::Tensor z;    // fp32 scalar, this rank's share
 };
 
+// The pieces BatchRouterLosses combines, for a pipeline stage that holds
+// only some MoE layers: the aux loss couples every layer through the counts,
+// so a stage's share E * sum_e (count_e / N) * (P_e^(stage) / N) needs the
+// counts and rows summed over all stages (RouterAuxShare, once the pipeline
+// has them). The z-loss is per layer and complete here.
+struct RouterPartials {
+  at::Tensor prob_sum_e;  // fp32 [E], with the graph
+  at::Tensor stats;       // fp64 [E + 2] on the CPU: counts, rows N, tokens T; summed by the reducer
+  at::Tensor z;           // fp32 scalar, this rank's share
+};
+RouterPartials RouterLossPartials(const std::vector<at::Tensor>& logits_te_per_layer, int64_t top_k,
+                                  RouterStatsReducer* reducer);
+// E * sum_e (stats_e / N) * (prob_sum_e / N) with N = stats[E].
+at::Tensor RouterAuxShare(const at::Tensor& prob_sum_e, const at::Tensor& stats);
+
 // reducer may be null (the batch is this rank's).
 RouterLosses BatchRouterLosses(const std::vector<at::Tensor>& logits_te_per_layer, int64_t top_k,
                                RouterStatsReducer* reducer);

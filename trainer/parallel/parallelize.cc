@@ -33,6 +33,38 @@ class GroupRouterStatsReducer : public RouterStatsReducer {
 
 }  // namespace
 
+absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_layers, int pp, int stage,
+                                                                const std::vector<int64_t>& split) {
+  MOERL_CHECK(pp >= 1 && stage >= 0 && stage < pp);
+  if (split.empty()) {
+    if (num_layers % pp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "num_hidden_layers=", num_layers, " is not divisible by pp=", pp,
+          "; choose a pp that divides it or give the layers per stage (ParallelizeOptions::pipeline_stage_layers)"));
+    }
+    const int64_t per_stage = num_layers / pp;
+    return std::make_pair(stage * per_stage, (stage + 1) * per_stage);
+  }
+  if (static_cast<int>(split.size()) != pp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pipeline_stage_layers has ", split.size(), " entries, but pp=", pp, " needs one per stage"));
+  }
+  int64_t sum = 0, begin = 0;
+  for (int i = 0; i < pp; ++i) {
+    if (split[i] < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pipeline_stage_layers[", i, "]=", split[i], "; every stage needs at least one layer"));
+    }
+    if (i == stage) begin = sum;
+    sum += split[i];
+  }
+  if (sum != num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline_stage_layers sum to ", sum,
+                                                   " but the model has num_hidden_layers=", num_layers));
+  }
+  return std::make_pair(begin, begin + split[stage]);
+}
+
 absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) {
   const ParallelDims& dims = state.dims();
   const ModelConfig& c = model.config();
@@ -94,28 +126,48 @@ absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) 
     }
   }
   const int64_t v = c.vocab_size / tp, first_row = r * v;
-  model.embed_tokens().KeepSlice(0, first_row, v);
+  // On a pipeline stage: the embedding where the stage holds it (first, or
+  // the last's tied copy), the LM head on the last.
+  if (model.holds_embedding()) model.embed_tokens().KeepSlice(0, first_row, v);
   if (model.lm_head() != nullptr) model.lm_head()->KeepSlice(0, first_row, v);
-  model.SetEmbedding([group, first_row](const at::Tensor& table_vd, const at::Tensor& tokens_t) {
+  if (model.is_first_stage()) model.SetEmbedding([group, first_row](const at::Tensor& table_vd, const at::Tensor& tokens_t) {
     return VocabParallelEmbedding(table_vd, tokens_t, first_row, *group, /*sequence_parallel=*/true);
   });
   return absl::OkStatus();
 }
 
-absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state) {
+absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options) {
   const ParallelDims& dims = state.dims();
-  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}}) {
-    if (size > 1) {
-      return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses ", name, "=", size,
-                                                   "; moerl's trainer has data, tensor and expert parallelism so "
-                                                   "far"));
-    }
+  if (dims.cp > 1) {
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses cp=", dims.cp,
+                                                 "; moerl's trainer has data, tensor, expert and pipeline "
+                                                 "parallelism so far"));
   }
   if (dims.etp > 1 && dims.tp == 1) {
     return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
                                                  " without tp; expert tensor parallel needs etp = tp"));
   }
-  MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(dims, model.config()));
+  if (dims.tp > 1 && dims.pp > 1) {
+    // The pieces compose on paper (ApplyTensorParallel works on a stage, the
+    // gradient rules cover both), but Run1F1B sends whole-sequence
+    // activations and nothing tests tp within a pipeline stage yet.
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses tp=", dims.tp,
+                                                 " together with pp=", dims.pp,
+                                                 "; tensor parallel inside pipeline stages is not implemented "
+                                                 "yet (use tp or pp)"));
+  }
+  // An explicit split replaces the layers % pp rule.
+  ParallelDims checked = dims;
+  if (!options.pipeline_stage_layers.empty()) checked.pp = 1;
+  MOERL_RETURN_IF_ERROR(ValidateLayoutForModel(checked, model.config()));
+  if (dims.pp > 1) {
+    MOERL_ASSIGN_OR_RETURN(auto range, PipelineStageLayers(model.config().num_hidden_layers, dims.pp,
+                                                           state.coordinates().pp, options.pipeline_stage_layers));
+    if (!model.holds_all_layers()) {
+      return absl::FailedPreconditionError("ParallelizeQwen3 on a model that is already a pipeline stage");
+    }
+    model.KeepStage(range.first, range.second);
+  }
   MOERL_RETURN_IF_ERROR(ApplyTensorParallel(model, state));
   if (dims.ep > 1) {
     auto ep_group = state.shared_group(RankGroupKind::kExpert);
@@ -166,6 +218,7 @@ GradientReducer::GradientReducer(const ParallelState& state, int64_t bucket_byte
     : dense_group_(state.shared_group(RankGroupKind::kTensorDataContext)),
       sharded_group_(state.shared_group(RankGroupKind::kDataContext)),
       expert_group_(state.shared_group(RankGroupKind::kExpertData)),
+      embedding_group_(state.shared_group(RankGroupKind::kEmbedding)),
       bucket_bytes_(bucket_bytes) {}
 
 void GradientReducer::ReduceList(const std::vector<at::Tensor>& params, const ProcessGroup& group,
@@ -210,6 +263,17 @@ absl::Status GradientReducer::Reduce(Qwen3Model& model, double scale) const {
     ReduceList(groups.dense, *dense_group_, scale);
     ReduceList(groups.tensor_sharded, *sharded_group_, scale);
     ReduceList(groups.experts, *expert_group_, scale);
+    // Tied embeddings under pp: the first stage's table and the last
+    // stage's copy get the sum of both gradients (already scaled).
+    if (model.config().tie_word_embeddings && model.holds_embedding() && embedding_group_->size() > 1) {
+      for (auto& item : model.named_parameters(/*recurse=*/true)) {
+        if (item.key() != "model.embed_tokens.weight") continue;
+        at::NoGradGuard no_grad;
+        at::Tensor g = item.value().grad().to(at::kFloat).contiguous();
+        embedding_group_->AllReduceSum(g);
+        item.value().mutable_grad().copy_(g);
+      }
+    }
   } catch (const CollectiveError& e) {
     return absl::UnavailableError(absl::StrCat("reducing gradients: ", e.what()));
   }
@@ -236,15 +300,29 @@ double SumOverDataParallel(const ParallelState& state, double local) {
 
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state) {
   ParameterGroups groups = SplitParameters(model);
-  // Dense parameters are whole and identical on every rank (no PP yet);
-  // each TP rank holds different slices of the sharded ones, identical
-  // across dp-cp; each EP rank holds different experts, identical across edp.
-  at::Tensor sharded_sq = at::tensor({SquaredNorm(groups.tensor_sharded)}, at::TensorOptions().dtype(at::kDouble));
-  state.group(RankGroupKind::kTensor).AllReduceSum(sharded_sq);
-  at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, at::TensorOptions().dtype(at::kDouble));
-  // Experts differ over ep (ranges) and etp (intermediate slices).
-  state.group(RankGroupKind::kExpertTensorExpert).AllReduceSum(expert_sq);
-  return std::sqrt(SquaredNorm(groups.dense) + sharded_sq.item<double>() + expert_sq.item<double>());
+  // Dense parameters are whole and identical across tp-dp-cp; each TP rank
+  // holds different slices of the sharded ones, identical across dp-cp;
+  // each pipeline stage holds different layers. Experts differ over ep
+  // (ranges), etp (intermediate slices) and pp, identical across edp.
+  if (!model.is_first_stage() && model.holds_embedding()) {
+    // The last stage's copy of a tied embedding: counted on the first.
+    const at::TensorImpl* copy = model.embed_tokens().weight.unsafeGetTensorImpl();
+    for (std::vector<at::Tensor>* list : {&groups.dense, &groups.tensor_sharded}) {
+      std::vector<at::Tensor> kept;
+      for (const at::Tensor& p : *list) {
+        if (p.unsafeGetTensorImpl() != copy) kept.push_back(p);
+      }
+      *list = std::move(kept);
+    }
+  }
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor dense_sq = at::tensor({SquaredNorm(groups.dense)}, f64);
+  state.group(RankGroupKind::kPipeline).AllReduceSum(dense_sq);
+  at::Tensor sharded_sq = at::tensor({SquaredNorm(groups.tensor_sharded)}, f64);
+  state.group(RankGroupKind::kModel).AllReduceSum(sharded_sq);  // tp-pp
+  at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, f64);
+  state.group(RankGroupKind::kExpertTensorExpertPipeline).AllReduceSum(expert_sq);
+  return std::sqrt(dense_sq.item<double>() + sharded_sq.item<double>() + expert_sq.item<double>());
 }
 
 double ClipGradNorm(Qwen3Model& model, const ParallelState& state, double max_norm) {

@@ -15,8 +15,10 @@
 //
 // What exists: data parallel (dp, and fsdp:dN treated as replicated data
 // parallel), expert parallel with folding (ep over the expert generator,
-// edp derived) and tensor parallel with sequence parallel (ApplyTensorParallel
-// below; etp 1, or etp = tp on the tp ranks). CP and PP are Unimplemented.
+// edp derived), tensor parallel with sequence parallel (ApplyTensorParallel
+// below; etp 1, or etp = tp on the tp ranks) and pipeline stages (pp; the
+// schedule is Run1F1B). CP, and tp > 1 together with pp > 1, are
+// Unimplemented.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
 // (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
@@ -44,19 +46,36 @@
 #define MOERL_TRAINER_PARALLEL_PARALLELIZE_H_
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "trainer/model/model.h"
 #include "trainer/parallel/parallel_state.h"
 
 namespace moerl {
 
-// Shards `model` for `state` (see above). Call once, on the freshly built
-// model, before loading weights or building the optimizer. Unimplemented for
-// cp, pp, or etp > 1 other than tp; InvalidArgument when the layout does not
-// fit the model's config.
-absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state);
+struct ParallelizeOptions {
+  // Layers per pipeline stage (Megatron's uneven split, e.g. {2, 1} for 3
+  // layers on pp=2); empty: num_hidden_layers / pp each.
+  std::vector<int64_t> pipeline_stage_layers;
+};
+
+// Layers [begin, end) of pipeline stage `stage` of `pp`. InvalidArgument
+// naming the sizes when layers % pp != 0 without an explicit split, or when
+// the split has the wrong length, an empty stage, or the wrong sum.
+absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_layers, int pp, int stage,
+                                                                const std::vector<int64_t>& split = {});
+
+// Shards `model` for `state` (see above): with pp > 1 the model keeps only
+// its stage's layers (Qwen3Model::KeepStage; run it with Run1F1B,
+// pipeline_schedule.h); with tp > 1 it applies ApplyTensorParallel. Call
+// once, on the freshly built model, before loading weights or building the
+// optimizer. Unimplemented for cp, etp > 1 other than tp, and tp > 1 with
+// pp > 1 (not tested yet); InvalidArgument when the layout does not fit the
+// model's config.
+absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
 // Tensor + sequence parallelism (Megatron's, tensor_parallel.h), called by
 // ParallelizeQwen3; nothing for tp = 1. Rank r of the tp group keeps query
@@ -101,7 +120,8 @@ class GradientReducer {
   explicit GradientReducer(const ParallelState& state, int64_t bucket_bytes = 64 << 20);
 
   // Sums every gradient over its replicas (dense: tp-dp-cp, tensor-sharded:
-  // dp-cp, experts: edp) and
+  // dp-cp, experts: edp; a tied embedding table also over the embedding
+  // group, first and last pipeline stage, Megatron's rule) and
   // multiplies by `scale`. Reduces in fp32 whatever the gradient dtype, in
   // fixed buckets of parameters in model order (deterministic). A parameter
   // without a gradient gets zeros first, so all ranks send the same layout.
@@ -111,7 +131,7 @@ class GradientReducer {
  private:
   void ReduceList(const std::vector<at::Tensor>& params, const ProcessGroup& group, double scale) const;
 
-  std::shared_ptr<const ProcessGroup> dense_group_, sharded_group_, expert_group_;
+  std::shared_ptr<const ProcessGroup> dense_group_, sharded_group_, expert_group_, embedding_group_;
   int64_t bucket_bytes_;
 };
 
@@ -120,9 +140,10 @@ class GradientReducer {
 // on every rank. Throws CollectiveError when a peer fails.
 double SumOverDataParallel(const ParallelState& state, double local);
 
-// L2 norm of the whole model's gradient (every expert once), after Reduce:
-// dense squares are local (identical on every rank), expert squares are
-// summed over the ep group. Accumulated in fp64; the same value on all ranks.
+// L2 norm of the whole model's gradient (every expert and layer once), after
+// Reduce: dense squares are summed over pp (a tied embedding's copy on the
+// last stage is not counted), tensor-sharded squares over tp-pp, expert
+// squares over etp-ep-pp. Accumulated in fp64; the same value on all ranks.
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state);
 
 // torch's clip_grad_norm_ with the global norm: scales every gradient by

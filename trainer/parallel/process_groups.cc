@@ -419,6 +419,36 @@ void ProcessGroup::Broadcast(at::Tensor& tensor, int root) const {
   }
 }
 
+ProcessGroup::PendingSend ProcessGroup::Send(const at::Tensor& tensor, int dst, int tag) const {
+  MOERL_CHECK(communicator_ && dst >= 0 && dst < size() && dst != rank_) << "send to member " << dst << " of " << name();
+  MOERL_CHECK(tensor.is_contiguous());
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    std::vector<at::Tensor> tensors = {tensor};
+    work = communicator_->For(tensor).send(tensors, dst, tag);
+  } catch (const std::exception& e) {
+    Fail("send", e);
+  }
+  return PendingSend([this, work, tensor] {
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      Fail("send", e);
+    }
+  });
+}
+
+void ProcessGroup::Recv(at::Tensor& tensor, int src, int tag) const {
+  MOERL_CHECK(communicator_ && src >= 0 && src < size() && src != rank_) << "recv from member " << src << " of " << name();
+  MOERL_CHECK(tensor.is_contiguous());
+  try {
+    std::vector<at::Tensor> tensors = {tensor};
+    communicator_->For(tensor).recv(tensors, src, tag)->wait();
+  } catch (const std::exception& e) {
+    Fail("recv", e);
+  }
+}
+
 void ProcessGroup::Barrier() const {
   if (!communicator_) return;
   try {

@@ -156,6 +156,27 @@ class ProcessGroup {
   void Broadcast(at::Tensor& tensor, int root) const;
   void Barrier() const;
 
+  // Point-to-point (pipeline stages). Send starts sending `tensor`
+  // (contiguous; kept alive by the handle) to member `dst` and returns at
+  // once; Wait() blocks until it is out. Recv blocks until `tensor`
+  // (contiguous, preallocated with the sender's shape and dtype) holds what
+  // member `src` sent with the same tag. Messages of one (sender, receiver,
+  // tag) arrive in the order sent. Both throw CollectiveError.
+  class PendingSend {
+   public:
+    PendingSend() = default;
+    explicit PendingSend(std::function<void()> wait) : wait_(std::move(wait)) {}
+    void Wait() {
+      if (wait_) wait_();
+      wait_ = nullptr;
+    }
+
+   private:
+    std::function<void()> wait_;
+  };
+  PendingSend Send(const at::Tensor& tensor, int dst, int tag) const;
+  void Recv(at::Tensor& tensor, int src, int tag) const;
+
   ProcessGroup(std::vector<int> ranks, int rank, std::string kind, std::shared_ptr<Rendezvous> rendezvous,
                std::shared_ptr<Communicator> communicator);
   ~ProcessGroup();

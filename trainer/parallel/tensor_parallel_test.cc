@@ -288,6 +288,15 @@ TEST(TensorParallelQwen3, ExpertTensorParallelOnOtherRanksThanTpIsUnimplemented)
   EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
 }
 
+TEST(TensorParallelQwen3, TensorWithPipelineParallelIsUnimplemented) {
+  absl::Status status = RunInProcessRanks(Dims("megatron:t2p2"), [&](const ParallelState& state) {
+    Qwen3Model model(TinyMoe());
+    return ParallelizeQwen3(model, state);
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_NE(std::string(status.message()).find("together with pp=2"), std::string::npos) << status;
+}
+
 TEST(TensorParallelQwen3, VocabularyThatDoesNotSplitIsInvalid) {
   ModelConfig config = TinyMoe();
   config.vocab_size = 127;
