@@ -91,12 +91,23 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
   // expert- or pipeline-parallel layout.
   std::map<const at::TensorImpl*, const Experts*> partial_experts;
   for (const auto& layer : layers_) {
-    if (layer->moe && !layer->moe->experts->holds_all()) {
+    if (layer->moe && (!layer->moe->experts->holds_all() ||
+                       layer->moe->experts->down_proj.size(2) != layer->moe->experts->full_intermediate())) {
       const Experts* e = layer->moe->experts.get();
       partial_experts[e->gate_up_proj.unsafeGetTensorImpl()] = e;
       partial_experts[e->down_proj.unsafeGetTensorImpl()] = e;
     }
   }
+  // Weights holding a slice (tensor parallelism) likewise draw the full
+  // tensor and keep their slice.
+  std::map<const at::TensorImpl*, const WeightModule*> sliced;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced[w->weight.unsafeGetTensorImpl()] = w.get();
+    }
+  }
+  // full_shapes_ lists every parameter of the whole model, unsliced, in
+  // registration order; tensors another stage holds are drawn and dropped.
   auto held = named_parameters(/*recurse=*/true);
   const auto options = held.is_empty() ? at::TensorOptions().dtype(at::kFloat) : held[0].value().options();
   for (const auto& [name, full_shape] : full_shapes_) {
@@ -105,14 +116,24 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
       if (p != nullptr) p->fill_(1.0);
       continue;
     }
-    auto it = p != nullptr ? partial_experts.find(p->unsafeGetTensorImpl()) : partial_experts.end();
-    if (p != nullptr && it == partial_experts.end()) {
+    const at::TensorImpl* impl = p != nullptr ? p->unsafeGetTensorImpl() : nullptr;
+    auto slice_it = impl != nullptr ? sliced.find(impl) : sliced.end();
+    auto expert_it = impl != nullptr ? partial_experts.find(impl) : partial_experts.end();
+    if (p != nullptr && slice_it == sliced.end() && expert_it == partial_experts.end()) {
       p->normal_(0.0, config_.initializer_range, gen);
       continue;
     }
     at::Tensor full = at::empty(full_shape, p != nullptr ? p->options() : options);
     full.normal_(0.0, config_.initializer_range, gen);
-    if (p != nullptr) p->copy_(full.narrow(0, it->second->first_expert(), it->second->num_local()));
+    if (p == nullptr) continue;
+    if (slice_it != sliced.end()) {
+      const WeightModule& w = *slice_it->second;
+      MOERL_CHECK(full.size(w.slice_dim()) == w.full_size()) << name;
+      p->copy_(full.narrow(w.slice_dim(), w.slice_start(), p->size(w.slice_dim())));
+    } else {
+      const Experts& e = *expert_it->second;
+      p->copy_(e.HeldPart(full, impl == e.gate_up_proj.unsafeGetTensorImpl()));
+    }
   }
 }
 
@@ -122,7 +143,8 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
   ModelOutput out;
   at::Tensor h_td;
   if (is_first_stage()) {
-    h_td = at::embedding(embed_tokens_->weight, input.tokens_t);
+    h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
+                      : at::embedding(embed_tokens_->weight, input.tokens_t);
   } else {
     MOERL_CHECK(stage_input_td.defined()) << "stage from layer " << first_layer_ << " needs the previous stage's output";
     h_td = stage_input_td;

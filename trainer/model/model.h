@@ -24,6 +24,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -106,6 +107,15 @@ class Qwen3Model : public torch::nn::Module {
 
   void SetExpertPath(ExpertPath path);
   void SetDispatcher(const std::shared_ptr<TokenDispatcher>& dispatcher);
+  // How token ids become hidden states: embedding(table_vd, tokens_t) ->
+  // h_td. Unset: at::embedding. trainer/parallel installs a vocabulary-
+  // parallel lookup (the table then holds a slice of the vocabulary).
+  using EmbeddingFn = std::function<at::Tensor(const at::Tensor& table_vd, const at::Tensor& tokens_t)>;
+  void SetEmbedding(EmbeddingFn fn) { embedding_ = std::move(fn); }
+  WeightModule& embed_tokens() { return *embed_tokens_; }
+  // Null when tied to the embedding.
+  WeightModule* lm_head() { return lm_head_.get(); }
+  WeightModule& final_norm() { return *norm_; }
   // Null (the default): the aux and z losses see this process's tokens only.
   void SetRouterStatsReducer(std::shared_ptr<RouterStatsReducer> reducer) { router_stats_ = std::move(reducer); }
 
@@ -126,6 +136,7 @@ class Qwen3Model : public torch::nn::Module {
   // model's values.
   std::vector<std::pair<std::string, std::vector<int64_t>>> full_shapes_;
   std::shared_ptr<RouterStatsReducer> router_stats_;
+  EmbeddingFn embedding_;
 };
 
 }  // namespace moerl
