@@ -8,6 +8,7 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/tensor.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -174,6 +175,14 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
       input.cache->lengths[input.cache->slot_of_segment[i]] += input.layout.seq_lens[i];
     }
   }
+  if (!router_logits.empty() && input.padding_tokens > 0) {
+    // The padding is the last rows of T. Router logits cover all T rows, or
+    // (sequence parallel) this shard's T/shards.
+    const int64_t total = input.tokens_t.size(0), rows = router_logits[0].size(0);
+    const int64_t first = rows == total ? 0 : sequence_shard_ * rows;
+    const int64_t real = std::clamp<int64_t>(total - input.padding_tokens - first, 0, rows);
+    for (at::Tensor& logits_te : router_logits) logits_te = logits_te.narrow(0, 0, real);
+  }
   if (!router_logits.empty()) {
     RouterPartials partials = RouterLossPartials(router_logits, config_.num_experts_per_tok, router_stats_.get());
     out.z_loss = partials.z;
@@ -220,6 +229,12 @@ at::Tensor Qwen3Model::CausalLmLoss(const ModelInput& input) {
     loss = loss + out.z_loss * config_.router_z_loss_coef;
   }
   return loss;
+}
+
+void Qwen3Model::SetSequenceShard(int64_t shard, int64_t shards) {
+  MOERL_CHECK(shards >= 1 && shard >= 0 && shard < shards) << "sequence shard " << shard << " of " << shards;
+  sequence_shard_ = shard;
+  sequence_shards_ = shards;
 }
 
 void Qwen3Model::SetExpertPath(ExpertPath path) {

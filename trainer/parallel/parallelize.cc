@@ -66,14 +66,19 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 }
 
 absl::Status CheckLayoutImplemented(const ParallelDims& dims) {
-  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"pp", dims.pp},
-                            {"etp", dims.etp}}) {
+  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}}) {
     if (size > 1) {
       return absl::UnimplementedError(absl::StrCat(
           "the layout ", DebugString(dims), " uses ", name, "=", size,
-          "; moerl's trainer runs data and expert parallelism so far (ParallelizeQwen3 also shards "
-          "tensors and cuts pipeline stages, which the trainer does not schedule yet)"));
+          "; moerl's trainer runs data, tensor (with sequence) and expert parallelism so far (ParallelizeQwen3 "
+          "also cuts pipeline stages, which the trainer does not schedule yet; context parallelism does not "
+          "exist)"));
     }
+  }
+  if (dims.etp > 1 && dims.etp != dims.tp) {
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
+                                                 " with tp=", dims.tp,
+                                                 "; expert tensor parallel needs etp = tp, on the same ranks"));
   }
   return absl::OkStatus();
 }
@@ -143,6 +148,15 @@ absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) 
   // the last's tied copy), the LM head on the last.
   if (model.holds_embedding()) model.embed_tokens().KeepSlice(0, first_row, v);
   if (model.lm_head() != nullptr) model.lm_head()->KeepSlice(0, first_row, v);
+  model.SetSequenceShard(r, tp);
+  model.SetTokenScorer([group, first_row](const at::Tensor& hidden_sd, const at::Tensor& lm_head_vd,
+                                          const at::Tensor& rows_n, const at::Tensor& targets_n, double temperature,
+                                          bool with_entropy) {
+    // Every rank of the group scores all rows; the [N, V] logits exist only
+    // as each rank's [N, V/tp] slice.
+    return VocabParallelTokenLogProbs(GatherSequence(hidden_sd, *group).index_select(0, rows_n), lm_head_vd,
+                                      targets_n, first_row, temperature, *group, with_entropy);
+  });
   if (model.is_first_stage()) model.SetEmbedding([group, first_row](const at::Tensor& table_vd, const at::Tensor& tokens_t) {
     return VocabParallelEmbedding(table_vd, tokens_t, first_row, *group, /*sequence_parallel=*/true);
   });

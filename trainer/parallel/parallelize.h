@@ -77,8 +77,9 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 // model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
-// Unimplemented (naming the dimension) for a layout ParallelizeQwen3 cannot
-// shard yet; callers check it before any rank meets another.
+// Unimplemented (naming the dimension) for a layout the trainer cannot run
+// yet (cp, pp, etp other than tp); callers check it before any rank meets
+// another.
 absl::Status CheckLayoutImplemented(const ParallelDims& dims);
 
 // Tensor + sequence parallelism (Megatron's, tensor_parallel.h), called by
