@@ -85,6 +85,9 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
   }
   if (options_.router_replay || !routed.empty()) MOERL_RETURN_IF_ERROR(ValidateRoutes(model.config(), seqs));
   RoutingMismatch mismatch(model.config());
+  // Under sequence parallelism a rank's forward holds only its token rows of
+  // the routes: the comparison (whole sequences) is skipped there.
+  if (model.sequence_shards() > 1) routed.clear();
   // Proximal log-probs: one no-grad pass with the pre-update weights.
   std::vector<at::Tensor> prox(B);
   const bool compute_prox = options_.use_decoupled_loss || options_.recompute_logprob;
@@ -99,7 +102,7 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
     fwd.replay_routes = options_.router_replay;
     for (const IndexList& micro : PackMicroBatches(lengths, all, options_.max_tokens_per_mb)) {
       PolicyOutput out = PolicyForward(model, seqs, micro, fwd);
-      mismatch.Add(seqs, micro, out);
+      if (!routed.empty()) mismatch.Add(seqs, micro, out);
       int64_t offset = 0;
       for (size_t j = 0; j < micro.size(); ++j) {
         prox[micro[j]] = out.logp_n.narrow(0, offset, out.output_lens[j]).clone();

@@ -53,8 +53,15 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
     start += s.Length();
   }
   out.num_tokens = start;
+  // Sequence parallelism splits the packed tokens evenly: pad T with a
+  // segment of its own (its rows are never scored, the routers skip them).
+  const int64_t shards = model.sequence_shards();
+  const int64_t padding = (shards - start % shards) % shards;
+  if (padding > 0) packed.emplace_back(static_cast<size_t>(padding), int64_t{0});
   ModelInput in = ModelInput::Pack(packed);
+  in.padding_tokens = padding;
   if (options.replay_routes) {
+    MOERL_CHECK(shards == 1) << "router replay is not supported with sequence parallelism";
     // Completion token j of a sequence sits at packed row start + P + j.
     const ModelConfig& c = model.config();
     const int64_t layers = c.NumMoeLayers(), k = c.num_experts_per_tok;
@@ -82,9 +89,12 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
   }
   ModelOutput fwd = model.Forward(in);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
-  at::Tensor hidden_nd = fwd.hidden_td.index_select(0, at::tensor(rows, i64));  // [N, D]
-  TokenLogProbs lp = ComputeTokenLogProbs(hidden_nd, model.lm_head_weight(), at::tensor(targets, i64),
-                                          options.temperature, options.with_entropy);
+  const at::Tensor rows_n = at::tensor(rows, i64), targets_n = at::tensor(targets, i64);
+  TokenLogProbs lp = model.token_scorer()
+                         ? model.token_scorer()(fwd.hidden_td, model.lm_head_weight(), rows_n, targets_n,
+                                                options.temperature, options.with_entropy)
+                         : ComputeTokenLogProbs(fwd.hidden_td.index_select(0, rows_n), model.lm_head_weight(),
+                                                targets_n, options.temperature, options.with_entropy);
   out.logp_n = lp.logprobs_n;
   out.entropy_n = lp.entropy_n;
   out.aux_loss = fwd.aux_loss;

@@ -9,6 +9,10 @@
 //
 // Completion token j of a sequence with prompt length P sits at position
 // P + j and is predicted by the hidden state at P + j - 1.
+// Under tensor parallelism (Qwen3Model::SetSequenceShard, SetTokenScorer)
+// the packed micro-batch is padded to a multiple of tp and every rank of the
+// tp group returns the same logp_n and entropy_n, computed vocabulary-
+// parallel (the [N, V] logits never exist whole); router replay is refused.
 // Shape letters: t packed tokens, n completion tokens, d hidden.
 // Thread-compatible (one forward per model at a time).
 #ifndef MOERL_TRAINER_POLICY_FORWARD_H_
@@ -41,8 +45,11 @@ struct PolicyOutput {
   at::Tensor z_loss;     // fp32 scalar, or undefined
   std::vector<int64_t> output_lens;  // per sequence of the micro-batch
   int64_t num_tokens = 0;            // packed T
-  std::vector<at::Tensor> topk_ids_tk;  // per MoE layer, the routes used
-  // Per MoE layer, the routers' own top-k (= topk_ids_tk without replay).
+  // Per MoE layer, the routes used; under sequence parallelism this rank's
+  // token rows only (Qwen3Model::SetSequenceShard).
+  std::vector<at::Tensor> topk_ids_tk;
+  // Per MoE layer, the routers' own top-k (= topk_ids_tk without replay),
+  // over the same rows.
   std::vector<at::Tensor> router_topk_ids_tk;
 };
 

@@ -183,9 +183,10 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
     loss.backward();
   }
   if (parallel && !aux_shares.empty()) {
-    // Each rank's aux loss is its share; the forward's value is their sum.
+    // Each rank's aux loss is its share (over tp-dp-cp, the ranks whose
+    // router statistics are summed); the forward's value is their sum.
     at::Tensor sum = at::tensor(aux_shares, at::TensorOptions().dtype(at::kDouble));
-    parallel->group(RankGroupKind::kDataContext).AllReduceSum(sum);
+    parallel->group(RankGroupKind::kTensorDataContext).AllReduceSum(sum);
     for (int64_t k = 0; k < sum.size(0); ++k) stats->Scalar("ppo_actor/update/aux_loss", sum[k].item<double>());
   } else {
     for (double a : aux_shares) stats->Scalar("ppo_actor/update/aux_loss", a);

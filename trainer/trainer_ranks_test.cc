@@ -1,7 +1,8 @@
 // The trainer on several ranks (threads meeting over Gloo, RunInProcessRanks)
 // against the one-process trainer on the same batch files: per-step loss and
 // gradient norm within 1e-5 relative, weights after 3 steps within 1e-5 per
-// tensor (Frobenius; 1e-3 per element, see docs/parallel.md), the published
+// tensor (Frobenius; 1e-3 per element, see docs/parallel.md; tensor-parallel
+// layouts: loss 5e-5, 2e-3 per element, see below), the published
 // v3 of rank 0 a complete checkpoint that LoadHfModel reads, two parallel
 // runs bit-identical, and a resume under the same layout bit-identical.
 //
@@ -242,11 +243,19 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
   const std::vector<StepNumbers> a = ReadSteps(one.StatsPath()), b = ReadSteps(par.StatsPath());
   ASSERT_EQ(a.size(), static_cast<size_t>(kSteps));
   ASSERT_EQ(b.size(), static_cast<size_t>(kSteps)) << "rank 0 writes one stats line per step";
+  // Tensor parallel sums the row-parallel matmuls (o_proj, down_proj, the
+  // LM head's log-sum-exp) in another order than one process; the PPO loss
+  // is a near-cancelling sum (|loss| ~ 4e-3 from terms ~ 1), so its relative
+  // error shows fp32 rounding (~2e-5) while the gradient norm stays ~1e-6.
+  // Adam then moves a few near-zero-gradient elements by ~1e-3 relative.
+  const bool tensor_parallel = allocation.find("t2") != std::string::npos;
+  const double loss_tol = tensor_parallel ? 5e-5 : 1e-5, element_tol = tensor_parallel ? 2e-3 : 1e-3;
   double worst_loss = 0, worst_norm = 0;
   for (int i = 0; i < kSteps; ++i) {
     worst_loss = std::max(worst_loss, RelativeError(b[i].loss, a[i].loss));
     worst_norm = std::max(worst_norm, RelativeError(b[i].grad_norm, a[i].grad_norm));
-    EXPECT_LE(RelativeError(b[i].loss, a[i].loss), 1e-5) << "step " << i << ": " << b[i].loss << " vs " << a[i].loss;
+    EXPECT_LE(RelativeError(b[i].loss, a[i].loss), loss_tol)
+        << "step " << i << ": " << b[i].loss << " vs " << a[i].loss;
     EXPECT_LE(RelativeError(b[i].grad_norm, a[i].grad_norm), 1e-5)
         << "step " << i << ": " << b[i].grad_norm << " vs " << a[i].grad_norm;
   }
@@ -263,7 +272,7 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
     worst_weight = std::max(worst_weight, norm);
     worst_element = std::max(worst_element, element);
     EXPECT_LE(norm, 1e-5) << key;
-    EXPECT_LE(element, 1e-3) << key;
+    EXPECT_LE(element, element_tol) << key;
   }
   std::printf("%s: loss %.3e, grad norm %.3e, weights after %d steps (norm) %.3e, (max element) %.3e\n",
               allocation.c_str(), worst_loss, worst_norm, kSteps, worst_weight, worst_element);
@@ -279,7 +288,8 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, TrainerRanks,
                          ::testing::Values("megatron:d2", "megatron:(attn:d2|ffn:e2)", "megatron:d2e2",
-                                           "fsdp:d2"));
+                                           "fsdp:d2", "megatron:(attn:t2|ffn:e2)", "megatron:d1t2",
+                                           "megatron:(attn:t2|ffn:t2)"));
 
 // One group per batch and two minibatches: the group is split by sequence
 // (no shard idles) under EP; under plain DP, micro-batches of 8 tokens give
@@ -402,12 +412,24 @@ TEST(TrainerRanksErrors, ALostRankFailsTheOthersWithinTheTimeout) {
   std::printf("lost rank: %s (after %.1f s)\n", statuses[0].ToString().c_str(), seconds);
 }
 
-TEST(TrainerRanksErrors, TensorParallelIsUnimplementedBeforeAnyWork) {
-  const std::string root = Fresh("tp");
-  const TrainerSettings s = Settings(root, "tp", {"+allocation_mode=sglang:d1+megatron:d1t2"});
+TEST(TrainerRanksErrors, PipelineParallelIsUnimplementedBeforeAnyWork) {
+  const std::string root = Fresh("pp");
+  const TrainerSettings s = Settings(root, "pp", {"+allocation_mode=sglang:d1+megatron:d1p2"});
   TrainerReport report;
   const absl::Status status = RunTrainer(s, nullptr, &report);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_NE(status.message().find("pp=2"), absl::string_view::npos) << status;
+  EXPECT_FALSE(std::filesystem::exists(s.WeightsDir())) << "nothing is written before the layout is checked";
+}
+
+TEST(TrainerRanksErrors, RouterReplayWithTensorParallelIsUnimplementedBeforeAnyWork) {
+  const std::string root = Fresh("replay_tp");
+  const TrainerSettings s =
+      Settings(root, "replay_tp", {"+allocation_mode=sglang:d1+megatron:d1t2", "+actor.router_replay=true"});
+  TrainerReport report;
+  const absl::Status status = RunTrainer(s, nullptr, &report);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_NE(status.message().find("router_replay"), absl::string_view::npos) << status;
   EXPECT_FALSE(std::filesystem::exists(s.WeightsDir())) << "nothing is written before the layout is checked";
 }
 

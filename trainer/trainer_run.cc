@@ -2,6 +2,7 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/tensor.h>
 
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -57,47 +59,84 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s,
 }
 
 // What rank 0 publishes, evaluates and checkpoints: `model` itself on one
-// process; else a fresh one-device copy holding every expert (no dispatcher
-// or router reducer, so its forwards do not communicate). Every rank calls
-// it: each expert tensor is summed over ep from copies that are zero outside
-// the rank's range (exact).
+// process; else a fresh one-device copy holding every expert and whole
+// tensors (no dispatcher, router reducer or tensor-parallel seams, so its
+// forwards do not communicate). Every rank calls it: each rank writes what
+// it holds into a zero copy, and a tensor split over ranks (experts over ep
+// and etp, tensor-parallel slices over tp) is summed over them (exact: every
+// element is nonzero on one rank only).
 std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
   if (parallel.world_size() == 1) return model;
   auto full = std::make_shared<Qwen3Model>(model->config());
   full->to(model->dtype());
   at::NoGradGuard no_grad;
-  std::map<std::string, at::Tensor> held;
-  for (HfBinding& b : HfBindings(*model)) held[b.hf_name] = b.view;
+  std::map<std::string, HfBinding> held;
+  std::set<std::string> sliced;  // parameter names of the tensor-parallel slices
+  for (HfBinding& b : HfBindings(*model)) held[b.hf_name] = b;
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(item.value()); w && w->sliced()) {
+      sliced.insert(item.key() + ".weight");
+    }
+  }
   for (HfBinding& b : HfBindings(*full)) {
     auto it = held.find(b.hf_name);
-    if (it != held.end()) {
-      b.view.copy_(it->second);
+    if (it == held.end()) {
+      b.view.zero_();
+      continue;
+    }
+    const HfBinding& mine = it->second;
+    if (mine.slice_dim < 0) {
+      b.view.copy_(mine.view);
     } else {
       b.view.zero_();
+      b.view.narrow(mine.slice_dim, mine.slice_start, mine.view.size(mine.slice_dim)).copy_(mine.view);
     }
   }
-  if (parallel.dims().ep > 1) {
-    const ProcessGroup& ep = parallel.group(RankGroupKind::kExpert);
-    for (at::Tensor& p : SplitParameters(*full).experts) {
-      at::Tensor sum = p.detach().contiguous().clone();
-      ep.AllReduceSum(sum);
-      p.detach().copy_(sum);
+  auto sum_over = [](at::Tensor& p, const ProcessGroup& group) {
+    at::Tensor sum = p.detach().contiguous().clone();
+    group.AllReduceSum(sum);
+    p.detach().copy_(sum);
+  };
+  const ParallelDims& dims = parallel.dims();
+  if (dims.tp > 1) {
+    const ProcessGroup& tp = parallel.group(RankGroupKind::kTensor);
+    for (auto& item : full->named_parameters(/*recurse=*/true)) {
+      if (sliced.count(item.key())) sum_over(item.value(), tp);
     }
+  }
+  for (at::Tensor& p : SplitParameters(*full).experts) {
+    if (dims.ep > 1) sum_over(p, parallel.group(RankGroupKind::kExpert));
+    if (dims.etp > 1) sum_over(p, parallel.group(RankGroupKind::kExpertTensor));
   }
   return full;
+}
+
+// Sum of `local` over every rank of the trainer (tp-dp-cp is all of them:
+// the trainer refuses pp), the same value on each: how the ranks agree on
+// rank 0's decisions and learn of each other's failures.
+double SumOverRanks(const ParallelState& parallel, double local) {
+  at::Tensor sum = at::tensor({local}, at::TensorOptions().dtype(at::kDouble));
+  parallel.group(RankGroupKind::kTensorDataContext).AllReduceSum(sum);
+  return sum.item<double>();
+}
+
+// Whether the ranks' optimizer states differ (each holds other experts or
+// other tensor slices): then every rank's is checkpointed.
+bool RanksHoldDistinctState(const ParallelState& parallel) {
+  return parallel.dims().ep > 1 || parallel.dims().tp > 1;
 }
 
 std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-", rank, ".pt"); }
 
 // checkpoints/step-<N>: rank 0 writes the folder (the full weights, its
-// optimizer state, the manifest); under expert parallelism every other rank
-// first saves its optimizer state (its experts' moments), which rank 0 moves
-// into the folder before the manifest. Every rank calls it, with this
+// optimizer state, the manifest); under expert or tensor parallelism every
+// other rank first saves its optimizer state (its experts' and slices'
+// moments), which rank 0 moves into the folder before the manifest. Every rank calls it, with this
 // step's FullModel.
 absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
                                    const TrainOptimizer& optimizer, const TrainerState& state,
                                    const ParallelState& parallel) {
-  const bool per_rank = parallel.dims().ep > 1;
+  const bool per_rank = RanksHoldDistinctState(parallel);
   const std::string dir = s.CheckpointsDir();
   auto pending = [&](int r) { return absl::StrCat(dir, "/.", RankOptimizerFile(r), ".step-", state.step); };
   absl::Status saved = absl::OkStatus();
@@ -107,7 +146,7 @@ absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
     saved = optimizer.Save(pending(parallel.rank()));
   }
   // Every rank's file exists (or its failure is known) before rank 0 publishes.
-  const double failures = SumOverDataParallel(parallel, saved.ok() ? 0.0 : 1.0);
+  const double failures = SumOverRanks(parallel, saved.ok() ? 0.0 : 1.0);
   if (!saved.ok()) return saved;
   if (failures > 0) return absl::AbortedError("another rank could not save its optimizer state");
   if (parallel.rank() != 0) return absl::OkStatus();
@@ -199,6 +238,21 @@ absl::StatusOr<std::unique_ptr<StepData>> MakeStepData(const TrainerSettings& s,
 absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel,
                              const std::function<bool()>& should_stop, TrainerReport* report);
 
+// The layouts the trainer runs, with these settings.
+absl::Status CheckTrainerLayout(const TrainerSettings& s, const ParallelDims& dims) {
+  MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
+  if (s.router_replay && dims.tp > 1) {
+    return absl::UnimplementedError(absl::StrCat("actor.router_replay is not supported with tensor parallelism (",
+                                                 DebugString(dims), "): use a layout with tp=1"));
+  }
+  if (s.routing_mismatch_threshold && dims.tp > 1) {
+    return absl::UnimplementedError(
+        absl::StrCat("actor.routing_mismatch_threshold is not supported with tensor parallelism (", DebugString(dims),
+                     "): the routes are compared on whole sequences; use a layout with tp=1"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::string>& args) {
@@ -218,7 +272,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
   MOERL_ASSIGN_OR_RETURN(AllocationMode mode, s.allocation.Parse());
   // Layouts the trainer cannot run yet fail here, before meeting the others.
   MOERL_ASSIGN_OR_RETURN(ParallelDims dims, TrainingDims(mode));
-  MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
+  MOERL_RETURN_IF_ERROR(CheckTrainerLayout(s, dims));
   MOERL_ASSIGN_OR_RETURN(ParallelState parallel, ParallelState::FromEnvironment(mode, config));
   if (parallel.world_size() > 1) {
     MOERL_LOG(INFO) << "rank " << parallel.rank() << " of " << parallel.world_size() << " (" << DebugString(dims)
@@ -229,6 +283,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
 
 absl::Status RunTrainer(const TrainerSettings& s, const ParallelState& parallel,
                         const std::function<bool()>& should_stop, TrainerReport* report) {
+  MOERL_RETURN_IF_ERROR(CheckTrainerLayout(s, parallel.dims()));
   try {
     return RunTrainerSteps(s, parallel, should_stop, report);
   } catch (const CollectiveError& e) {
@@ -269,7 +324,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   if (s.Recover()) {
     MOERL_ASSIGN_OR_RETURN(std::optional<std::string> latest, FindLatestCheckpoint(s.CheckpointsDir()));
     if (latest) {
-      const bool own_file = parallel.dims().ep > 1 && parallel.rank() != 0;
+      const bool own_file = RanksHoldDistinctState(parallel) && parallel.rank() != 0;
       MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state,
                                                   own_file ? RankOptimizerFile(parallel.rank()) : ""));
       MOERL_LOG(INFO) << "resumed from " << *latest << " (step " << state.step << ", data position "
@@ -289,7 +344,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   // writes them.
   auto publish_version = [&](Qwen3Model& full, int64_t version) -> absl::Status {
     absl::Status published = writer ? publisher.Publish(full, version) : absl::OkStatus();
-    if (SumOverDataParallel(parallel, published.ok() ? 0.0 : 1.0) > 0 && published.ok()) {
+    if (SumOverRanks(parallel, published.ok() ? 0.0 : 1.0) > 0 && published.ok()) {
       return absl::AbortedError(absl::StrCat("rank 0 could not publish weights v", version));
     }
     return published;
@@ -297,7 +352,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   absl::StatusOr<int64_t> latest = ReadLatestVersion(s.WeightsDir());
   if (!latest.ok() && latest.status().code() != absl::StatusCode::kNotFound) return latest.status();
   // Rank 0 decides; the others follow (they may see LATEST appear meanwhile).
-  const bool publish_first = SumOverDataParallel(parallel, writer && !latest.ok() ? 1.0 : 0.0) > 0;
+  const bool publish_first = SumOverRanks(parallel, writer && !latest.ok() ? 1.0 : 0.0) > 0;
   if (publish_first) {
     MOERL_RETURN_IF_ERROR(publish_version(*FullModel(model, parallel), state.step));
     MOERL_LOG(INFO) << "published weights v" << state.step << " to " << s.WeightsDir();

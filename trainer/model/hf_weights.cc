@@ -4,6 +4,7 @@
 #include <ATen/ops/empty.h>
 
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -70,6 +71,15 @@ int64_t FirstExpertOf(const Qwen3Model& model, const std::string& name) {
   return 0;
 }
 
+// The experts module whose parameter is `name`, or null.
+const Experts* ExpertsOf(const Qwen3Model& model, const std::string& name) {
+  for (size_t l = 0; l < model.layers().size(); ++l) {
+    const std::string prefix = absl::StrCat("model.layers.", model.first_layer() + static_cast<int64_t>(l), ".mlp.experts.");
+    if (absl::StartsWith(name, prefix) && model.layers()[l]->moe) return model.layers()[l]->moe->experts.get();
+  }
+  return nullptr;
+}
+
 // A tensor another pipeline stage holds: a layer outside this stage's
 // range, the embedding off the first stage, the final norm and LM head off
 // the last.
@@ -93,6 +103,12 @@ bool HeldByOtherStage(const Qwen3Model& model, const std::string& name) {
 
 std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
   std::vector<HfBinding> out;
+  std::map<const at::TensorImpl*, const WeightModule*> sliced;
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced[w->weight.unsafeGetTensorImpl()] = w.get();
+    }
+  }
   const std::string gate_up = "mlp.experts.gate_up_proj", down = "mlp.experts.down_proj";
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
@@ -100,16 +116,37 @@ std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
     if (absl::EndsWith(name, gate_up)) {
       const std::string prefix = name.substr(0, name.size() - std::string("gate_up_proj").size());
       const int64_t f = t.size(1) / 2, first = FirstExpertOf(model, name);
+      const Experts* ex = ExpertsOf(model, name);
+      const bool sliced = ex != nullptr && f != ex->full_intermediate();
       for (int64_t e = 0; e < t.size(0); ++e) {
-        out.push_back({absl::StrCat(prefix, first + e, ".gate_proj.weight"), t[e].narrow(0, 0, f)});
-        out.push_back({absl::StrCat(prefix, first + e, ".up_proj.weight"), t[e].narrow(0, f, f)});
+        HfBinding gate{absl::StrCat(prefix, first + e, ".gate_proj.weight"), t[e].narrow(0, 0, f)};
+        HfBinding up{absl::StrCat(prefix, first + e, ".up_proj.weight"), t[e].narrow(0, f, f)};
+        if (sliced) {
+          for (HfBinding* b : {&gate, &up}) {
+            b->slice_dim = 0;
+            b->slice_start = ex->intermediate_start();
+            b->full_size = ex->full_intermediate();
+          }
+        }
+        out.push_back(std::move(gate));
+        out.push_back(std::move(up));
       }
     } else if (absl::EndsWith(name, down)) {
       const std::string prefix = name.substr(0, name.size() - std::string("down_proj").size());
       const int64_t first = FirstExpertOf(model, name);
+      const Experts* ex = ExpertsOf(model, name);
+      const bool sliced = ex != nullptr && t.size(2) != ex->full_intermediate();
       for (int64_t e = 0; e < t.size(0); ++e) {
-        out.push_back({absl::StrCat(prefix, first + e, ".down_proj.weight"), t[e]});
+        HfBinding down{absl::StrCat(prefix, first + e, ".down_proj.weight"), t[e]};
+        if (sliced) {
+          down.slice_dim = 1;
+          down.slice_start = ex->intermediate_start();
+          down.full_size = ex->full_intermediate();
+        }
+        out.push_back(std::move(down));
       }
+    } else if (auto it = sliced.find(item.value().unsafeGetTensorImpl()); it != sliced.end()) {
+      out.push_back({name, t, it->second->slice_dim(), it->second->slice_start(), it->second->full_size()});
     } else {
       out.push_back({name, t});
     }
@@ -126,16 +163,18 @@ absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
     auto ref = ckpt->Get(b.hf_name);
     if (!ref.ok()) return Annotate(ref.status(), "loading weights");
     const TensorInfo& info = *ref->info;
-    if (info.shape != b.view.sizes().vec()) {
+    std::vector<int64_t> want = b.view.sizes().vec();
+    if (b.slice_dim >= 0) want[b.slice_dim] = b.full_size;
+    if (info.shape != want) {
       return absl::InvalidArgumentError(absl::StrCat(*ref->file, ": tensor \"", b.hf_name, "\" has shape ",
                                                      ShapeString(info.shape), " but the config implies ",
-                                                     ShapeString(b.view.sizes().vec())));
+                                                     ShapeString(want)));
     }
     MOERL_ASSIGN_OR_RETURN(c10::ScalarType type, ToScalarType(info.dtype, b.hf_name));
     // Copy first: mmapped data need not be aligned.
     at::Tensor tmp = at::empty(info.shape, at::TensorOptions().dtype(type));
     if (!ref->bytes.empty()) std::memcpy(tmp.data_ptr(), ref->bytes.data(), ref->bytes.size());
-    b.view.copy_(tmp);
+    b.view.copy_(b.slice_dim >= 0 ? tmp.narrow(b.slice_dim, b.slice_start, b.view.size(b.slice_dim)) : tmp);
   }
   // A rank that holds a range of the experts reads only those; the others'
   // tensors are expected in the checkpoint but not read.
@@ -184,6 +223,14 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
           "layer ", l, " holds experts [", moe->experts->first_expert(), ", ",
           moe->experts->first_expert() + moe->experts->num_local(), ") of ", moe->experts->num_experts(),
           " (expert parallel); a checkpoint needs every expert, gathered on one rank first"));
+    }
+  }
+  for (const HfBinding& b : HfBindings(model)) {
+    if (b.slice_dim >= 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "\"", b.hf_name, "\" holds rows [", b.slice_start, ", ", b.slice_start + b.view.size(b.slice_dim),
+          ") of ", b.full_size, " along dim ", b.slice_dim,
+          " (tensor parallel); a checkpoint needs whole tensors, gathered on one rank first"));
     }
   }
   at::NoGradGuard no_grad;

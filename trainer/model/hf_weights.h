@@ -15,7 +15,9 @@
 // A model whose MoE layers hold a range of the experts (expert parallelism,
 // Experts::KeepRange) binds, loads and reads only those experts, under their
 // global checkpoint indices; the other experts' tensors are skipped, not
-// rejected. Saving such a model is FailedPrecondition.
+// rejected. Likewise a weight holding a slice (WeightModule::KeepSlice) loads
+// only its slice of the checkpoint tensor. Saving either is
+// FailedPrecondition.
 //
 // Loading checks that every expected tensor is present once with the expected
 // shape, converts F32/BF16/F16/F64 to the model's dtype, and rejects
@@ -38,6 +40,10 @@ namespace moerl {
 struct HfBinding {
   std::string hf_name;
   at::Tensor view;  // into the parameter (or its .grad()), checkpoint shape
+  // A weight holding a slice (WeightModule::KeepSlice, tensor parallelism):
+  // `view` is rows [slice_start, slice_start + view.size(slice_dim)) along
+  // slice_dim of the checkpoint tensor, whose size there is full_size.
+  int64_t slice_dim = -1, slice_start = 0, full_size = 0;
 };
 
 // In a fixed order (the model's parameter order, experts expanded).

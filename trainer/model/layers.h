@@ -19,6 +19,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
 
 #include "trainer/model/attention.h"
@@ -34,11 +35,33 @@ enum class ExpertPath {
 };
 
 // A module holding one tensor named "weight" (a bias-free linear, a norm, an
-// embedding table).
+// embedding table). It may hold a slice of the full tensor along one dim
+// (tensor parallelism, set from outside by KeepSlice): initialization and
+// checkpoint loading then take that slice of the full tensor.
 class WeightModule : public torch::nn::Module {
  public:
   explicit WeightModule(at::Tensor init);
+  // Keeps rows [start, start + length) along `dim` of the full tensor and
+  // frees the rest (the same parameter, resized). CHECKs the range.
+  void KeepSlice(int64_t dim, int64_t start, int64_t length);
+  bool sliced() const { return slice_dim_ >= 0; }
+  int64_t slice_dim() const { return slice_dim_; }
+  int64_t slice_start() const { return slice_start_; }
+  int64_t full_size() const { return full_size_; }  // along slice_dim
+
   at::Tensor weight;
+
+ private:
+  int64_t slice_dim_ = -1, slice_start_ = 0, full_size_ = 0;
+};
+
+// Maps installed from outside around a block's matmuls (trainer/parallel
+// puts its communication here: tensor and sequence parallelism). `before`
+// turns the block's input into what the column projections (q/k/v,
+// gate/up) read; `after` turns the row projection's (o, down) output into
+// the block's output. Unset: identity.
+struct BlockMaps {
+  std::function<at::Tensor(const at::Tensor&)> before, after;
 };
 
 class Attention : public torch::nn::Module {
@@ -48,18 +71,28 @@ class Attention : public torch::nn::Module {
   at::Tensor Forward(const at::Tensor& x_td, const RopeTables& rope, const PackedLayout& layout,
                      KvCache* cache);
 
+  // Head counts come from the weights (q_proj / k_proj rows / head_dim), so
+  // a module holding a slice of the heads attends over those heads only.
+  void set_maps(BlockMaps maps) { maps_ = std::move(maps); }
+
   std::shared_ptr<WeightModule> q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
 
  private:
-  int64_t layer_index_, heads_, kv_heads_, head_dim_;
+  BlockMaps maps_;
+  int64_t layer_index_, head_dim_;
   double eps_;
 };
 
 class DenseMlp : public torch::nn::Module {
  public:
   DenseMlp(int64_t hidden, int64_t intermediate);
+  // The intermediate size is that of the weights (a slice of it is fine).
   at::Tensor Forward(const at::Tensor& x_td);
+  void set_maps(BlockMaps maps) { maps_ = std::move(maps); }
   std::shared_ptr<WeightModule> gate_proj, up_proj, down_proj;
+
+ private:
+  BlockMaps maps_;
 };
 
 // Experts stored fused like transformers v5: gate_up_proj [E, 2F, D] (gate
@@ -72,6 +105,14 @@ class Experts : public torch::nn::Module {
   // Keeps experts [first, first + count) of those held now and frees the
   // others' weights (the same parameters, resized). CHECKs the range.
   void KeepRange(int64_t first, int64_t count);
+  // Keeps intermediate rows [start, start + length) of every expert (gate and
+  // up rows, down columns; expert tensor parallelism). CHECKs the range.
+  void KeepIntermediateSlice(int64_t start, int64_t length);
+  // This module's part of a full-model tensor ([E, 2F, D] gate_up or
+  // [E, D, F] down): the held experts and intermediate slice.
+  at::Tensor HeldPart(const at::Tensor& full, bool gate_up) const;
+  int64_t intermediate_start() const { return intermediate_start_; }
+  int64_t full_intermediate() const { return full_intermediate_; }  // F of the whole model
   int64_t num_experts() const { return num_experts_; }  // E, of the whole model
   int64_t first_expert() const { return first_expert_; }
   int64_t num_local() const { return gate_up_proj.size(0); }
@@ -83,6 +124,7 @@ class Experts : public torch::nn::Module {
  private:
   int64_t num_experts_;
   int64_t first_expert_ = 0;
+  int64_t intermediate_start_ = 0, full_intermediate_;
 };
 
 class SparseMoe : public torch::nn::Module {
@@ -92,6 +134,8 @@ class SparseMoe : public torch::nn::Module {
   // forced_ids_tk: router replay (see Route), or undefined.
   at::Tensor Forward(const at::Tensor& x_td, Routing* routing, const at::Tensor& forced_ids_tk = at::Tensor());
   void set_dispatcher(std::shared_ptr<TokenDispatcher> d) { dispatcher_ = std::move(d); }
+  // `before` maps x_td before the router, `after` the combined output.
+  void set_maps(BlockMaps maps) { maps_ = std::move(maps); }
   void set_expert_path(ExpertPath p) { path_ = p; }
 
   std::shared_ptr<WeightModule> gate;  // router [E, D]
@@ -102,6 +146,7 @@ class SparseMoe : public torch::nn::Module {
   bool norm_topk_prob_;
   ExpertPath path_ = ExpertPath::kGrouped;
   std::shared_ptr<TokenDispatcher> dispatcher_;
+  BlockMaps maps_;
 };
 
 struct LayerOutput {

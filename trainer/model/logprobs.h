@@ -28,15 +28,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "trainer/model/token_logprobs.h"
 
 namespace moerl {
 
 class Qwen3Model;
-
-struct TokenLogProbs {
-  at::Tensor logprobs_n;  // fp32 [N]
-  at::Tensor entropy_n;   // fp32 [N]; undefined unless with_entropy
-};
 
 // hidden_nd [N, D] and lm_head_vd [V, D] in the model dtype; targets_n int64.
 TokenLogProbs ComputeTokenLogProbs(const at::Tensor& hidden_nd, const at::Tensor& lm_head_vd,

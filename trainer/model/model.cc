@@ -8,6 +8,7 @@
 #include <ATen/ops/ones.h>
 #include <ATen/ops/tensor.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -91,12 +92,23 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
   // expert- or pipeline-parallel layout.
   std::map<const at::TensorImpl*, const Experts*> partial_experts;
   for (const auto& layer : layers_) {
-    if (layer->moe && !layer->moe->experts->holds_all()) {
+    if (layer->moe && (!layer->moe->experts->holds_all() ||
+                       layer->moe->experts->down_proj.size(2) != layer->moe->experts->full_intermediate())) {
       const Experts* e = layer->moe->experts.get();
       partial_experts[e->gate_up_proj.unsafeGetTensorImpl()] = e;
       partial_experts[e->down_proj.unsafeGetTensorImpl()] = e;
     }
   }
+  // Weights holding a slice (tensor parallelism) likewise draw the full
+  // tensor and keep their slice.
+  std::map<const at::TensorImpl*, const WeightModule*> sliced;
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced[w->weight.unsafeGetTensorImpl()] = w.get();
+    }
+  }
+  // full_shapes_ lists every parameter of the whole model, unsliced, in
+  // registration order; tensors another stage holds are drawn and dropped.
   auto held = named_parameters(/*recurse=*/true);
   const auto options = held.is_empty() ? at::TensorOptions().dtype(at::kFloat) : held[0].value().options();
   for (const auto& [name, full_shape] : full_shapes_) {
@@ -105,14 +117,24 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
       if (p != nullptr) p->fill_(1.0);
       continue;
     }
-    auto it = p != nullptr ? partial_experts.find(p->unsafeGetTensorImpl()) : partial_experts.end();
-    if (p != nullptr && it == partial_experts.end()) {
+    const at::TensorImpl* impl = p != nullptr ? p->unsafeGetTensorImpl() : nullptr;
+    auto slice_it = impl != nullptr ? sliced.find(impl) : sliced.end();
+    auto expert_it = impl != nullptr ? partial_experts.find(impl) : partial_experts.end();
+    if (p != nullptr && slice_it == sliced.end() && expert_it == partial_experts.end()) {
       p->normal_(0.0, config_.initializer_range, gen);
       continue;
     }
     at::Tensor full = at::empty(full_shape, p != nullptr ? p->options() : options);
     full.normal_(0.0, config_.initializer_range, gen);
-    if (p != nullptr) p->copy_(full.narrow(0, it->second->first_expert(), it->second->num_local()));
+    if (p == nullptr) continue;
+    if (slice_it != sliced.end()) {
+      const WeightModule& w = *slice_it->second;
+      MOERL_CHECK(full.size(w.slice_dim()) == w.full_size()) << name;
+      p->copy_(full.narrow(w.slice_dim(), w.slice_start(), p->size(w.slice_dim())));
+    } else {
+      const Experts& e = *expert_it->second;
+      p->copy_(e.HeldPart(full, impl == e.gate_up_proj.unsafeGetTensorImpl()));
+    }
   }
 }
 
@@ -122,7 +144,8 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
   ModelOutput out;
   at::Tensor h_td;
   if (is_first_stage()) {
-    h_td = at::embedding(embed_tokens_->weight, input.tokens_t);
+    h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
+                      : at::embedding(embed_tokens_->weight, input.tokens_t);
   } else {
     MOERL_CHECK(stage_input_td.defined()) << "stage from layer " << first_layer_ << " needs the previous stage's output";
     h_td = stage_input_td;
@@ -152,6 +175,14 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
     for (size_t i = 0; i < input.layout.seq_lens.size(); ++i) {
       input.cache->lengths[input.cache->slot_of_segment[i]] += input.layout.seq_lens[i];
     }
+  }
+  if (!router_logits.empty() && input.padding_tokens > 0) {
+    // The padding is the last rows of T. Router logits cover all T rows, or
+    // (sequence parallel) this shard's T/shards.
+    const int64_t total = input.tokens_t.size(0), rows = router_logits[0].size(0);
+    const int64_t first = rows == total ? 0 : sequence_shard_ * rows;
+    const int64_t real = std::clamp<int64_t>(total - input.padding_tokens - first, 0, rows);
+    for (at::Tensor& logits_te : router_logits) logits_te = logits_te.narrow(0, 0, real);
   }
   if (!router_logits.empty()) {
     RouterPartials partials = RouterLossPartials(router_logits, config_.num_experts_per_tok, router_stats_.get());
@@ -199,6 +230,12 @@ at::Tensor Qwen3Model::CausalLmLoss(const ModelInput& input) {
     loss = loss + out.z_loss * config_.router_z_loss_coef;
   }
   return loss;
+}
+
+void Qwen3Model::SetSequenceShard(int64_t shard, int64_t shards) {
+  MOERL_CHECK(shards >= 1 && shard >= 0 && shard < shards) << "sequence shard " << shard << " of " << shards;
+  sequence_shard_ = shard;
+  sequence_shards_ = shards;
 }
 
 void Qwen3Model::SetExpertPath(ExpertPath path) {

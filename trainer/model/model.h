@@ -24,6 +24,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,6 +32,7 @@
 
 #include "trainer/model/layers.h"
 #include "trainer/model/router_losses.h"
+#include "trainer/model/token_logprobs.h"
 
 namespace moerl {
 
@@ -42,6 +44,11 @@ struct ModelInput {
   // Router replay: one int64 [T, top_k] per MoE layer (layer order); rows
   // of -1 route normally. Empty: no replay.
   std::vector<at::Tensor> forced_topk_ids_tk;
+  // The last `padding_tokens` packed tokens only pad T (to a multiple of the
+  // sequence shards, see Qwen3Model::SetSequenceShard): the routers' losses
+  // leave them out. They are a segment of their own, so no other token
+  // attends to them.
+  int64_t padding_tokens = 0;
 
   // Packs whole sequences with positions 0..len-1 each.
   static ModelInput Pack(const std::vector<std::vector<int64_t>>& sequences);
@@ -107,6 +114,31 @@ class Qwen3Model : public torch::nn::Module {
 
   void SetExpertPath(ExpertPath path);
   void SetDispatcher(const std::shared_ptr<TokenDispatcher>& dispatcher);
+  // How token ids become hidden states: embedding(table_vd, tokens_t) ->
+  // h_td. Unset: at::embedding. trainer/parallel installs a vocabulary-
+  // parallel lookup (the table then holds a slice of the vocabulary).
+  using EmbeddingFn = std::function<at::Tensor(const at::Tensor& table_vd, const at::Tensor& tokens_t)>;
+  void SetEmbedding(EmbeddingFn fn) { embedding_ = std::move(fn); }
+  WeightModule& embed_tokens() { return *embed_tokens_; }
+  // Null when tied to the embedding.
+  WeightModule* lm_head() { return lm_head_.get(); }
+  WeightModule& final_norm() { return *norm_; }
+  // Sequence parallelism (trainer/parallel sets it with tensor parallelism):
+  // the hidden states between blocks, Forward's hidden_td and topk_ids_tk
+  // are rows [shard T/shards, (shard + 1) T/shards) of the packed tokens,
+  // and T must be a multiple of `shards` (pad with ModelInput.padding_tokens).
+  void SetSequenceShard(int64_t shard, int64_t shards);
+  int64_t sequence_shards() const { return sequence_shards_; }
+  // How log-probs of targets_n, predicted by packed rows rows_n (indices into
+  // all T tokens), come from Forward's hidden_td and lm_head_weight(). Unset
+  // (the default): ComputeTokenLogProbs on hidden_td.index_select(0, rows_n)
+  // (logprobs.h). trainer/parallel installs one that gathers the sequence
+  // shards and scores over a vocabulary-parallel LM head.
+  using TokenScorer =
+      std::function<TokenLogProbs(const at::Tensor& hidden_td, const at::Tensor& lm_head_vd, const at::Tensor& rows_n,
+                                  const at::Tensor& targets_n, double temperature, bool with_entropy)>;
+  void SetTokenScorer(TokenScorer fn) { token_scorer_ = std::move(fn); }
+  const TokenScorer& token_scorer() const { return token_scorer_; }
   // Null (the default): the aux and z losses see this process's tokens only.
   void SetRouterStatsReducer(std::shared_ptr<RouterStatsReducer> reducer) { router_stats_ = std::move(reducer); }
 
@@ -127,6 +159,9 @@ class Qwen3Model : public torch::nn::Module {
   // model's values.
   std::vector<std::pair<std::string, std::vector<int64_t>>> full_shapes_;
   std::shared_ptr<RouterStatsReducer> router_stats_;
+  EmbeddingFn embedding_;
+  TokenScorer token_scorer_;
+  int64_t sequence_shard_ = 0, sequence_shards_ = 1;
 };
 
 }  // namespace moerl

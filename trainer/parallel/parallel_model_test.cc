@@ -251,7 +251,7 @@ TEST(ParallelQwen3, TwoRunsAreBitIdentical) {
 
 TEST(ParallelQwen3, UnsupportedDimensionsAreUnimplemented) {
   ParallelDims dims;
-  dims.tp = 2;
+  dims.cp = 2;
   absl::Status status = RunInProcessRanks(dims, [&](const ParallelState& state) -> absl::Status {
     Qwen3Model model(TinyMoe());
     return ParallelizeQwen3(model, state);

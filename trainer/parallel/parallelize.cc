@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "trainer/parallel/alltoall_dispatcher.h"
+#include "trainer/parallel/tensor_parallel.h"
 
 namespace moerl {
 namespace {
@@ -65,25 +66,122 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 }
 
 absl::Status CheckLayoutImplemented(const ParallelDims& dims) {
-  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"pp", dims.pp},
-                            {"etp", dims.etp}}) {
+  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}}) {
     if (size > 1) {
       return absl::UnimplementedError(absl::StrCat(
           "the layout ", DebugString(dims), " uses ", name, "=", size,
-          "; moerl's trainer runs data and expert parallelism so far (ParallelizeQwen3 also cuts "
-          "pipeline stages, which the trainer does not schedule yet)"));
+          "; moerl's trainer runs data, tensor (with sequence) and expert parallelism so far (ParallelizeQwen3 "
+          "also cuts pipeline stages, which the trainer does not schedule yet; context parallelism does not "
+          "exist)"));
     }
   }
+  if (dims.etp > 1 && dims.etp != dims.tp) {
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
+                                                 " with tp=", dims.tp,
+                                                 "; expert tensor parallel needs etp = tp, on the same ranks"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) {
+  const ParallelDims& dims = state.dims();
+  const ModelConfig& c = model.config();
+  if (dims.tp == 1) return absl::OkStatus();
+  if (c.vocab_size % dims.tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("vocab_size ", c.vocab_size, " does not split over tp=", dims.tp,
+                                                   " (vocabulary-parallel embedding and LM head); use a tp that "
+                                                   "divides it"));
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (!c.IsMoeLayer(l) && c.intermediate_size % dims.tp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("intermediate_size ", c.intermediate_size,
+                                                     " does not split over tp=", dims.tp, " (dense layer ", l,
+                                                     "); use a tp that divides it"));
+    }
+  }
+  auto tp_group = state.shared_group(RankGroupKind::kTensor);
+  if (dims.etp > 1 && (dims.etp != dims.tp ||
+                       state.group(RankGroupKind::kExpertTensor).ranks() != tp_group->ranks())) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the layout ", DebugString(dims), " splits experts over etp=", dims.etp, " with etp group ",
+        state.group(RankGroupKind::kExpertTensor).name(), " and tp group ", tp_group->name(),
+        "; expert tensor parallel needs the same ranks as tp (e.g. (attn:d2t2|ffn:d1t2e2))"));
+  }
+  const int64_t tp = dims.tp, r = tp_group->rank();
+  const ProcessGroup* group = tp_group.get();  // ParallelState owns it; it outlives the model's graphs
+  // Sequence parallel: blocks gather the token rows in and reduce-scatter out.
+  BlockMaps maps;
+  maps.before = [group](const at::Tensor& x_sd) { return GatherSequence(x_sd, *group); };
+  maps.after = [group](const at::Tensor& y_td) { return ReduceScatterSequence(y_td, *group); };
+  const int64_t d = c.head_dim, heads = c.num_attention_heads / tp, kv_heads = c.num_key_value_heads / tp;
+  for (const auto& layer : model.layers()) {
+    Attention& a = *layer->self_attn;
+    // Heads [r h/tp, (r+1) h/tp); with GQA their KV heads are [r k/tp, ...).
+    a.q_proj->KeepSlice(0, r * heads * d, heads * d);
+    a.k_proj->KeepSlice(0, r * kv_heads * d, kv_heads * d);
+    a.v_proj->KeepSlice(0, r * kv_heads * d, kv_heads * d);
+    a.o_proj->KeepSlice(1, r * heads * d, heads * d);
+    a.set_maps(maps);
+    if (layer->mlp) {
+      DenseMlp& m = *layer->mlp;
+      const int64_t f = c.intermediate_size / tp;
+      m.gate_proj->KeepSlice(0, r * f, f);
+      m.up_proj->KeepSlice(0, r * f, f);
+      m.down_proj->KeepSlice(1, r * f, f);
+      m.set_maps(maps);
+    }
+    // etp = 1: MoE layers run on the sequence shard as they are (router
+    // included): each rank's experts take its own tokens (through the ep
+    // dispatcher), and tp is part of edp, so GradientReducer sums the expert
+    // gradients over it.
+    // etp = tp: the MoE block gathers the rows of its tp group (router on
+    // all of them, replicated), each rank's experts hold a slice of the
+    // intermediate size, and the partial outputs are reduce-scattered back.
+    if (layer->moe && dims.etp > 1) {
+      const int64_t f = c.moe_intermediate_size / dims.etp;
+      layer->moe->experts->KeepIntermediateSlice(r * f, f);
+      layer->moe->set_maps(maps);
+    }
+  }
+  const int64_t v = c.vocab_size / tp, first_row = r * v;
+  // On a pipeline stage: the embedding where the stage holds it (first, or
+  // the last's tied copy), the LM head on the last.
+  if (model.holds_embedding()) model.embed_tokens().KeepSlice(0, first_row, v);
+  if (model.lm_head() != nullptr) model.lm_head()->KeepSlice(0, first_row, v);
+  model.SetSequenceShard(r, tp);
+  model.SetTokenScorer([group, first_row](const at::Tensor& hidden_sd, const at::Tensor& lm_head_vd,
+                                          const at::Tensor& rows_n, const at::Tensor& targets_n, double temperature,
+                                          bool with_entropy) {
+    // Every rank of the group scores all rows; the [N, V] logits exist only
+    // as each rank's [N, V/tp] slice.
+    return VocabParallelTokenLogProbs(GatherSequence(hidden_sd, *group).index_select(0, rows_n), lm_head_vd,
+                                      targets_n, first_row, temperature, *group, with_entropy);
+  });
+  if (model.is_first_stage()) model.SetEmbedding([group, first_row](const at::Tensor& table_vd, const at::Tensor& tokens_t) {
+    return VocabParallelEmbedding(table_vd, tokens_t, first_row, *group, /*sequence_parallel=*/true);
+  });
   return absl::OkStatus();
 }
 
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options) {
   const ParallelDims& dims = state.dims();
-  for (auto [name, size] : {std::pair<const char*, int>{"tp", dims.tp}, {"cp", dims.cp}, {"etp", dims.etp}}) {
-    if (size > 1) {
-      return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses ", name, "=", size,
-                                                   "; ParallelizeQwen3 has data, expert and pipeline parallelism so far"));
-    }
+  if (dims.cp > 1) {
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses cp=", dims.cp,
+                                                 "; moerl's trainer has data, tensor, expert and pipeline "
+                                                 "parallelism so far"));
+  }
+  if (dims.etp > 1 && dims.tp == 1) {
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
+                                                 " without tp; expert tensor parallel needs etp = tp"));
+  }
+  if (dims.tp > 1 && dims.pp > 1) {
+    // The pieces compose on paper (ApplyTensorParallel works on a stage, the
+    // gradient rules cover both), but Run1F1B sends whole-sequence
+    // activations and nothing tests tp within a pipeline stage yet.
+    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses tp=", dims.tp,
+                                                 " together with pp=", dims.pp,
+                                                 "; tensor parallel inside pipeline stages is not implemented "
+                                                 "yet (use tp or pp)"));
   }
   // An explicit split replaces the layers % pp rule.
   ParallelDims checked = dims;
@@ -97,6 +195,7 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, con
     }
     model.KeepStage(range.first, range.second);
   }
+  MOERL_RETURN_IF_ERROR(ApplyTensorParallel(model, state));
   if (dims.ep > 1) {
     auto ep_group = state.shared_group(RankGroupKind::kExpert);
     auto dispatcher = std::make_shared<AllToAllTokenDispatcher>(ep_group);
@@ -118,21 +217,33 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, con
 }
 
 ParameterGroups SplitParameters(Qwen3Model& model) {
-  std::set<const at::TensorImpl*> expert_impls;
+  std::set<const at::TensorImpl*> expert_impls, sliced_impls;
   for (const auto& layer : model.layers()) {
     if (!layer->moe) continue;
     expert_impls.insert(layer->moe->experts->gate_up_proj.unsafeGetTensorImpl());
     expert_impls.insert(layer->moe->experts->down_proj.unsafeGetTensorImpl());
   }
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(module); w && w->sliced()) {
+      sliced_impls.insert(w->weight.unsafeGetTensorImpl());
+    }
+  }
   ParameterGroups groups;
   for (at::Tensor& p : model.parameters(/*recurse=*/true)) {
-    (expert_impls.count(p.unsafeGetTensorImpl()) ? groups.experts : groups.dense).push_back(p);
+    if (expert_impls.count(p.unsafeGetTensorImpl())) {
+      groups.experts.push_back(p);
+    } else if (sliced_impls.count(p.unsafeGetTensorImpl())) {
+      groups.tensor_sharded.push_back(p);
+    } else {
+      groups.dense.push_back(p);
+    }
   }
   return groups;
 }
 
 GradientReducer::GradientReducer(const ParallelState& state, int64_t bucket_bytes)
-    : dense_group_(state.shared_group(RankGroupKind::kDataContext)),
+    : dense_group_(state.shared_group(RankGroupKind::kTensorDataContext)),
+      sharded_group_(state.shared_group(RankGroupKind::kDataContext)),
       expert_group_(state.shared_group(RankGroupKind::kExpertData)),
       embedding_group_(state.shared_group(RankGroupKind::kEmbedding)),
       bucket_bytes_(bucket_bytes) {}
@@ -177,6 +288,7 @@ absl::Status GradientReducer::Reduce(Qwen3Model& model, double scale) const {
   ParameterGroups groups = SplitParameters(model);
   try {
     ReduceList(groups.dense, *dense_group_, scale);
+    ReduceList(groups.tensor_sharded, *sharded_group_, scale);
     ReduceList(groups.experts, *expert_group_, scale);
     // Tied embeddings under pp: the first stage's table and the last
     // stage's copy get the sum of both gradients (already scaled).
@@ -215,26 +327,29 @@ double SumOverDataParallel(const ParallelState& state, double local) {
 
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state) {
   ParameterGroups groups = SplitParameters(model);
-  // Dense parameters are whole (no TP yet) and identical across dp-cp; each
-  // pipeline stage holds different layers. Each EP rank holds different
-  // experts, identical across edp.
+  // Dense parameters are whole and identical across tp-dp-cp; each TP rank
+  // holds different slices of the sharded ones, identical across dp-cp;
+  // each pipeline stage holds different layers. Experts differ over ep
+  // (ranges), etp (intermediate slices) and pp, identical across edp.
   if (!model.is_first_stage() && model.holds_embedding()) {
     // The last stage's copy of a tied embedding: counted on the first.
-    std::vector<at::Tensor> dense;
-    for (auto& item : model.named_parameters(/*recurse=*/true)) {
-      if (item.key() == "model.embed_tokens.weight") continue;
-      for (const at::Tensor& p : groups.dense) {
-        if (p.unsafeGetTensorImpl() == item.value().unsafeGetTensorImpl()) dense.push_back(p);
+    const at::TensorImpl* copy = model.embed_tokens().weight.unsafeGetTensorImpl();
+    for (std::vector<at::Tensor>* list : {&groups.dense, &groups.tensor_sharded}) {
+      std::vector<at::Tensor> kept;
+      for (const at::Tensor& p : *list) {
+        if (p.unsafeGetTensorImpl() != copy) kept.push_back(p);
       }
+      *list = std::move(kept);
     }
-    groups.dense = std::move(dense);
   }
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   at::Tensor dense_sq = at::tensor({SquaredNorm(groups.dense)}, f64);
   state.group(RankGroupKind::kPipeline).AllReduceSum(dense_sq);
+  at::Tensor sharded_sq = at::tensor({SquaredNorm(groups.tensor_sharded)}, f64);
+  state.group(RankGroupKind::kModel).AllReduceSum(sharded_sq);  // tp-pp
   at::Tensor expert_sq = at::tensor({SquaredNorm(groups.experts)}, f64);
   state.group(RankGroupKind::kExpertTensorExpertPipeline).AllReduceSum(expert_sq);
-  return std::sqrt(dense_sq.item<double>() + expert_sq.item<double>());
+  return std::sqrt(dense_sq.item<double>() + sharded_sq.item<double>() + expert_sq.item<double>());
 }
 
 double ClipGradNorm(Qwen3Model& model, const ParallelState& state, double max_norm) {

@@ -15,8 +15,10 @@
 //
 // What exists: data parallel (dp, and fsdp:dN treated as replicated data
 // parallel), expert parallel with folding (ep over the expert generator,
-// edp derived) and pipeline stages (pp; the schedule is Run1F1B). TP, CP
-// and ETP > 1 are Unimplemented here.
+// edp derived), tensor parallel with sequence parallel (ApplyTensorParallel
+// below; etp 1, or etp = tp on the tp ranks) and pipeline stages (pp; the
+// schedule is Run1F1B). CP, and tp > 1 together with pp > 1, are
+// Unimplemented.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
 // (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
@@ -68,19 +70,53 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 
 // Shards `model` for `state` (see above): with pp > 1 the model keeps only
 // its stage's layers (Qwen3Model::KeepStage; run it with Run1F1B,
-// pipeline_schedule.h). Call once, on the freshly built model, before
-// loading weights or building the optimizer. Unimplemented for tp, cp or
-// etp > 1; InvalidArgument when the layout does not fit the model's config.
+// pipeline_schedule.h); with tp > 1 it applies ApplyTensorParallel. Call
+// once, on the freshly built model, before loading weights or building the
+// optimizer. Unimplemented for cp, etp > 1 other than tp, and tp > 1 with
+// pp > 1 (not tested yet); InvalidArgument when the layout does not fit the
+// model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
-// Unimplemented (naming the dimension) for a layout ParallelizeQwen3 cannot
-// shard yet; callers check it before any rank meets another.
+// Unimplemented (naming the dimension) for a layout the trainer cannot run
+// yet (cp, pp, etp other than tp); callers check it before any rank meets
+// another.
 absl::Status CheckLayoutImplemented(const ParallelDims& dims);
+
+// Tensor + sequence parallelism (Megatron's, tensor_parallel.h), called by
+// ParallelizeQwen3; nothing for tp = 1. Rank r of the tp group keeps query
+// heads [r h/tp, (r+1) h/tp) and KV heads [r k/tp, ...) (q/k/v column-, o
+// row-parallel), the dense MLP's intermediate rows [r F/tp, ...) (gate/up
+// column-, down row-parallel), and vocabulary rows [r V/tp, ...) of the
+// embedding and the LM head (WeightModule::KeepSlice: init and HF loading
+// give each rank its slice; SaveHfCheckpoint refuses). Sequence parallel is
+// always on: the hidden states between blocks, the norms, the MoE router and
+// experts see this rank's T/tp token rows (T must be a multiple of tp: pad
+// the micro-batch); attention and the dense MLP gather the rows in and
+// reduce-scatter their output. With ep the dispatcher exchanges each rank's
+// own rows (Megatron's all-to-all dispatcher with sequence parallel). With
+// etp = tp the MoE block gathers the rows too, routes all of them, runs each
+// expert's intermediate slice [r F/etp, ...) (Experts::KeepIntermediateSlice)
+// and reduce-scatters its output.
+//
+// What changes for the trainer:
+//  - ModelOutput.hidden_td (and topk_ids_tk) are this rank's token rows
+//    [r T/tp, (r+1) T/tp). For log-probs: x_td = GatherSequence(hidden_sd,
+//    tp group), then VocabParallelTokenLogProbs(x_td rows, lm_head_weight(),
+//    targets, r V/tp, ...): every tp rank gets the full values; its loss is
+//    the same value computed through collectives whose backward leaves each
+//    rank its part, so GradientReducer's sums are the right gradients.
+//  - Router replay (ModelInput.forced_topk_ids_tk) is not supported with tp.
+// InvalidArgument when vocab_size or a dense layer's intermediate_size does
+// not divide by tp (heads and kv heads are checked by ValidateLayoutForModel).
+absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state);
 
 // The model's parameters, split by the group that holds their replicas.
 struct ParameterGroups {
-  std::vector<at::Tensor> dense;    // replicated over dp-cp
-  std::vector<at::Tensor> experts;  // sharded over ep, replicated over edp
+  // Replicated over tp-dp-cp. With tp > 1 each tp rank's gradient is its
+  // part (its token rows, or for q/k-norm its heads): summed over tp-dp-cp.
+  std::vector<at::Tensor> dense;
+  std::vector<at::Tensor> tensor_sharded;  // a slice per tp rank, replicated over dp-cp
+  std::vector<at::Tensor> experts;         // sharded over ep (and etp), replicated over edp
 };
 ParameterGroups SplitParameters(Qwen3Model& model);
 
@@ -88,9 +124,9 @@ class GradientReducer {
  public:
   explicit GradientReducer(const ParallelState& state, int64_t bucket_bytes = 64 << 20);
 
-  // Sums every gradient over its replicas (dense: dp-cp, experts: edp; a
-  // tied embedding table also over the embedding group, first and last
-  // pipeline stage, Megatron's rule) and
+  // Sums every gradient over its replicas (dense: tp-dp-cp, tensor-sharded:
+  // dp-cp, experts: edp; a tied embedding table also over the embedding
+  // group, first and last pipeline stage, Megatron's rule) and
   // multiplies by `scale`. Reduces in fp32 whatever the gradient dtype, in
   // fixed buckets of parameters in model order (deterministic). A parameter
   // without a gradient gets zeros first, so all ranks send the same layout.
@@ -100,7 +136,7 @@ class GradientReducer {
  private:
   void ReduceList(const std::vector<at::Tensor>& params, const ProcessGroup& group, double scale) const;
 
-  std::shared_ptr<const ProcessGroup> dense_group_, expert_group_, embedding_group_;
+  std::shared_ptr<const ProcessGroup> dense_group_, sharded_group_, expert_group_, embedding_group_;
   int64_t bucket_bytes_;
 };
 
@@ -111,7 +147,8 @@ double SumOverDataParallel(const ParallelState& state, double local);
 
 // L2 norm of the whole model's gradient (every expert and layer once), after
 // Reduce: dense squares are summed over pp (a tied embedding's copy on the
-// last stage is not counted), expert squares over ep and pp. Accumulated in fp64; the same value on all ranks.
+// last stage is not counted), tensor-sharded squares over tp-pp, expert
+// squares over etp-ep-pp. Accumulated in fp64; the same value on all ranks.
 double GlobalGradNorm(Qwen3Model& model, const ParallelState& state);
 
 // torch's clip_grad_norm_ with the global norm: scales every gradient by
