@@ -17,7 +17,7 @@ root="${TEST_TMPDIR}/runs"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 settings=(cluster.fileroot="$root" seed=5 actor.megatron.use_deterministic_algorithms=true
   rollout.max_head_offpolicyness=0 pipeline.sft_steps=0 total_train_steps=3
-  train_dataset.batch_size=2 gconfig.n_samples=2 gconfig.max_new_tokens=12
+  train_dataset.batch_size=2 actor.ppo_n_minibatches=1 gconfig.n_samples=2 gconfig.max_new_tokens=12
   actor.reward_norm=null actor.adv_norm=null evaluator.freq_steps=null saver.freq_steps=null
   pipeline.report=false pipeline.stage_timeout_s=300)
 

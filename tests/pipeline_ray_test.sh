@@ -67,7 +67,7 @@ wait_for() {  # seconds, command...
 
 start=$SECONDS
 "$pipeline" cluster.fileroot="$root" scheduler.type=ray trial_name=ray pipeline.sft_steps=2 \
-  total_train_steps=2 gconfig.n_samples=2 train_dataset.batch_size=2 gconfig.max_new_tokens=12 \
+  total_train_steps=2 gconfig.n_samples=2 train_dataset.batch_size=2 actor.ppo_n_minibatches=1 gconfig.max_new_tokens=12 \
   pipeline.stage_timeout_s=240 evaluator.freq_steps=null pipeline.report=false \
   >"$TEST_TMPDIR/ray.out" 2>&1 || { cat "$TEST_TMPDIR/ray.out" >&2; fail "the run under Ray exited non-zero"; }
 echo "pipeline under Ray: $((SECONDS - start)) s"
@@ -99,7 +99,7 @@ wait_for 30 test -z "$(stage_processes)" || fail "stage processes left after the
 # 130, every stage's process stopped, the rings removed.
 set -m
 "$pipeline" cluster.fileroot="$root" scheduler.type=ray trial_name=int pipeline.sft_steps=0 \
-  total_train_steps=1000 gconfig.n_samples=2 train_dataset.batch_size=2 gconfig.max_new_tokens=12 \
+  total_train_steps=1000 gconfig.n_samples=2 train_dataset.batch_size=2 actor.ppo_n_minibatches=1 gconfig.max_new_tokens=12 \
   pipeline.stage_timeout_s=240 evaluator.freq_steps=null >"$TEST_TMPDIR/int.out" 2>&1 &
 first=$!
 wait_for 300 test -s "$root/moerl-demo/int/stats.jsonl" ||

@@ -11,7 +11,7 @@ set -euo pipefail
 pipeline="${TEST_SRCDIR}/moerl/tools/pipeline/pipeline"
 root="${TEST_TMPDIR}/runs"
 fail() { echo "FAIL: $*" >&2; exit 1; }
-small=(cluster.fileroot="$root" total_train_steps=2 gconfig.n_samples=2 train_dataset.batch_size=2
+small=(cluster.fileroot="$root" total_train_steps=2 gconfig.n_samples=2 train_dataset.batch_size=2 actor.ppo_n_minibatches=1
   gconfig.max_new_tokens=12 pipeline.stage_timeout_s=240 evaluator.freq_steps=null)
 
 stage_processes() {  # stage processes of runs under $root
