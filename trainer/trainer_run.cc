@@ -2,7 +2,6 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/tensor.h>
 
 #include <cmath>
 #include <cstdio>
@@ -115,9 +114,7 @@ std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, 
 // the trainer refuses pp), the same value on each: how the ranks agree on
 // rank 0's decisions and learn of each other's failures.
 double SumOverRanks(const ParallelState& parallel, double local) {
-  at::Tensor sum = at::tensor({local}, at::TensorOptions().dtype(at::kDouble));
-  parallel.group(RankGroupKind::kTensorDataContext).AllReduceSum(sum);
-  return sum.item<double>();
+  return SumOverGroup(parallel, RankGroupKind::kTensorDataContext, local);
 }
 
 // Whether the ranks' optimizer states differ (each holds other experts or
@@ -131,8 +128,8 @@ std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-",
 // checkpoints/step-<N>: rank 0 writes the folder (the full weights, its
 // optimizer state, the manifest); under expert or tensor parallelism every
 // other rank first saves its optimizer state (its experts' and slices'
-// moments), which rank 0 moves into the folder before the manifest. Every rank calls it, with this
-// step's FullModel.
+// moments), which rank 0 moves into the folder before the manifest. Every
+// rank calls it, with this step's FullModel.
 absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
                                    const TrainOptimizer& optimizer, const TrainerState& state,
                                    const ParallelState& parallel) {

@@ -319,9 +319,9 @@ double SquaredNorm(const std::vector<at::Tensor>& params) {
 
 }  // namespace
 
-double SumOverDataParallel(const ParallelState& state, double local) {
+double SumOverGroup(const ParallelState& state, RankGroupKind kind, double local) {
   at::Tensor sum = at::tensor({local}, at::TensorOptions().dtype(at::kDouble));
-  state.group(RankGroupKind::kDataContext).AllReduceSum(sum);
+  state.group(kind).AllReduceSum(sum);
   return sum.item<double>();
 }
 

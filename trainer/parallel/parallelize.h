@@ -140,10 +140,15 @@ class GradientReducer {
   int64_t bucket_bytes_;
 };
 
+// Sum of `local` over the ranks of `kind`'s group, the same value on each of
+// them. Throws CollectiveError when a peer fails.
+double SumOverGroup(const ParallelState& state, RankGroupKind kind, double local);
+
 // Sum of `local` over the ranks with distinct tokens (dp-cp), e.g. the
-// global token count N_global of the loss convention above; the same value
-// on every rank. Throws CollectiveError when a peer fails.
-double SumOverDataParallel(const ParallelState& state, double local);
+// global token count N_global of the loss convention above.
+inline double SumOverDataParallel(const ParallelState& state, double local) {
+  return SumOverGroup(state, RankGroupKind::kDataContext, local);
+}
 
 // L2 norm of the whole model's gradient (every expert and layer once), after
 // Reduce: dense squares are summed over pp (a tied embedding's copy on the
