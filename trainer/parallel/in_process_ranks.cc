@@ -1,5 +1,6 @@
 #include "trainer/parallel/in_process_ranks.h"
 
+#include <cstdlib>
 #include <exception>
 #include <thread>
 #include <vector>
@@ -13,6 +14,11 @@ absl::Status RunInProcessRanks(const ParallelDims& dims,
                                const std::function<absl::Status(const ParallelState&)>& body,
                                const ParallelOptions& options) {
   const int world = dims.WorldSize();
+  // c10d's flight recorder (one per process) is not safe for several ranks'
+  // Gloo groups enqueueing from threads of one process: it crashed in a map
+  // insert about once in ten in-process runs. Ranks as threads switch it off
+  // (it is read when the first group is created).
+  setenv("TORCH_FR_BUFFER_SIZE", "0", /*overwrite=*/1);
   std::shared_ptr<Rendezvous> rendezvous = Rendezvous::InProcess();
   std::vector<absl::Status> results(world);
   std::vector<std::thread> threads;
