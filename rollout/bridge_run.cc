@@ -53,8 +53,9 @@ absl::Status RunBridge(const BridgeSettings& settings, const std::string& argv0,
                                                                                  : "plain")
                   << "), groups to " << trajectory_name << ", weights in " << config.weights_dir;
   RolloutBridge bridge(config, std::move(servers), [tokenizer](absl::Span<const int32_t> ids) {
-    // AReaL decodes without skipping special tokens.
-    return tokenizer.Decode(ids);
+    // AReaL decodes without skipping special tokens; like its tokenizer, ids
+    // that name no token decode to nothing.
+    return tokenizer.Decode(ids, {.skip_unknown_ids = true});
   });
   return bridge.Run(**prompts, **trajectories, report, should_stop);
 }

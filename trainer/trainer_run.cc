@@ -427,7 +427,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
       const absl::Time eval_start = absl::Now();
       const Tokenizer& tok = *eval_tokenizer;
       DecodeFn decode = [&](const std::vector<int64_t>& ids) {
-        return tok.Decode(std::vector<int32_t>(ids.begin(), ids.end()), {.skip_special_tokens = true});
+        return tok.Decode(std::vector<int32_t>(ids.begin(), ids.end()), {.skip_special_tokens = true, .skip_unknown_ids = true});
       };
       MOERL_ASSIGN_OR_RETURN(EvalResult eval, Evaluate(full, eval_problems, decode, eval_options));
       stats.Scalar("eval-rollout/reward", eval.reward);

@@ -186,5 +186,17 @@ TEST_F(QwenGoldenTest, DecodeRejectsPaddingAndNegativeIds) {
   }
 }
 
+// Hugging Face's decode drops ids that name no token:
+// decode([9707, 151822, 11, 151645, 152000]) == "Hello,<|im_end|>".
+TEST_F(QwenGoldenTest, DecodeSkipsUnknownIdsWhenAsked) {
+  const std::vector<int32_t> ids = {9707, 151822, 11, 151645, 152000, -1};
+  auto text = tokenizer_->Decode(ids, {.skip_unknown_ids = true});
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text, "Hello,<|im_end|>");
+  auto skipped = tokenizer_->Decode(ids, {.skip_special_tokens = true, .skip_unknown_ids = true});
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(*skipped, "Hello,");
+}
+
 }  // namespace
 }  // namespace moerl

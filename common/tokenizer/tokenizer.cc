@@ -160,6 +160,7 @@ absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids, con
   std::string bytes;
   for (size_t i = 0; i < ids.size(); ++i) {
     auto token = TokenBytes(ids[i]);
+    if (!token.ok() && options.skip_unknown_ids) continue;
     if (!token.ok()) return Annotate(token.status(), absl::StrCat("decoding ids[", i, "]"));
     if (options.skip_special_tokens && model_->special[ids[i]]) continue;
     bytes.append(token->data(), token->size());

@@ -58,6 +58,12 @@ struct TokenizerParts {
 
 struct DecodeOptions {
   bool skip_special_tokens = false;
+  // Drop ids that name no token (negative, past vocab_size(), or a gap such
+  // as Qwen's padding rows) instead of failing, as Hugging Face tokenizers'
+  // decode does. A model's output layer is wider than the vocabulary, so a
+  // sampler can emit such ids; the rollout and evaluation paths decode them
+  // the way AReaL's tokenizer would.
+  bool skip_unknown_ids = false;
 };
 
 class Tokenizer {
@@ -77,7 +83,8 @@ class Tokenizer {
   std::vector<int32_t> Encode(absl::string_view text) const;
 
   // kInvalidArgument naming the position of an id that is negative, past
-  // vocab_size(), or a gap in the id space (such as Qwen's padding rows).
+  // vocab_size(), or a gap in the id space (such as Qwen's padding rows),
+  // unless options.skip_unknown_ids.
   absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids,
                                      const DecodeOptions& options = {}) const;
 

@@ -147,6 +147,8 @@ if [[ $resume -eq 0 ]] && [[ -e "$run_dir/weights" || -e "$run_dir/batches" || -
   rm -f "$run_dir/.pipeline.pid"
   die "run folder $run_dir holds an earlier run; resume it with recover.mode=auto, or choose another trial_name"
 fi
+# The resolved configuration beside the run (the report shows it).
+"$plan_tool" --write_config "${args[@]}" || { rm -f "$run_dir/.pipeline.pid"; die "could not write $run_dir/config.yaml"; }
 
 # --- supervision state
 declare -A stage_pid=()   # stage name -> pid

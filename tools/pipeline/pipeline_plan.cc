@@ -10,6 +10,7 @@
 #include "common/config/names.h"
 #include "common/config/schema.h"
 #include "common/config/sections.h"
+#include "common/config/writer.h"
 #include "common/hf_cache.h"
 #include "common/status.h"
 
@@ -220,6 +221,13 @@ std::string ShellAssignments(const PipelinePlan& plan) {
   line("trainer_rank_nodes", absl::StrJoin(plan.trainer_rank_nodes, " "));
   line("server_nodes", absl::StrJoin(plan.server_nodes, " "));
   return out.str();
+}
+
+absl::Status WriteRunConfig(const std::vector<std::string>& args) {
+  MOERL_ASSIGN_OR_RETURN(PipelinePlan plan, LoadPipelinePlan(args));
+  MOERL_ASSIGN_OR_RETURN(CommandLine cli, ParseCommandLine(args, {}));
+  MOERL_ASSIGN_OR_RETURN(ConfigTree tree, LoadConfig(cli));
+  return WriteResolvedConfig(tree, plan.run_dir);
 }
 
 }  // namespace moerl

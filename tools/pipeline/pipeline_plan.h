@@ -84,6 +84,10 @@ struct PipelinePlan {
 // InvalidArgument naming the key that is wrong.
 absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& args);
 
+// Writes the resolved configuration of `args` to <plan.run_dir>/config.yaml
+// (common/config/writer.h), for the run's report and reproduction.
+absl::Status WriteRunConfig(const std::vector<std::string>& args);
+
 // `name='value'` lines, single-quoted for the shell (lists space-separated).
 std::string ShellAssignments(const PipelinePlan& plan);
 

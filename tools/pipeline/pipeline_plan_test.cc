@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,17 @@ constexpr char kBase[] =
     "cluster:\n"
     "  fileroot: /tmp/runs\n"
     "allocation_mode: sglang:d2+megatron:(attn:d2|ffn:e2)\n";
+
+TEST(PipelinePlan, WritesTheResolvedConfigIntoTheRunFolder) {
+  const std::string root = std::string(std::getenv("TEST_TMPDIR")) + "/written";
+  const std::string config = WriteConfig("write.yaml", kBase);
+  ASSERT_TRUE(WriteRunConfig({"--config", config, "cluster.fileroot=" + root, "seed=7"}).ok());
+  std::ifstream in(root + "/gsm8k-grpo/trial0/config.yaml");
+  ASSERT_TRUE(in.good());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("seed: 7"), std::string::npos) << text;
+  EXPECT_NE(text.find("fileroot: " + root), std::string::npos) << text;
+}
 
 TEST(PipelinePlan, ServersAndRanksComeFromTheAllocation) {
   const std::string config = WriteConfig("base.yaml", kBase);

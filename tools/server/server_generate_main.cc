@@ -101,7 +101,7 @@ absl::Status Run(const std::string& argv0) {
                   piece.ok() ? absl::CEscape(*piece).c_str() : "?");
     }
   }
-  absl::StatusOr<std::string> text = tok.Decode(out_ids);
+  absl::StatusOr<std::string> text = tok.Decode(out_ids, {.skip_unknown_ids = true});
   std::printf("completion: %s\n", text.ok() ? text->c_str() : "(undecodable)");
   std::printf("finish_reason: %s, completion_tokens %lld, weight_version %s, e2e_latency %.3f s\n",
               m.finish_reason ? m.finish_reason->type.c_str() : "null", static_cast<long long>(m.completion_tokens),
