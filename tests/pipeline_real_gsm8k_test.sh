@@ -2,7 +2,7 @@
 # The real-GSM8K variant, as a user runs it: examples/gsm8k_grpo.yaml (real
 # GSM8K train/test, Qwen's tokenizer, bf16) from a Hugging Face checkpoint
 # given by actor.path. The checkpoint is a tiny Qwen3-MoE with Qwen's full
-# vocabulary, made by the trainer itself: two SFT steps from scratch on
+# vocabulary (examples/tiny_qwen3_moe/config.json), made by the trainer itself: two SFT steps from scratch on
 # GSM8K's train split, published as weights/v2 (safetensors + config.json +
 # the tokenizer files). Then two GRPO steps of the pipeline from it on two
 # trainer ranks with expert parallelism. Its sampler may emit ids of the
@@ -20,21 +20,7 @@ cd "$src"  # the example's dataset paths are relative to the repository
 init="${TEST_TMPDIR}/init"
 mkdir -p "$init"
 cp third_party/data/qwen-tokenizer/{vocab.json,merges.txt,tokenizer_config.json} "$init/"
-cat >"$init/config.json" <<'JSON'
-{
-  "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
-  "vocab_size": 151936, "hidden_size": 64, "intermediate_size": 128,
-  "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-  "head_dim": 32, "hidden_act": "silu", "max_position_embeddings": 2048,
-  "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "rope_scaling": null,
-  "attention_bias": false, "attention_dropout": 0.0, "use_sliding_window": false,
-  "sliding_window": null, "tie_word_embeddings": true, "num_experts": 4,
-  "num_experts_per_tok": 2, "moe_intermediate_size": 64, "decoder_sparse_step": 1,
-  "mlp_only_layers": [], "norm_topk_prob": true, "router_aux_loss_coef": 0.001,
-  "output_router_logits": false, "initializer_range": 0.02,
-  "bos_token_id": 151643, "eos_token_id": [151645, 151643], "torch_dtype": "float32"
-}
-JSON
+cp examples/tiny_qwen3_moe/config.json "$init/"
 
 export OMP_NUM_THREADS=1
 "$trainer" --config "$config" cluster.fileroot="$root" trial_name=sft allocation_mode= \
