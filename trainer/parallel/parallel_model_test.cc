@@ -10,7 +10,6 @@
 // (||a - b|| / ||b|| <= 1e-5; per element 1e-3, see CheckLayout). Two runs
 // are bit-identical.
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
@@ -23,10 +22,10 @@
 
 #include "common/alloc_mode/alloc_mode.h"
 #include "common/status.h"
-#include "trainer/model/lm_loss.h"
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
@@ -34,54 +33,17 @@ namespace {
 constexpr int kSteps = 3;
 constexpr double kMaxNorm = 0.5;
 
-ModelConfig TinyMoe() {
-  auto c = ModelConfig::FromFile("trainer/model/testdata/moe/config.json");
-  EXPECT_TRUE(c.ok()) << c.status();
-  ModelConfig config = *c;
-  config.router_z_loss_coef = 1e-3;
-  return config;
-}
+ModelConfig TinyMoe() { return TinyMoeConfig(); }
 
-std::vector<std::vector<int64_t>> Batch(int64_t vocab) {
-  std::vector<std::vector<int64_t>> seqs;
-  uint64_t s = 12345;
-  for (int64_t len : {7, 5, 9, 6}) {
-    std::vector<int64_t> seq;
-    for (int64_t i = 0; i < len; ++i) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      seq.push_back(static_cast<int64_t>((s >> 33) % vocab));
-    }
-    seqs.push_back(seq);
-  }
-  return seqs;
-}
-
-int64_t Predictions(const std::vector<std::vector<int64_t>>& seqs) {
-  int64_t n = 0;
-  for (const auto& s : seqs) n += static_cast<int64_t>(s.size()) - 1;
-  return n;
-}
+std::vector<std::vector<int64_t>> Batch(int64_t vocab) { return LcgSequences(vocab, {7, 5, 9, 6}); }
 
 // This rank's share of the global objective: CE summed over its rows divided
 // by all ranks' rows, plus the router losses (already shares).
 at::Tensor LossShare(Qwen3Model& model, const std::vector<std::vector<int64_t>>& seqs, int64_t global_rows) {
   ModelInput in = ModelInput::Pack(seqs);
   ModelOutput out = model.Forward(in);
-  std::vector<int64_t> rows, targets;
-  int64_t start = 0;
-  for (const auto& seq : seqs) {
-    for (size_t i = 0; i + 1 < seq.size(); ++i) {
-      rows.push_back(start + static_cast<int64_t>(i));
-      targets.push_back(seq[i + 1]);
-    }
-    start += static_cast<int64_t>(seq.size());
-  }
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
-  at::Tensor ce = LinearCrossEntropyMean(out.hidden_td.index_select(0, at::tensor(rows, i64)), model.lm_head_weight(),
-                                         at::tensor(targets, i64));
-  at::Tensor loss = ce * (static_cast<double>(rows.size()) / static_cast<double>(global_rows));
-  loss = loss + out.aux_loss * model.config().router_aux_loss_coef;
-  return loss + out.z_loss * model.config().router_z_loss_coef;
+  return CrossEntropyShare(model, in, out.hidden_td, global_rows) +
+         out.aux_loss * model.config().router_aux_loss_coef + out.z_loss * model.config().router_z_loss_coef;
 }
 
 struct RunResult {
@@ -111,7 +73,7 @@ RunResult Reference() {
   RunResult r;
   for (int step = 0; step < kSteps; ++step) {
     opt.zero_grad();
-    at::Tensor loss = LossShare(*model, seqs, Predictions(seqs));
+    at::Tensor loss = LossShare(*model, seqs, NextTokenRows(seqs));
     loss.backward();
     const double norm = torch::nn::utils::clip_grad_norm_(model->parameters(), kMaxNorm);
     if (step == 0) {
@@ -150,7 +112,7 @@ std::vector<RunResult> Parallel(const std::string& allocation) {
         RunResult& r = results[state.rank()];
         for (int step = 0; step < kSteps; ++step) {
           opt.zero_grad();
-          at::Tensor loss = LossShare(*model, mine, Predictions(seqs));
+          at::Tensor loss = LossShare(*model, mine, NextTokenRows(seqs));
           loss.backward();
           MOERL_RETURN_IF_ERROR(reducer.Reduce(*model));
           const double norm = ClipGradNorm(*model, state, kMaxNorm);

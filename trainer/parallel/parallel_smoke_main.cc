@@ -11,7 +11,6 @@
 // argument `die=R` makes rank R exit in the middle of the step (after its
 // forward, before the all-to-all of the backward), for the dead-rank test:
 // the others must then fail with an error that names R, not hang.
-#include <ATen/ops/tensor.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -22,43 +21,17 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "common/status.h"
-#include "trainer/model/lm_loss.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
 
-std::vector<std::vector<int64_t>> Batch(int64_t vocab) {
-  std::vector<std::vector<int64_t>> seqs;
-  uint64_t s = 12345;
-  for (int64_t len : {7, 5, 9, 6}) {
-    std::vector<int64_t> seq;
-    for (int64_t i = 0; i < len; ++i) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      seq.push_back(static_cast<int64_t>((s >> 33) % vocab));
-    }
-    seqs.push_back(seq);
-  }
-  return seqs;
-}
-
 // CE summed over these sequences' predictions / global_rows, plus router shares.
 at::Tensor LossShare(Qwen3Model& model, const std::vector<std::vector<int64_t>>& seqs, int64_t global_rows) {
-  ModelOutput out = model.Forward(ModelInput::Pack(seqs));
-  std::vector<int64_t> rows, targets;
-  int64_t start = 0;
-  for (const auto& seq : seqs) {
-    for (size_t i = 0; i + 1 < seq.size(); ++i) {
-      rows.push_back(start + static_cast<int64_t>(i));
-      targets.push_back(seq[i + 1]);
-    }
-    start += static_cast<int64_t>(seq.size());
-  }
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
-  at::Tensor ce = LinearCrossEntropyMean(out.hidden_td.index_select(0, at::tensor(rows, i64)), model.lm_head_weight(),
-                                         at::tensor(targets, i64));
-  at::Tensor loss = ce * (static_cast<double>(rows.size()) / static_cast<double>(global_rows));
-  return loss + out.aux_loss * model.config().router_aux_loss_coef;
+  ModelInput in = ModelInput::Pack(seqs);
+  ModelOutput out = model.Forward(in);
+  return CrossEntropyShare(model, in, out.hidden_td, global_rows) + out.aux_loss * model.config().router_aux_loss_coef;
 }
 
 absl::Status Run(int argc, char** argv) {
@@ -74,7 +47,7 @@ absl::Status Run(int argc, char** argv) {
   options.comm.heartbeat_interval = std::chrono::milliseconds(500);
   MOERL_ASSIGN_OR_RETURN(ParallelState state, ParallelState::FromEnvironment(mode, config, options));
 
-  const auto seqs = Batch(config.vocab_size);
+  const auto seqs = LcgSequences(config.vocab_size, {7, 5, 9, 6});
   std::vector<std::vector<int64_t>> mine;
   for (size_t i = state.data_shard(); i < seqs.size(); i += state.num_data_shards()) mine.push_back(seqs[i]);
   int64_t local_rows = 0;

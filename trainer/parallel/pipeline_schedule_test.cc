@@ -26,10 +26,10 @@
 #include "absl/strings/str_join.h"
 #include "common/alloc_mode/alloc_mode.h"
 #include "common/status.h"
-#include "trainer/model/lm_loss.h"
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
@@ -37,35 +37,14 @@ namespace {
 constexpr int64_t kMicroBatches = 4;
 
 ModelConfig TinyMoe(bool tied = false) {
-  auto c = ModelConfig::FromFile("trainer/model/testdata/moe/config.json");
-  EXPECT_TRUE(c.ok()) << c.status();
-  ModelConfig config = *c;
+  ModelConfig config = TinyMoeConfig();
   config.num_hidden_layers = 4;
   config.mlp_only_layers = {1};
-  config.router_z_loss_coef = 1e-3;
   config.tie_word_embeddings = tied;
   return config;
 }
 
-std::vector<std::vector<int64_t>> Sequences(int64_t vocab) {
-  std::vector<std::vector<int64_t>> seqs;
-  uint64_t s = 12345;
-  for (int64_t len : {7, 5, 9, 6, 4, 8, 3, 10}) {
-    std::vector<int64_t> seq;
-    for (int64_t i = 0; i < len; ++i) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      seq.push_back(static_cast<int64_t>((s >> 33) % vocab));
-    }
-    seqs.push_back(seq);
-  }
-  return seqs;
-}
-
-int64_t Rows(const std::vector<std::vector<int64_t>>& seqs) {
-  int64_t n = 0;
-  for (const auto& s : seqs) n += static_cast<int64_t>(s.size()) - 1;
-  return n;
-}
+std::vector<std::vector<int64_t>> Sequences(int64_t vocab) { return LcgSequences(vocab, {7, 5, 9, 6, 4, 8, 3, 10}); }
 
 // Sequences of micro-batch m on data rank `shard` of `shards`.
 std::vector<std::vector<int64_t>> MicroBatch(const std::vector<std::vector<int64_t>>& seqs, int64_t m, int shard,
@@ -75,24 +54,6 @@ std::vector<std::vector<int64_t>> MicroBatch(const std::vector<std::vector<int64
     if (i % shards == shard) out.push_back(seqs[i]);
   }
   return out;
-}
-
-// CE summed over the micro-batch's next-token rows, divided by `global_rows`.
-at::Tensor CeShare(Qwen3Model& model, const ModelInput& in, const at::Tensor& hidden_td, int64_t global_rows) {
-  std::vector<int64_t> rows, targets;
-  const int64_t* tok = in.tokens_t.data_ptr<int64_t>();
-  int64_t start = 0;
-  for (int64_t len : in.layout.seq_lens) {
-    for (int64_t i = 0; i + 1 < len; ++i) {
-      rows.push_back(start + i);
-      targets.push_back(tok[start + i + 1]);
-    }
-    start += len;
-  }
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
-  at::Tensor ce = LinearCrossEntropyMean(hidden_td.index_select(0, at::tensor(rows, i64)), model.lm_head_weight(),
-                                         at::tensor(targets, i64));
-  return ce * (static_cast<double>(rows.size()) / static_cast<double>(global_rows));
 }
 
 struct RunResult {
@@ -117,7 +78,7 @@ std::map<std::string, int64_t> ExpertOffsets(Qwen3Model& model) {
 RunResult Reference(bool tied) {
   ModelConfig config = TinyMoe(tied);
   const auto seqs = Sequences(config.vocab_size);
-  const int64_t global_rows = Rows(seqs);
+  const int64_t global_rows = NextTokenRows(seqs);
   auto model = std::make_shared<Qwen3Model>(config);
   model->InitializeWeights(1);
   RunResult r;
@@ -125,8 +86,8 @@ RunResult Reference(bool tied) {
     const auto micro = MicroBatch(seqs, m, 0, 1);
     ModelInput in = ModelInput::Pack(micro);
     ModelOutput out = model->Forward(in);
-    const double w = static_cast<double>(Rows(micro)) / static_cast<double>(global_rows);
-    at::Tensor loss = CeShare(*model, in, out.hidden_td, global_rows) +
+    const double w = static_cast<double>(NextTokenRows(micro)) / static_cast<double>(global_rows);
+    at::Tensor loss = CrossEntropyShare(*model, in, out.hidden_td, global_rows) +
                       out.aux_loss * (config.router_aux_loss_coef * w) + out.z_loss * (config.router_z_loss_coef * w);
     loss.backward();
     r.loss += loss.item<double>();
@@ -148,7 +109,7 @@ std::vector<RunResult> Pipelined(const std::string& allocation, const Paralleliz
   EXPECT_TRUE(dims.ok()) << dims.status();
   ModelConfig config = TinyMoe(tied);
   const auto seqs = Sequences(config.vocab_size);
-  const int64_t global_rows = Rows(seqs);
+  const int64_t global_rows = NextTokenRows(seqs);
   std::vector<RunResult> results(dims->WorldSize());
   ParallelOptions options;
   options.comm.timeout = std::chrono::seconds(30);
@@ -163,10 +124,10 @@ std::vector<RunResult> Pipelined(const std::string& allocation, const Paralleliz
           return ModelInput::Pack(MicroBatch(seqs, m, state.data_shard(), state.num_data_shards()));
         };
         loss.loss_of = [&](int64_t, const ModelInput& in, const at::Tensor& hidden_td) {
-          return CeShare(*model, in, hidden_td, global_rows);
+          return CrossEntropyShare(*model, in, hidden_td, global_rows);
         };
         loss.router_scale = [&](int64_t m) {
-          return static_cast<double>(Rows(MicroBatch(seqs, m, 0, 1))) / static_cast<double>(global_rows);
+          return static_cast<double>(NextTokenRows(MicroBatch(seqs, m, 0, 1))) / static_cast<double>(global_rows);
         };
         loss.aux_coef = config.router_aux_loss_coef;
         loss.z_coef = config.router_z_loss_coef;

@@ -12,7 +12,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
-#include <ATen/ops/tensor.h>
 #include <gtest/gtest.h>
 #include <torch/nn/utils/clip_grad.h>
 
@@ -30,6 +29,7 @@
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
@@ -97,50 +97,10 @@ TEST(VocabParallelTokenLogProbs, MatchesComputeTokenLogProbsWithGradients) {
   }
 }
 
-ModelConfig TinyMoe() {
-  auto c = ModelConfig::FromFile("trainer/model/testdata/moe/config.json");
-  EXPECT_TRUE(c.ok()) << c.status();
-  ModelConfig config = *c;
-  config.router_z_loss_coef = 1e-3;
-  return config;
-}
+ModelConfig TinyMoe() { return TinyMoeConfig(); }
 
 // Lengths such that every data shard's token count divides by tp = 2.
-std::vector<std::vector<int64_t>> Batch(int64_t vocab) {
-  std::vector<std::vector<int64_t>> seqs;
-  uint64_t s = 12345;
-  for (int64_t len : {7, 5, 9, 5}) {
-    std::vector<int64_t> seq;
-    for (int64_t i = 0; i < len; ++i) {
-      s = s * 6364136223846793005ull + 1442695040888963407ull;
-      seq.push_back(static_cast<int64_t>((s >> 33) % vocab));
-    }
-    seqs.push_back(seq);
-  }
-  return seqs;
-}
-
-int64_t Predictions(const std::vector<std::vector<int64_t>>& seqs) {
-  int64_t n = 0;
-  for (const auto& s : seqs) n += static_cast<int64_t>(s.size()) - 1;
-  return n;
-}
-
-// Rows that predict a next token of their own sequence, and those targets.
-void RowsAndTargets(const std::vector<std::vector<int64_t>>& seqs, at::Tensor* rows, at::Tensor* targets) {
-  std::vector<int64_t> r, t;
-  int64_t start = 0;
-  for (const auto& seq : seqs) {
-    for (size_t i = 0; i + 1 < seq.size(); ++i) {
-      r.push_back(start + static_cast<int64_t>(i));
-      t.push_back(seq[i + 1]);
-    }
-    start += static_cast<int64_t>(seq.size());
-  }
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
-  *rows = at::tensor(r, i64);
-  *targets = at::tensor(t, i64);
-}
+std::vector<std::vector<int64_t>> Batch(int64_t vocab) { return LcgSequences(vocab, {7, 5, 9, 5}); }
 
 struct Result {
   double loss = 0, grad_norm = 0;
@@ -153,12 +113,13 @@ Result Reference() {
   const auto seqs = Batch(config.vocab_size);
   auto model = std::make_shared<Qwen3Model>(config);
   model->InitializeWeights(1);
-  ModelOutput out = model->Forward(ModelInput::Pack(seqs));
+  const ModelInput in = ModelInput::Pack(seqs);
+  ModelOutput out = model->Forward(in);
   at::Tensor rows, targets;
-  RowsAndTargets(seqs, &rows, &targets);
+  NextTokenTargets(in, &rows, &targets);
   TokenLogProbs lp = ComputeTokenLogProbs(out.hidden_td.index_select(0, rows), model->lm_head_weight(), targets,
                                           1.0, /*with_entropy=*/false);
-  at::Tensor loss = -lp.logprobs_n.sum() / static_cast<double>(Predictions(seqs)) +
+  at::Tensor loss = -lp.logprobs_n.sum() / static_cast<double>(NextTokenRows(seqs)) +
                     out.aux_loss * config.router_aux_loss_coef + out.z_loss * config.router_z_loss_coef;
   loss.backward();
   Result r;
@@ -208,14 +169,15 @@ std::vector<Result> Parallel(const std::string& allocation) {
         std::vector<std::vector<int64_t>> mine;
         for (size_t i = state.data_shard(); i < seqs.size(); i += state.num_data_shards()) mine.push_back(seqs[i]);
         const ProcessGroup& tp = state.group(RankGroupKind::kTensor);
-        ModelOutput out = model->Forward(ModelInput::Pack(mine));
+        const ModelInput in = ModelInput::Pack(mine);
+        ModelOutput out = model->Forward(in);
         at::Tensor x_td = GatherSequence(out.hidden_td, tp);  // [T/tp, D] -> [T, D]
         at::Tensor rows, targets;
-        RowsAndTargets(mine, &rows, &targets);
+        NextTokenTargets(in, &rows, &targets);
         const int64_t first_row = tp.rank() * (config.vocab_size / tp.size());
         TokenLogProbs lp = VocabParallelTokenLogProbs(x_td.index_select(0, rows), model->lm_head_weight(), targets,
                                                       first_row, 1.0, tp, /*with_entropy=*/false);
-        at::Tensor ce_share = -lp.logprobs_n.sum() / static_cast<double>(Predictions(seqs));
+        at::Tensor ce_share = -lp.logprobs_n.sum() / static_cast<double>(NextTokenRows(seqs));
         at::Tensor router_share = out.aux_loss * config.router_aux_loss_coef + out.z_loss * config.router_z_loss_coef;
         (ce_share + router_share).backward();
         MOERL_RETURN_IF_ERROR(GradientReducer(state).Reduce(*model));
