@@ -384,7 +384,13 @@ absl::StatusOr<GenerateRequest> ParseGenerateRequest(const nlohmann::json& j) {
       MOERL_RETURN_IF_ERROR(NeutralOnly(k, v.is_array() && v.empty(), v, "[]"));
     } else if (k == "return_text_in_logprobs" || k == "return_hidden_states") {
       MOERL_RETURN_IF_ERROR(NeutralOnly(k, v == json(false), v, "false"));
-    } else if (k == "image_data" || k == "lora_path") {
+    } else if (k == "image_data") {
+      // AReaL's ModelRequest defaults image_data to [] and sends it as is;
+      // SGLang reads an empty list (or one empty entry per row) as no images.
+      bool no_images = v.is_array();
+      for (const json& row : v) no_images = no_images && (row.is_null() || (row.is_array() && row.empty()));
+      MOERL_RETURN_IF_ERROR(NeutralOnly(k, no_images, v, "null or []"));
+    } else if (k == "lora_path") {
       MOERL_RETURN_IF_ERROR(NeutralOnly(k, false, v, "null"));
     }
   }

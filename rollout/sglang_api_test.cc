@@ -137,6 +137,18 @@ TEST(GenerateRequest, ErrorsNameTheField) {
   ExpectError(R"({"input_ids": [1], "sampling_params": {"frequency_penalty": 0.5}})",
               "sampling_params.frequency_penalty");
   ExpectError(R"({"input_ids": [1], "rid": 3})", "rid");
+  ExpectError(R"({"input_ids": [1], "image_data": ["data:image/png;base64,AAAA"]})", "image_data");
+  ExpectError(R"({"input_ids": [1], "image_data": "x.png"})", "image_data");
+  ExpectError(R"({"input_ids": [1], "lora_path": "default_lora-v1"})", "lora_path");
+}
+
+// AReaL's SGLangBackend sends ModelRequest.image_data, which defaults to [].
+TEST(GenerateRequest, EmptyImageDataMeansNoImages) {
+  for (const char* body : {R"({"input_ids": [1], "image_data": null})", R"({"input_ids": [1], "image_data": []})",
+                           R"({"input_ids": [[1], [2]], "image_data": [[], null]})"}) {
+    absl::StatusOr<GenerateRequest> r = ParseGenerateRequest(std::string(body));
+    EXPECT_TRUE(r.ok()) << body << ": " << r.status();
+  }
 }
 
 TEST(GenerateResponse, ParsesTheSpecExampleAndIgnoresUnknownKeys) {

@@ -36,6 +36,8 @@ ABSL_FLAG(int, requests, 16, "requests per setting");
 ABSL_FLAG(int, prompt, 32, "tokens per prompt");
 ABSL_FLAG(int, new_tokens, 32, "greedy tokens per request");
 ABSL_FLAG(std::string, config, "trainer/model/configs/bench-moe.json", "model config.json");
+ABSL_FLAG(std::string, keep_model, "",
+          "write the random checkpoint here and keep it (for tools/server/bench_generate_transformers.py)");
 
 namespace moerl {
 namespace {
@@ -51,8 +53,10 @@ int Run() {
   }
   auto model = std::make_shared<Qwen3Model>(*config);
   model->InitializeWeights(0);
-  const std::string dir =
-      std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/moerl-server-benchmark-model";
+  const std::string keep = absl::GetFlag(FLAGS_keep_model);
+  const std::string dir = !keep.empty() ? keep
+                                        : std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                                              "/moerl-server-benchmark-model";
   std::filesystem::remove_all(dir);
   if (absl::Status s = SaveHfCheckpoint(*model, dir, at::kFloat, 4ull << 30); !s.ok()) {
     std::cerr << s << "\n";
@@ -80,10 +84,10 @@ int Run() {
     return total_tokens / used;
   };
   for (const auto& p : prompts) (void)engine.Generate({p}, sc);
-  report("engine in-process, one prompt at a time:");
+  const double engine_one = report("engine in-process, one prompt at a time:");
   start = WallSeconds(), cpu = ProcessCpuSeconds();
   (void)engine.Generate(prompts, sc);
-  report("engine in-process, all prompts at once:");
+  const double engine_all = report("engine in-process, all prompts at once:");
 
   SchedulerOptions options;
   options.model_path = dir;
@@ -128,10 +132,17 @@ int Run() {
     const double rate = report("server over HTTP, " + std::to_string(clients) + " concurrent clients:");
     if (clients == 1) sequential = rate;
     std::printf("  = %.2fx one client (per CPU-s)\n", rate / sequential);
+    // HTTP + JSON + scheduler cost against the engine doing the same work
+    // (one client: prompts one at a time; 16: all in one Generate).
+    if (clients == 1 || clients == requests) {
+      const double engine = clients == 1 ? engine_one : engine_all;
+      std::printf("  HTTP+JSON+scheduler overhead vs the engine %s: %+.1f%% CPU per token\n",
+                  clients == 1 ? "one at a time" : "all at once", 100.0 * (engine / rate - 1.0));
+    }
   }
   http.Stop();
   serve.join();
-  std::filesystem::remove_all(dir);
+  if (keep.empty()) std::filesystem::remove_all(dir);
   return 0;
 }
 
