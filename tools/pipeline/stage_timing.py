@@ -11,7 +11,8 @@ the shares spent waiting (for input, on output), in transport (ring copies
 and acknowledgements, protobuf and JSON, batch and weight files), in timed
 compute, and the untimed rest; then the run's generated tokens/s (completion
 tokens the bridge pushed, over the bridge's wall time) and trained tokens/s
-(the trainer's tokens, over its RL wall time). docs/pipeline.md ("Stage
+(the trainer's prompt + completion tokens, `ppo_actor/n_tokens`, over its RL
+wall time). docs/pipeline.md ("Stage
 timing") says what each bucket holds per stage.
 
 Exits 1 with a message naming the file (and line) when stats.jsonl is
@@ -83,7 +84,10 @@ def trainer_timing(rows):
         t["wall_s"] = last - (first - sum(rows[0].get(p, 0) or 0 for p in phases))
     else:
         t["wall_s"] = sum(t.values())
-    tokens = sum((r.get("timeperf/tokens_per_second") or 0) * (r.get("timeperf/train_step") or 0) for r in rows)
+    # ppo_actor/n_tokens (prompt + completion); a step without it: tokens/s x seconds.
+    tokens = sum(r["ppo_actor/n_tokens"] if isinstance(r.get("ppo_actor/n_tokens"), (int, float))
+                 else (r.get("timeperf/tokens_per_second") or 0) * (r.get("timeperf/train_step") or 0)
+                 for r in rows)
     t["counts"] = {"trained_tokens": round(tokens), "steps": len(rows)}
     return t
 
