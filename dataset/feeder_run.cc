@@ -6,14 +6,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/cli.h"
 #include "common/logging.h"
+#include "common/stage_timing.h"
 #include "common/status.h"
 #include "common/transport/record_io.h"
 #include "common/transport/shm_ring.h"
+#include "common/transport/timed_ring.h"
 
 namespace moerl {
 namespace {
@@ -63,16 +66,20 @@ class ProgressSink : public PromptSink {
 
 // Publishes into a ring, waiting for space in short slices so that a stop
 // request is noticed while the ring is full (the usual state: the feeder
-// runs ahead of training). A stop while waiting is kCancelled.
+// runs ahead of training). A stop while waiting is kCancelled. Serializing
+// is transport time of `timing` (the ring's own calls are timed by TimedRing).
 class StoppableRingSink : public PromptSink {
  public:
   StoppableRingSink(MessageRing* ring, absl::Duration timeout,
-                    const std::function<bool()>& should_stop)
-      : ring_(ring), timeout_(timeout), should_stop_(should_stop) {}
+                    const std::function<bool()>& should_stop, StageTiming* timing)
+      : ring_(ring), timeout_(timeout), should_stop_(should_stop), timing_(timing) {}
   absl::Status Publish(const proto::Prompt& prompt) override {
-    buffer_.clear();
-    if (!prompt.SerializeToString(&buffer_)) {
-      return absl::InternalError(absl::StrCat("cannot serialize prompt ", prompt.id()));
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      buffer_.clear();
+      if (!prompt.SerializeToString(&buffer_)) {
+        return absl::InternalError(absl::StrCat("cannot serialize prompt ", prompt.id()));
+      }
     }
     const absl::Time deadline = absl::Now() + timeout_;
     while (true) {
@@ -95,6 +102,7 @@ class StoppableRingSink : public PromptSink {
   MessageRing* ring_;
   absl::Duration timeout_;
   const std::function<bool()>& should_stop_;
+  StageTiming* timing_;
   std::string buffer_;
 };
 
@@ -152,6 +160,11 @@ absl::StatusOr<Tokenizer> LoadPromptTokenizer(const std::string& path, const std
 absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenizer,
                        const std::function<bool()>& should_stop, FeederReport* report) {
   MOERL_RETURN_IF_ERROR(settings.Validate());
+  // Into a ring (a pipeline stage): where the time goes, in the log
+  // (docs/pipeline.md, "Stage timing"); loading and tokenizing count as compute.
+  StageTiming timing("feeder");
+  std::optional<StageTimingReporter> reporter;
+  if (!settings.ring.empty()) reporter.emplace(&timing, kStageTimingPeriod);
   ChatOptions chat;
   chat.enable_thinking = false;
   MOERL_ASSIGN_OR_RETURN(
@@ -163,14 +176,16 @@ absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenize
             return tokenizer.RenderChatPrompt(user, chat);
           }));
   std::unique_ptr<ShmRing> ring;
+  std::unique_ptr<TimedRing> timed_ring;
   std::unique_ptr<PromptSink> sink;
   if (!settings.ring.empty()) {
     absl::StatusOr<std::unique_ptr<ShmRing>> opened =
         ShmRing::Open(settings.ring, RingRole::kProducer);
     if (!opened.ok()) return Annotate(opened.status(), "dataset.ring=" + settings.ring);
     ring = std::move(opened).value();
+    timed_ring = std::make_unique<TimedRing>(ring.get(), &timing);
     sink = std::make_unique<StoppableRingSink>(
-        ring.get(), absl::Seconds(settings.push_timeout_s), should_stop);
+        timed_ring.get(), absl::Seconds(settings.push_timeout_s), should_stop, &timing);
   } else if (!settings.output_path.empty()) {
     MOERL_ASSIGN_OR_RETURN(std::unique_ptr<RecordWriter> writer,
                            RecordWriter::Create(settings.output_path));
@@ -182,6 +197,7 @@ absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenize
   // On error the ring producer is not closed: consumers see it as died
   // (RingStats::producers_died), not as a clean end.
   absl::Status status = feeder.Run(progress, report, should_stop);
+  timing.Count("prompts", report->prompts_published);
   if (absl::IsCancelled(status) && should_stop && should_stop()) {
     status = sink->Close();  // a requested stop, not a failure
   }

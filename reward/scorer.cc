@@ -160,8 +160,10 @@ absl::Status TrajectoryScorer::AddTrajectory(MessageRing& ring, proto::Trajector
     ++report->duplicates_dropped;  // a redelivery of one we still hold
     return ticket != 0 ? ring.Ack(ticket) : absl::OkStatus();
   }
+  const absl::Time scoring = timing_ != nullptr ? timing_->Now() : absl::InfinitePast();
   const Score score = ScoreCompletion(trajectory.output_text(), trajectory.gold_answer(),
                                       config_.unit_rule);
+  if (timing_ != nullptr) timing_->Add(TimeBucket::kCompute, timing_->Now() - scoring);
   trajectory.set_reward(score.reward);
   trajectory.set_scored(true);
   trajectory.set_reward_reason(ScoreReasonName(score.reason));
@@ -182,7 +184,12 @@ absl::Status TrajectoryScorer::HandleMessage(MessageRing& ring, const RingMessag
                                              ScorerReport* report) {
   if (config_.message_kind == MessageKind::kTrajectory) {
     proto::Trajectory trajectory;
-    if (!trajectory.ParseFromString(message.payload)) {
+    bool parsed;
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      parsed = trajectory.ParseFromString(message.payload);
+    }
+    if (!parsed) {
       return absl::InvalidArgumentError(absl::StrCat("ring message (ticket ", message.ticket,
                                                      ", ", message.payload.size(),
                                                      " bytes) is not a Trajectory"));
@@ -190,7 +197,12 @@ absl::Status TrajectoryScorer::HandleMessage(MessageRing& ring, const RingMessag
     return AddTrajectory(ring, std::move(trajectory), message.ticket, report);
   }
   proto::TrajectoryBatch group;
-  if (!group.ParseFromString(message.payload) || group.trajectories_size() == 0) {
+  bool parsed;
+  {
+    ScopedStageTimer t(timing_, TimeBucket::kTransport);
+    parsed = group.ParseFromString(message.payload);
+  }
+  if (!parsed || group.trajectories_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat("ring message (ticket ", message.ticket,
                                                    ") is not a one-group TrajectoryBatch"));
   }
@@ -241,7 +253,13 @@ absl::Status TrajectoryScorer::WriteReadyBatches(MessageRing& ring, bool flush,
         *batch.add_trajectories() = std::move(trajectory);
       }
     }
-    MOERL_ASSIGN_OR_RETURN(std::string location, sink_->WriteBatch(batch));
+    absl::StatusOr<std::string> written;
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      written = sink_->WriteBatch(batch);
+    }
+    MOERL_ASSIGN_OR_RETURN(std::string location, std::move(written));
+    if (timing_ != nullptr) timing_->Count("batches", 1);
     for (size_t g = 0; g < n; ++g) {
       for (uint64_t ticket : ready_[g].tickets) {
         if (ticket != 0) MOERL_RETURN_IF_ERROR(ring.Ack(ticket));

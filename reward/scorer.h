@@ -47,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/proto/trajectory.pb.h"
+#include "common/stage_timing.h"
 #include "common/transport/message_ring.h"
 #include "reward/answer_value.h"
 
@@ -137,7 +138,10 @@ class DirectoryBatchSink : public BatchSink {
 
 class TrajectoryScorer {
  public:
-  TrajectoryScorer(const ScorerConfig& config, BatchSink* sink) : config_(config), sink_(sink) {}
+  // `timing` (optional, borrowed) gets the parse and batch-write time as
+  // transport and the verdicts as compute (docs/pipeline.md, "Stage timing").
+  TrajectoryScorer(const ScorerConfig& config, BatchSink* sink, StageTiming* timing = nullptr)
+      : config_(config), sink_(sink), timing_(timing) {}
 
   // Consumes until end of stream (or should_stop). Bad payloads and groups
   // are InvalidArgument errors naming the group and sample.
@@ -157,6 +161,7 @@ class TrajectoryScorer {
 
   ScorerConfig config_;
   BatchSink* sink_;
+  StageTiming* timing_;
   std::map<std::string, PendingGroup> pending_;  // by group_id
   std::vector<PendingGroup> ready_;               // complete, in completion order
 };

@@ -10,7 +10,9 @@
 #include "common/config/cli.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "common/stage_timing.h"
 #include "common/transport/shm_ring.h"
+#include "common/transport/timed_ring.h"
 #include "reward/file_message_source.h"
 #include "reward/scorer_settings.h"
 
@@ -68,8 +70,13 @@ absl::Status RunScorer(const ScorerRunOptions& options, const std::function<bool
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<MessageRing> source, OpenInput(options));
   MOERL_RETURN_IF_ERROR(MakeDirectories(options.output_dir));
   DirectoryBatchSink sink(options.output_dir);
-  TrajectoryScorer scorer(options.scorer, &sink);
-  const absl::Status status = scorer.Run(*source, report, should_stop);
+  // Where the time goes, in the log (docs/pipeline.md, "Stage timing").
+  StageTiming timing("scorer");
+  StageTimingReporter reporter(&timing, kStageTimingPeriod);
+  TimedRing timed_source(source.get(), &timing);
+  TrajectoryScorer scorer(options.scorer, &sink, &timing);
+  const absl::Status status = scorer.Run(timed_source, report, should_stop);
+  timing.Count("trajectories", report->trajectories_scored);
   std::string reasons;
   for (const auto& [reason, count] : report->reasons) {
     absl::StrAppend(&reasons, " ", reason, "=", count);

@@ -368,7 +368,11 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
     }
     if (finished != nullptr) {
       int64_t staleness = 0;
-      absl::StatusOr<std::string> message = GroupMessage(*finished, version, &staleness);
+      absl::StatusOr<std::string> message;
+      {
+        ScopedStageTimer t(timing_, TimeBucket::kTransport);
+        message = GroupMessage(*finished, version, &staleness);
+      }
       if (!message.ok()) {
         status = message.status();
         break;
@@ -387,6 +391,14 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
       ++stats_.groups_pushed;
       stats_.trajectories_pushed += config_.n_samples;
       stats_.max_push_staleness = std::max(stats_.max_push_staleness, staleness);
+      if (timing_ != nullptr) {
+        int64_t tokens = 0;
+        for (const Sample& sample : finished->samples) {
+          tokens += static_cast<int64_t>(sample.tokens.size());
+        }
+        timing_->Count("completion_tokens_pushed", tokens);
+        timing_->Count("groups_pushed", 1);
+      }
       continue;
     }
     bool admit;
@@ -400,6 +412,8 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
         auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
           return !done_.empty() || stop_ || !fatal_.ok();
         };
+        // Waiting for generations (or, held by the staleness rule, for weights).
+        ScopedStageTimer t(timing_, TimeBucket::kWaitInput);
         mu_.AwaitWithTimeout(absl::Condition(&wake), absl::Milliseconds(20));
       }
     }
@@ -421,7 +435,12 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
     }
     proto::Prompt prompt;
     std::string problem;
-    if (!prompt.ParseFromString(message->payload)) {
+    bool parsed;
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      parsed = prompt.ParseFromString(message->payload);
+    }
+    if (!parsed) {
       problem = "does not parse as a Prompt";
     } else if (prompt.format_version() != kPromptFormatVersion) {
       problem = absl::StrCat("has format_version ", prompt.format_version(), ", expected ",
@@ -469,8 +488,9 @@ absl::Status RolloutBridge::Impl::Run(MessageRing& prompts, MessageRing& out, Br
 
 RolloutBridge::RolloutBridge(BridgeConfig config,
                              std::vector<std::unique_ptr<InferenceClient>> servers,
-                             TokenDecoder decode)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(servers), std::move(decode))) {}
+                             TokenDecoder decode, StageTiming* timing)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(servers), std::move(decode),
+                                   timing)) {}
 
 RolloutBridge::~RolloutBridge() = default;
 

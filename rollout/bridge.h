@@ -66,6 +66,7 @@
 #include "absl/types/span.h"
 #include "common/proto/prompt.pb.h"
 #include "common/proto/trajectory.pb.h"
+#include "common/stage_timing.h"
 #include "common/transport/message_ring.h"
 #include "rollout/inference_client.h"
 
@@ -130,8 +131,10 @@ using TokenDecoder = std::function<absl::StatusOr<std::string>(absl::Span<const 
 
 class RolloutBridge {
  public:
+  // `timing` (optional, borrowed): the ring loop's waits for generations
+  // and its protobuf work (docs/pipeline.md, "Stage timing").
   RolloutBridge(BridgeConfig config, std::vector<std::unique_ptr<InferenceClient>> servers,
-                TokenDecoder decode);
+                TokenDecoder decode, StageTiming* timing = nullptr);
   ~RolloutBridge();
   RolloutBridge(const RolloutBridge&) = delete;
   RolloutBridge& operator=(const RolloutBridge&) = delete;

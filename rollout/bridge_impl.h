@@ -60,8 +60,8 @@ using bridge_internal::ServerState;
 class RolloutBridge::Impl {
  public:
   Impl(BridgeConfig config, std::vector<std::unique_ptr<InferenceClient>> clients,
-       TokenDecoder decode)
-      : config_(std::move(config)), decode_(std::move(decode)) {
+       TokenDecoder decode, StageTiming* timing)
+      : config_(std::move(config)), decode_(std::move(decode)), timing_(timing) {
     for (auto& client : clients) {
       servers_.push_back(ServerState{std::move(client)});
     }
@@ -102,6 +102,7 @@ class RolloutBridge::Impl {
 
   const BridgeConfig config_;
   const TokenDecoder decode_;
+  StageTiming* const timing_;  // may be null
 
   absl::Mutex mu_;
   std::vector<ServerState> servers_ ABSL_GUARDED_BY(mu_);

@@ -7,7 +7,9 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "common/tokenizer/tokenizer.h"
+#include "common/stage_timing.h"
 #include "common/transport/shm_ring.h"
+#include "common/transport/timed_ring.h"
 #include "dataset/feeder_run.h"
 #include "rollout/sglang_http_client.h"
 #include "rollout/vllm_http_client.h"
@@ -28,9 +30,13 @@ absl::Status RunBridge(const BridgeSettings& settings, const std::string& argv0,
   // The same tokenizer the feeder encodes prompts with.
   MOERL_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadPromptTokenizer(settings.TokenizerPath(), argv0));
   const BridgeConfig config = settings.ToBridgeConfig(tokenizer.stop_ids());
+  // Where the time goes, in the log (docs/pipeline.md, "Stage timing").
+  StageTiming timing("bridge");
+  StageTimingReporter reporter(&timing, kStageTimingPeriod);
   std::vector<std::unique_ptr<InferenceClient>> servers;
   HttpClientOptions http;
   http.api_key = settings.api_key;
+  http.timing = &timing;
   for (const std::string& address : settings.server_addrs) {
     MOERL_ASSIGN_OR_RETURN(std::unique_ptr<InferenceClient> client,
                            settings.server_api == "vllm" ? MakeVllmHttpClient(address, http)
@@ -52,12 +58,17 @@ absl::Status RunBridge(const BridgeSettings& settings, const std::string& argv0,
                   << ((*prompts)->delivery_mode() == DeliveryMode::kAcknowledged ? "acknowledged"
                                                                                  : "plain")
                   << "), groups to " << trajectory_name << ", weights in " << config.weights_dir;
-  RolloutBridge bridge(config, std::move(servers), [tokenizer](absl::Span<const int32_t> ids) {
-    // AReaL decodes without skipping special tokens; like its tokenizer, ids
-    // that name no token decode to nothing.
-    return tokenizer.Decode(ids, {.skip_unknown_ids = true});
-  });
-  return bridge.Run(**prompts, **trajectories, report, should_stop);
+  TimedRing timed_prompts(prompts->get(), &timing);
+  TimedRing timed_trajectories(trajectories->get(), &timing);
+  RolloutBridge bridge(
+      config, std::move(servers),
+      [tokenizer](absl::Span<const int32_t> ids) {
+        // AReaL decodes without skipping special tokens; like its tokenizer,
+        // ids that name no token decode to nothing.
+        return tokenizer.Decode(ids, {.skip_unknown_ids = true});
+      },
+      &timing);
+  return bridge.Run(timed_prompts, timed_trajectories, report, should_stop);
 }
 
 }  // namespace moerl

@@ -21,7 +21,7 @@ absl::Status Garbled(const std::string& address, const std::string& path,
 class SglangHttpClient : public InferenceClient {
  public:
   SglangHttpClient(HostPort host_port, std::string address, HttpClientOptions options)
-      : http_(std::move(host_port), std::move(address), std::move(options)) {}
+      : timing_(options.timing), http_(std::move(host_port), std::move(address), std::move(options)) {}
 
   const std::string& address() const override { return http_.address(); }
 
@@ -32,16 +32,28 @@ class SglangHttpClient : public InferenceClient {
     body.sampling_params = {request.sampling};
     body.return_logprob = true;
     body.return_routed_experts = request.return_routed_experts;
-    MOERL_ASSIGN_OR_RETURN(std::string reply,
-                           http_.Post("/generate", GenerateRequestToJson(body).dump(), timeout));
-    absl::StatusOr<std::vector<GenerateResponse>> parsed = ParseGenerateResponses(reply);
+    std::string json;
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      json = GenerateRequestToJson(body).dump();
+    }
+    MOERL_ASSIGN_OR_RETURN(std::string reply, http_.Post("/generate", json, timeout));
+    absl::StatusOr<std::vector<GenerateResponse>> parsed;
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      parsed = ParseGenerateResponses(reply);
+    }
     if (!parsed.ok()) return Garbled(address(), "/generate", parsed.status());
     if (parsed->size() != 1) {
       return Garbled(address(), "/generate",
                      absl::InvalidArgumentError(
                          absl::StrCat("expected one response, found ", parsed->size())));
     }
-    return ToGeneration((*parsed)[0], request.input_ids.size());
+    absl::StatusOr<Generation> generation = ToGeneration((*parsed)[0], request.input_ids.size());
+    if (timing_ != nullptr && generation.ok()) {
+      timing_->Count("generated_tokens", static_cast<int64_t>(generation->output_tokens.size()));
+    }
+    return generation;
   }
 
   absl::StatusOr<std::vector<double>> ScoreTokens(const std::vector<int32_t>& input_ids,
@@ -162,6 +174,7 @@ class SglangHttpClient : public InferenceClient {
     return g;
   }
 
+  StageTiming* timing_;
   HttpCaller http_;
 };
 

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/stage_timing.h"
 #include "rollout/inference_client.h"
 
 namespace moerl {
@@ -26,6 +27,9 @@ struct HttpClientOptions {
   absl::Duration connect_timeout = absl::Seconds(10);
   // Sent as "Authorization: Bearer <api_key>" when not empty.
   std::string api_key;
+  // Optional, borrowed: /generate's JSON encoding and decoding are added to
+  // its transport, the tokens generated to its "generated_tokens" count.
+  StageTiming* timing = nullptr;
 };
 
 // `address` is "host:port" (or "http://host:port"); InvalidArgument when it

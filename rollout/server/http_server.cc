@@ -61,8 +61,9 @@ GenerateResponse ToResponse(const SequenceResult& r, const GenerateRequest& req)
 
 }  // namespace
 
-SglangHttpServer::SglangHttpServer(Scheduler* scheduler, int64_t threads, uint64_t seed)
-    : scheduler_(scheduler), http_(std::make_unique<httplib::Server>()), seed_(seed) {
+SglangHttpServer::SglangHttpServer(Scheduler* scheduler, int64_t threads, uint64_t seed,
+                                   StageTiming* timing)
+    : scheduler_(scheduler), http_(std::make_unique<httplib::Server>()), seed_(seed), timing_(timing) {
   const size_t n = static_cast<size_t>(threads);
   http_->new_task_queue = [n] { return new httplib::ThreadPool(n); };
   http_->set_payload_max_length(256ull << 20);
@@ -94,7 +95,11 @@ void SglangHttpServer::Stop() {
 
 void SglangHttpServer::Routes() {
   auto generate = [this](const httplib::Request& req, httplib::Response& res) {
-    absl::StatusOr<GenerateRequest> parsed = ParseGenerateRequest(req.body);
+    absl::StatusOr<GenerateRequest> parsed;
+    {
+      ScopedStageTimer t(timing_, TimeBucket::kTransport);
+      parsed = ParseGenerateRequest(req.body);
+    }
     if (!parsed.ok()) return BadRequest(res, parsed.status());
     const GenerateRequest& g = *parsed;
     const ModelInfo info = scheduler_->Info();
@@ -137,6 +142,7 @@ void SglangHttpServer::Routes() {
       }
       out.push_back(std::move(resp));
     }
+    ScopedStageTimer t(timing_, TimeBucket::kTransport);
     Reply(res, 200, GenerateResponsesToJson(out, g.batched));
   };
   http_->Post("/generate", generate);

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/stage_timing.h"
 #include "rollout/server/scheduler.h"
 
 namespace httplib {
@@ -35,7 +36,10 @@ namespace moerl {
 
 class SglangHttpServer {
  public:
-  SglangHttpServer(Scheduler* scheduler, int64_t threads, uint64_t seed);
+  // `timing` (optional, borrowed): /generate's JSON decoding and encoding
+  // are added to its transport (docs/pipeline.md, "Stage timing").
+  SglangHttpServer(Scheduler* scheduler, int64_t threads, uint64_t seed,
+                   StageTiming* timing = nullptr);
   ~SglangHttpServer();
 
   // Binds (port 0: any free port) and returns the port.
@@ -50,6 +54,7 @@ class SglangHttpServer {
   Scheduler* scheduler_;
   std::unique_ptr<httplib::Server> http_;
   uint64_t seed_;
+  StageTiming* timing_;
   std::atomic<uint64_t> request_counter_{0};
 };
 

@@ -177,7 +177,11 @@ class Scheduler::Impl {
 
   absl::StatusOr<int64_t> UpdateWeights(const std::string& path, const std::optional<std::string>& version,
                                         bool abort_all) {
-    absl::StatusOr<std::shared_ptr<Qwen3Model>> loaded = LoadHfModel(path);
+    absl::StatusOr<std::shared_ptr<Qwen3Model>> loaded;
+    {
+      ScopedStageTimer load(options_.timing, TimeBucket::kTransport);  // read and decode the files
+      loaded = LoadHfModel(path);
+    }
     if (!loaded.ok()) return Annotate(loaded.status(), absl::StrCat("loading ", path));
     const ModelConfig& c = (*loaded)->config();
     if (c.vocab_size != config_.vocab_size || c.hidden_size != config_.hidden_size ||
@@ -245,7 +249,10 @@ class Scheduler::Impl {
       bool decode = false;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || HasWorkLocked(); });
+        if (!stop_ && !HasWorkLocked()) {
+          ScopedStageTimer idle(options_.timing, TimeBucket::kWaitInput);
+          cv_.wait(lock, [&] { return stop_ || HasWorkLocked(); });
+        }
         if (stop_) {
           abort_before_ = next_arrival_;
           abort_all_message_ = "server shutting down";
@@ -311,6 +318,7 @@ class Scheduler::Impl {
         for (auto& s : admitted) AnswerBeforePrefill(*s);
         break;
       }
+      ScopedStageTimer compute(options_.timing, TimeBucket::kCompute);
       try {
         // Together (one pass over the weights) or one by one (each
         // sequence's numbers independent of the others), at most
@@ -522,6 +530,9 @@ class Scheduler::Impl {
       s->result.weight_version = weight_version_;
     }
     SequenceResult& r = s->result;
+    if (options_.timing != nullptr) {
+      options_.timing->Count("generated_tokens", static_cast<int64_t>(r.tokens.size()));
+    }
     const int64_t p = static_cast<int64_t>(s->req.prompt.size());
     if (s->req.return_routed_experts) {
       const int64_t width = config_.NumMoeLayers() * config_.num_experts_per_tok;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/stage_timing.h"
 #include "rollout/sglang_api.h"
 
 namespace moerl {
@@ -61,6 +62,10 @@ struct SchedulerOptions {
   // Tests only: sleep this long after each decode step, so that control
   // calls (pause, abort, weight update) land mid-generation on a tiny model.
   int64_t decode_step_delay_us = 0;
+  // Optional, borrowed: the scheduler thread's idle time (nothing queued, or
+  // paused) as wait_input, its forward steps as compute, weight loads as
+  // transport, and a "generated_tokens" count (docs/pipeline.md, "Stage timing").
+  StageTiming* timing = nullptr;
 };
 
 struct SequenceRequest {

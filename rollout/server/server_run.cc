@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config/cli.h"
 #include "common/file_util.h"
+#include "common/stage_timing.h"
 #include "common/status.h"
 #include "rollout/engine/decode_forward.h"
 #include "rollout/server/http_server.h"
@@ -91,8 +92,13 @@ SchedulerOptions ToSchedulerOptions(const ServerSettings& s, const std::string& 
 
 absl::Status RunServer(const ServerSettings& settings, const std::function<bool()>& should_stop) {
   MOERL_ASSIGN_OR_RETURN(std::string folder, ResolveModelFolder(settings.ModelPath()));
-  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::Create(ToSchedulerOptions(settings, folder)));
-  SglangHttpServer http(scheduler.get(), settings.http_threads, static_cast<uint64_t>(settings.Seed()));
+  // Where the time goes, in the log (docs/pipeline.md, "Stage timing").
+  StageTiming timing("server");
+  StageTimingReporter reporter(&timing, kStageTimingPeriod);
+  SchedulerOptions options = ToSchedulerOptions(settings, folder);
+  options.timing = &timing;
+  MOERL_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::Create(options));
+  SglangHttpServer http(scheduler.get(), settings.http_threads, static_cast<uint64_t>(settings.Seed()), &timing);
   MOERL_ASSIGN_OR_RETURN(int port, http.Bind(settings.host, static_cast<int>(settings.port)));
   const std::string address = absl::StrCat("http://", settings.host, ":", port);
   absl::Status served;

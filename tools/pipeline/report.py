@@ -8,7 +8,8 @@ names) and RUN_DIR/config.yaml, draws one PNG per quantity with matplotlib
 (reward, eval accuracy, loss, entropy, staleness, tokens/s against the step)
 and writes RUN_DIR/report/index.md with the final figures, the plots, the
 configuration and the planner's output (--plan: a file holding it).
---baseline names the stats.jsonl of the run RL started from (the pipeline's
+The stages' timing (stage_timing.py) becomes one more table when their logs
+hold it. --baseline names the stats.jsonl of the run RL started from (the pipeline's
 SFT warm-up): its last evaluation is drawn as dashed lines on the eval plot
 and compared with this run's evaluations in a table.
 Exits 1 with a message naming the file and line of a malformed stats line.
@@ -63,6 +64,18 @@ def eval_table(rows, baseline):
         minutes = "-" if start is None or r.get("wall_time") is None else f"{(r['wall_time'] - start) / 60:.1f}"
         out.append(f"| {r.get('step', '?')} | {minutes} | {cell(r, EVAL_KEYS[0])} | {cell(r, EVAL_KEYS[1])} |")
     return out + [""]
+
+
+def timing_section(run_dir):
+    """Markdown lines: stage_timing.py's table, when the stages logged their timing."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import stage_timing
+        found = stage_timing.lines_for(run_dir)
+    except (ImportError, SystemExit) as e:  # e.g. a run from before the stages logged it
+        print(f"report: no stage timing: {e}", file=sys.stderr)
+        return []
+    return ["## Where each stage's time went", "", *found, ""]
 
 
 def load_stats(path):
@@ -142,6 +155,7 @@ def main():
         fig.savefig(os.path.join(out, name))
         plt.close(fig)
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    lines += timing_section(args.run_dir)
     config = os.path.join(args.run_dir, "config.yaml")
     if os.path.exists(config):
         with open(config, encoding="utf-8") as f:
