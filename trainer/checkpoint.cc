@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -63,6 +64,35 @@ absl::Status WriteFile(const std::string& path, const std::string& bytes) {
   return rc == 0 ? absl::OkStatus() : ErrnoError(err, absl::StrCat("fsync '", path, "'"));
 }
 
+// Size and CRC32C of a file, read in 1 MiB pieces: the checksum runs over
+// a buffer still in cache, and no copy of the whole file is held (an
+// optimizer state is several times the size of the weights).
+struct FileDigest {
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+};
+
+absl::StatusOr<FileDigest> DigestFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("cannot open checkpoint file '", path, "'"));
+  std::vector<char> buffer(size_t{1} << 20);
+  FileDigest digest;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return ErrnoError(err, absl::StrCat("cannot read checkpoint file '", path, "'"));
+    }
+    digest.crc32c = Crc32cExtend(digest.crc32c, buffer.data(), static_cast<size_t>(n));
+    digest.size += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return digest;
+}
+
 // Every regular file under `root`, as paths relative to it, sorted.
 std::vector<std::string> FilesUnder(const std::string& root) {
   std::vector<std::string> out;
@@ -88,11 +118,10 @@ absl::StatusOr<proto::CheckpointManifest> ReadManifest(const std::string& step_d
                                             kCheckpointManifestFormatVersion));
   }
   for (const proto::CheckpointFile& f : manifest.files()) {
-    MOERL_ASSIGN_OR_RETURN(std::string data,
-                           ReadFileToString(absl::StrCat(step_dir, "/", f.path()), "checkpoint file"));
-    if (data.size() != f.size_bytes() || Crc32c(data) != f.crc32c()) {
+    MOERL_ASSIGN_OR_RETURN(FileDigest data, DigestFile(absl::StrCat(step_dir, "/", f.path())));
+    if (data.size != f.size_bytes() || data.crc32c != f.crc32c()) {
       return absl::DataLossError(absl::StrCat(step_dir, "/", f.path(), " does not match the manifest (",
-                                              data.size(), " bytes, manifest ", f.size_bytes(), ")"));
+                                              data.size, " bytes, manifest ", f.size_bytes(), ")"));
     }
   }
   return manifest;
@@ -138,12 +167,11 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
   manifest.set_allocation_mode(state.allocation_mode);
   manifest.set_wall_time(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   for (const std::string& rel : FilesUnder(staging)) {
-    MOERL_ASSIGN_OR_RETURN(std::string data,
-                           ReadFileToString(absl::StrCat(staging, "/", rel), "checkpoint file"));
+    MOERL_ASSIGN_OR_RETURN(FileDigest data, DigestFile(absl::StrCat(staging, "/", rel)));
     proto::CheckpointFile* f = manifest.add_files();
     f->set_path(rel);
-    f->set_size_bytes(data.size());
-    f->set_crc32c(Crc32c(data));
+    f->set_size_bytes(data.size);
+    f->set_crc32c(data.crc32c);
   }
   MOERL_RETURN_IF_ERROR(WriteFile(absl::StrCat(staging, "/", kManifest), manifest.SerializeAsString()));
   MOERL_RETURN_IF_ERROR(Fsync(staging, true));

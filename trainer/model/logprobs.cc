@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/logsumexp.h>
 #include <ATen/ops/tensor.h>
@@ -44,13 +45,17 @@ class ChunkedLogProbFunction : public torch::autograd::Function<ChunkedLogProbFu
       at::Tensor y_c1 = targets_n.narrow(0, start, c).unsqueeze(1);
       logp_n.narrow(0, start, c).copy_(s.z_cv.gather(1, y_c1).squeeze(1) - s.lse_c);
       if (with_entropy) {
-        at::Tensor p_cv = (s.z_cv - s.lse_c.unsqueeze(1)).exp();
+        at::Tensor p_cv = (s.z_cv - s.lse_c.unsqueeze(1)).exp_();
         ent_n.narrow(0, start, c).copy_(s.lse_c - (p_cv * s.z_cv).sum({-1}));
       }
     }
     ctx->save_for_backward({hidden_nd, w_vd, targets_n});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk"] = chunk;
+    // An output that reaches no loss gets an undefined gradient instead of
+    // a zero-filled one: the GRPO loss reads the entropy for its statistics
+    // only, and its gradient terms cost five passes over [c, V] per chunk.
+    ctx->set_materialize_grads(false);
     return {logp_n, ent_n};
   }
 
@@ -63,30 +68,43 @@ class ChunkedLogProbFunction : public torch::autograd::Function<ChunkedLogProbFu
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const at::Tensor& g_logp_n = grads[0];
     const at::Tensor& g_ent_n = grads[1];
+    const bool has_logp = g_logp_n.defined();
     const bool has_ent = g_ent_n.defined() && g_ent_n.numel() > 0;
+    if (!has_logp && !has_ent) {
+      return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
     const int64_t n = hidden_nd.size(0);
-    at::Tensor grad_h_nd = at::zeros_like(hidden_nd);
+    at::Tensor grad_h_nd = at::empty_like(hidden_nd);
     at::Tensor grad_w_vd = at::zeros(w_vd.sizes(), w_vd.options().dtype(at::kFloat));
     at::Tensor w32_vd = w_vd.to(at::kFloat);
     for (int64_t start = 0; start < n; start += chunk) {
       const int64_t c = std::min(chunk, n - start);
       at::Tensor h_cd = hidden_nd.narrow(0, start, c);
       ChunkStats s = ChunkLogits(h_cd, w_vd, temperature);
-      at::Tensor logp_all_cv = s.z_cv - s.lse_c.unsqueeze(1);
-      at::Tensor p_cv = logp_all_cv.exp();
-      at::Tensor dz_cv = at::zeros_like(p_cv);
-      if (g_logp_n.defined()) {
+      at::Tensor dz_cv;
+      at::Tensor y_c1 = targets_n.narrow(0, start, c).unsqueeze(1);
+      if (!has_ent) {
+        // d logp_y / dz = onehot(y) - p, scaled by the incoming gradient;
+        // p is computed in the logits' own buffer.
         at::Tensor g_c1 = g_logp_n.narrow(0, start, c).unsqueeze(1);
-        dz_cv = -p_cv * g_c1;
-        dz_cv.scatter_add_(1, targets_n.narrow(0, start, c).unsqueeze(1), g_c1);
-      }
-      if (has_ent) {
+        dz_cv = s.z_cv.sub_(s.lse_c.unsqueeze(1)).exp_().mul_(-g_c1);
+        dz_cv.scatter_add_(1, y_c1, g_c1);
+      } else {
+        at::Tensor logp_all_cv = s.z_cv - s.lse_c.unsqueeze(1);
+        at::Tensor p_cv = logp_all_cv.exp();
+        if (has_logp) {
+          at::Tensor g_c1 = g_logp_n.narrow(0, start, c).unsqueeze(1);
+          dz_cv = -p_cv * g_c1;
+          dz_cv.scatter_add_(1, y_c1, g_c1);
+        } else {
+          dz_cv = at::zeros_like(p_cv);
+        }
         at::Tensor ent_c1 = (-(p_cv * logp_all_cv).sum({-1})).unsqueeze(1);
         dz_cv = dz_cv - g_ent_n.narrow(0, start, c).unsqueeze(1) * p_cv * (logp_all_cv + ent_c1);
       }
       if (temperature != 1.0) dz_cv = dz_cv / temperature;
       grad_h_nd.narrow(0, start, c).copy_(dz_cv.mm(w32_vd));
-      grad_w_vd.add_(dz_cv.t().mm(h_cd.to(at::kFloat)));
+      grad_w_vd.addmm_(dz_cv.t(), h_cd.to(at::kFloat));
     }
     return {grad_h_nd, grad_w_vd.to(w_vd.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(),
             at::Tensor()};

@@ -60,6 +60,27 @@ TEST(ChunkedLogProbs, LogProbOnlyGradientIgnoresEntropy) {
   EXPECT_LE(MaxAbsDiff(in.h_nd.grad(), ref_gh), 1e-5);
 }
 
+// The GRPO loss computes entropies for its statistics but takes the
+// gradient of the log-probs alone (and an entropy bonus the reverse): each
+// output that reaches no loss gets no gradient terms (the fast path).
+TEST(ChunkedLogProbs, GradientOfOneOutputWhenTheOtherReachesNoLoss) {
+  for (double temperature : {1.0, 0.6}) {
+    for (bool through_logp : {true, false}) {
+      Inputs in = MakeInputs(23, 12, 97, 5);
+      at::Tensor g_n = at::randn({23});
+      TokenLogProbs ref = ReferenceTokenLogProbs(in.h_nd, in.w_vd, in.y_n, temperature);
+      ((through_logp ? ref.logprobs_n : ref.entropy_n) * g_n).sum().backward();
+      at::Tensor ref_gh = in.h_nd.grad().clone(), ref_gw = in.w_vd.grad().clone();
+      in.h_nd.mutable_grad().zero_();
+      in.w_vd.mutable_grad().zero_();
+      TokenLogProbs got = ComputeTokenLogProbs(in.h_nd, in.w_vd, in.y_n, temperature, true, 7);
+      ((through_logp ? got.logprobs_n : got.entropy_n) * g_n).sum().backward();
+      EXPECT_LE(MaxAbsDiff(in.h_nd.grad(), ref_gh), 1e-5) << "T=" << temperature << " logp " << through_logp;
+      EXPECT_LE(MaxAbsDiff(in.w_vd.grad(), ref_gw), 1e-5) << "T=" << temperature << " logp " << through_logp;
+    }
+  }
+}
+
 TEST(ChunkedLogProbs, Bf16InputsGiveFp32OutputsCloseToFp32) {
   Inputs in = MakeInputs(16, 32, 64, 4);
   TokenLogProbs f32 = ComputeTokenLogProbs(in.h_nd.detach(), in.w_vd.detach(), in.y_n, 1.0);

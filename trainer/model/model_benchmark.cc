@@ -14,7 +14,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/randint.h>
-#include <ATen/ops/randn.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/bench_clock.h"
 #include "rollout/engine/engine.h"
+#include "trainer/model/flop_count.h"
 #include "trainer/model/model.h"
 
 ABSL_FLAG(int, threads, 2, "torch intra-op threads, the same for both sides");
@@ -55,29 +55,11 @@ struct Flags {
   std::string config = "trainer/model/configs/bench-moe.json";
 };
 
-double GemmFlops(int64_t n, double* cpu_flops) {
-  at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
-  a.mm(b);  // warm-up
-  const int reps = 5;
-  const double start = WallSeconds(), cpu_start = ProcessCpuSeconds();
-  for (int i = 0; i < reps; ++i) a.mm(b);
-  const double flops = 2.0 * n * n * n * reps;
-  if (cpu_flops != nullptr) *cpu_flops = std::max(*cpu_flops, flops / (ProcessCpuSeconds() - cpu_start));
-  return flops / (WallSeconds() - start);
-}
-
-// Forward FLOPs per token of a training sequence of length `seq` (matmuls
-// only): projections, causal attention, router, active experts, LM head.
+// Forward matmul FLOPs per token of a training sequence of length `seq`,
+// the LM head over every position (trainer/model/flop_count.h says what
+// is counted).
 double ForwardFlopsPerToken(const ModelConfig& c, int64_t seq) {
-  const double h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
-  double per_layer_attn = 2 * (h * q + 2 * h * kv + q * h) + 2 * 2 * (seq / 2.0) * q;
-  double total = 2 * h * c.vocab_size;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    total += per_layer_attn;
-    total += c.IsMoeLayer(l) ? 2 * h * c.num_experts + c.num_experts_per_tok * 6 * h * c.moe_intermediate_size
-                             : 6 * h * c.intermediate_size;
-  }
-  return total;
+  return ForwardMatmulFlops(c, {seq}, seq) / static_cast<double>(seq);
 }
 
 std::string PythonPeer(const Flags& f) {
@@ -110,7 +92,7 @@ int Run(const Flags& f) {
   auto model = std::make_shared<Qwen3Model>(*config);
   model->InitializeWeights(0);
   double gemm_cpu = 0;
-  double gemm = GemmFlops(2048, &gemm_cpu);
+  double gemm = MeasureGemmFlops(2048, &gemm_cpu);
 
   // Training step.
   at::Tensor ids = at::randint(config->vocab_size, {f.batch * f.seq});
@@ -148,7 +130,7 @@ int Run(const Flags& f) {
   (void)engine.Generate(prompts, sc);  // warm-up
   sc.max_new_tokens = f.new_tokens;
   for (int round = 0; round < f.rounds; ++round) {
-    gemm = std::max(gemm, GemmFlops(2048, &gemm_cpu));
+    gemm = std::max(gemm, MeasureGemmFlops(2048, &gemm_cpu));
     double start = WallSeconds(), cpu_start = ProcessCpuSeconds();
     for (int i = 0; i < f.steps; ++i) step();
     train_tps = std::max(train_tps, tokens * f.steps / (WallSeconds() - start));
