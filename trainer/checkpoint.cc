@@ -14,6 +14,7 @@
 #include <system_error>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -127,6 +128,31 @@ absl::StatusOr<proto::CheckpointManifest> ReadManifest(const std::string& step_d
   return manifest;
 }
 
+// The N of every step-<N> folder, newest first (none when the folder does
+// not exist); `removing` (may be null) gets the hidden `.step-*.removing-*`
+// names that a removal left behind.
+absl::StatusOr<std::vector<int64_t>> ListCheckpointSteps(const std::string& checkpoints_dir,
+                                                         std::vector<std::string>* removing) {
+  std::vector<int64_t> steps;
+  DIR* dir = ::opendir(checkpoints_dir.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return steps;
+    return ErrnoError(errno, absl::StrCat("cannot list '", checkpoints_dir, "'"));
+  }
+  while (const dirent* e = ::readdir(dir)) {
+    absl::string_view name = e->d_name;
+    int64_t step = 0;
+    if (removing != nullptr && absl::StartsWith(name, ".step-") && absl::StrContains(name, ".removing-")) {
+      removing->emplace_back(name);
+    } else if (absl::ConsumePrefix(&name, "step-") && absl::SimpleAtoi(name, &step) && step >= 0) {
+      steps.push_back(step);
+    }
+  }
+  ::closedir(dir);
+  std::sort(steps.rbegin(), steps.rend());
+  return steps;
+}
+
 }  // namespace
 
 std::string CheckpointStepDir(const std::string& checkpoints_dir, int64_t step) {
@@ -183,26 +209,42 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
 }
 
 absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& checkpoints_dir) {
-  DIR* dir = ::opendir(checkpoints_dir.c_str());
-  if (dir == nullptr) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return ErrnoError(errno, absl::StrCat("cannot list '", checkpoints_dir, "'"));
-  }
-  std::vector<int64_t> steps;
-  while (const dirent* e = ::readdir(dir)) {
-    absl::string_view name = e->d_name;
-    int64_t step = 0;
-    if (absl::ConsumePrefix(&name, "step-") && absl::SimpleAtoi(name, &step) && step >= 0) {
-      steps.push_back(step);
-    }
-  }
-  ::closedir(dir);
-  std::sort(steps.rbegin(), steps.rend());
+  MOERL_ASSIGN_OR_RETURN(std::vector<int64_t> steps, ListCheckpointSteps(checkpoints_dir, nullptr));
   for (int64_t step : steps) {
     const std::string path = CheckpointStepDir(checkpoints_dir, step);
     if (ReadManifest(path).ok()) return std::optional<std::string>(path);
   }
   return std::optional<std::string>();
+}
+
+absl::StatusOr<std::vector<int64_t>> PruneCheckpoints(const std::string& checkpoints_dir, int64_t keep) {
+  std::vector<std::string> removing;
+  MOERL_ASSIGN_OR_RETURN(std::vector<int64_t> steps, ListCheckpointSteps(checkpoints_dir, &removing));
+  std::error_code ec;
+  for (const std::string& name : removing) {
+    std::filesystem::remove_all(absl::StrCat(checkpoints_dir, "/", name), ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot remove '", checkpoints_dir, "/", name, "': ", ec.message()));
+  }
+  std::vector<int64_t> removed;
+  if (keep < 1) return removed;
+  int64_t complete = 0;
+  for (int64_t step : steps) {  // newest first
+    const std::string path = CheckpointStepDir(checkpoints_dir, step);
+    if (complete < keep) {
+      if (ReadManifest(path).ok()) ++complete;
+      continue;
+    }
+    const std::string doomed = absl::StrCat(checkpoints_dir, "/.step-", step, ".removing-", ::getpid());
+    if (::rename(path.c_str(), doomed.c_str()) != 0) {
+      return ErrnoError(errno, absl::StrCat("cannot rename '", path, "' for removal"));
+    }
+    std::filesystem::remove_all(doomed, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot remove '", doomed, "': ", ec.message()));
+    removed.push_back(step);
+  }
+  std::reverse(removed.begin(), removed.end());
+  if (!removed.empty()) MOERL_RETURN_IF_ERROR(Fsync(checkpoints_dir, true));
+  return removed;
 }
 
 absl::Status LoadTrainerCheckpoint(const std::string& step_dir, Qwen3Model* model,

@@ -13,6 +13,7 @@
 // files do not match it, is not complete and never resumed from.
 //
 //   MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(dir, *model, optimizer, state));
+//   MOERL_ASSIGN_OR_RETURN(auto removed, PruneCheckpoints(dir, /*keep=*/2));
 //   MOERL_ASSIGN_OR_RETURN(auto latest, FindLatestCheckpoint(dir));   // nullopt: none
 //   MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state));
 //
@@ -55,6 +56,18 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
 // The step-<N> folder with the largest N whose manifest checks out; nullopt
 // when there is none (a missing folder counts as none).
 absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& checkpoints_dir);
+
+// Keeps the newest `keep` complete checkpoints (manifest and files check
+// out, as FindLatestCheckpoint checks them) and removes every step-<N>
+// folder older than the last of them; so the checkpoint recovery would
+// resume from always stays. Folders newer than it that do not check out are
+// left for people to look at. Each removal renames the folder to a hidden
+// `.step-<N>.removing-<pid>` first (a name recovery never reads), then
+// deletes it: a crash midway leaves no step-<N> folder that is half gone.
+// Hidden `.step-*.removing-*` folders left by such a crash are deleted too.
+// keep < 1: keep every checkpoint. Returns the removed steps, oldest first.
+// Reads every file of the checkpoints it keeps (their CRC32C).
+absl::StatusOr<std::vector<int64_t>> PruneCheckpoints(const std::string& checkpoints_dir, int64_t keep);
 
 // Loads weights (a model holding a range of the experts reads only those),
 // optimizer state (`optimizer_file`, default optimizer.pt), RNG state and the

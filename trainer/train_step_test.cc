@@ -7,10 +7,13 @@
 #include <ATen/ops/equal.h>
 #include <torch/nn/utils/clip_grad.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "dataset/prompt.h"
@@ -242,6 +245,104 @@ TEST(Checkpoint, DamagedCheckpointIsSkipped) {
   ASSERT_TRUE(found->has_value());
   EXPECT_EQ(**found, dir + "/step-1");
   EXPECT_FALSE(FindLatestCheckpoint(dir + "/none")->has_value());
+}
+
+// The step-<N> folders under `dir`, sorted by N.
+std::vector<int64_t> StepFolders(const std::string& dir) {
+  std::vector<int64_t> steps;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) == 0) steps.push_back(std::stoll(name.substr(5)));
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+// Every entry of `dir` whose name starts with a dot.
+std::vector<std::string> HiddenEntries(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string()[0] == '.') out.push_back(e.path().filename().string());
+  }
+  return out;
+}
+
+TEST(Checkpoint, PruneKeepsTheNewestCompleteOnes) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/ckpt_prune";
+  std::filesystem::remove_all(dir);
+  auto model = LoadTiny();
+  OptimizerSettings o;
+  TrainOptimizer opt(model->parameters(), o, LrSchedule{});
+  TrainerState state;
+  for (int64_t step : {10, 20, 30, 40}) {
+    state.step = step;
+    ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
+  }
+  auto removed = PruneCheckpoints(dir, 0);  // 0: keep all
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(removed->empty());
+  EXPECT_EQ(StepFolders(dir), (std::vector<int64_t>{10, 20, 30, 40}));
+
+  removed = PruneCheckpoints(dir, 2);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, (std::vector<int64_t>{10, 20}));
+  EXPECT_EQ(StepFolders(dir), (std::vector<int64_t>{30, 40}));
+  EXPECT_TRUE(HiddenEntries(dir).empty());
+  EXPECT_EQ(**FindLatestCheckpoint(dir), dir + "/step-40");
+
+  removed = PruneCheckpoints(dir, 2);  // nothing more to do
+  ASSERT_TRUE(removed.ok());
+  EXPECT_TRUE(removed->empty());
+  EXPECT_EQ(StepFolders(dir), (std::vector<int64_t>{30, 40}));
+  EXPECT_TRUE(PruneCheckpoints(dir + "/none", 2)->empty());
+}
+
+TEST(Checkpoint, PruneNeverRemovesTheOneRecoveryUses) {
+  // The two newest are damaged: a resume would take step-20, so keep=1 must
+  // keep it (and leave the damaged newer ones), removing only step-10.
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/ckpt_prune_damaged";
+  std::filesystem::remove_all(dir);
+  auto model = LoadTiny();
+  OptimizerSettings o;
+  TrainOptimizer opt(model->parameters(), o, LrSchedule{});
+  TrainerState state;
+  for (int64_t step : {10, 20, 30, 40}) {
+    state.step = step;
+    ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
+  }
+  std::filesystem::resize_file(dir + "/step-40/optimizer.pt", 10);
+  std::filesystem::remove(dir + "/step-30/manifest.pb");
+  auto removed = PruneCheckpoints(dir, 1);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, (std::vector<int64_t>{10}));
+  EXPECT_EQ(StepFolders(dir), (std::vector<int64_t>{20, 30, 40}));
+  EXPECT_EQ(**FindLatestCheckpoint(dir), dir + "/step-20");
+}
+
+TEST(Checkpoint, AnInterruptedRemovalLeavesNothingToResumeFrom) {
+  // A removal that crashed between its rename and its delete leaves a hidden
+  // folder with a valid manifest: recovery never takes it, and the next
+  // prune deletes it.
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/ckpt_prune_crash";
+  std::filesystem::remove_all(dir);
+  auto model = LoadTiny();
+  OptimizerSettings o;
+  TrainOptimizer opt(model->parameters(), o, LrSchedule{});
+  TrainerState state;
+  state.step = 10;
+  ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
+  std::filesystem::rename(dir + "/step-10", dir + "/.step-10.removing-12345");
+  auto found = FindLatestCheckpoint(dir);
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value()) << **found;
+
+  state.step = 20;
+  ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
+  auto removed = PruneCheckpoints(dir, 2);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(removed->empty());
+  EXPECT_TRUE(HiddenEntries(dir).empty());
+  EXPECT_EQ(StepFolders(dir), (std::vector<int64_t>{20}));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/batch_source.h"
 #include "common/config/cli.h"
@@ -151,7 +152,13 @@ absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
   if (per_rank) {
     for (int r = 1; r < parallel.world_size(); ++r) move_in.emplace_back(RankOptimizerFile(r), pending(r));
   }
-  return SaveTrainerCheckpoint(dir, full, optimizer, state, move_in);
+  MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(dir, full, optimizer, state, move_in));
+  MOERL_ASSIGN_OR_RETURN(std::vector<int64_t> removed, PruneCheckpoints(dir, s.keep_checkpoints));
+  if (!removed.empty()) {
+    MOERL_LOG(INFO) << "removed checkpoints step-" << absl::StrJoin(removed, ", step-") << " (trainer.keep_checkpoints="
+                    << s.keep_checkpoints << ")";
+  }
+  return absl::OkStatus();
 }
 
 // Where each step's sequences come from.

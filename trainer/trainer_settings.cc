@@ -149,6 +149,8 @@ void TrainerSettings::Declare(ConfigSchema* schema) {
   schema->Choice("trainer.mode", &mode, {"grpo", "sft"}, "GRPO on batches/, or SFT on a jsonl");
   schema->Int("trainer.keep_weight_versions", &keep_weight_versions,
               "weights/v<N> folders kept (older unpinned ones removed)", 1);
+  schema->Int("trainer.keep_checkpoints", &keep_checkpoints,
+              "checkpoints/step-<N> folders kept, the newest complete ones (0: keep all)", 0);
   schema->String("trainer.batches_dir", &batches_dir, "default <run>/batches");
   schema->Bool("trainer.follow_batches", &follow_batches,
                "wait for the next batch file (false: stop at the first missing one)");

@@ -122,6 +122,7 @@ struct TrainerSettings {
   // trainer.* (owned)
   std::string mode = "grpo";  // grpo, sft
   int64_t keep_weight_versions = 3;
+  int64_t keep_checkpoints = 2;  // checkpoints/step-<N> kept (0: all)
   std::string batches_dir;     // default <run>/batches
   bool follow_batches = true;  // wait for the next batch file; false: stop at the end
   double poll_interval_s = 0.2;

@@ -119,6 +119,7 @@ TEST(TrainerSettings, ReadsAReaLGsm8kExample) {
   EXPECT_EQ(s->RunDir(), "/tmp/moerl/experiments/gsm8k-grpo/trial0");
   EXPECT_EQ(s->BatchesDir(), "/tmp/moerl/experiments/gsm8k-grpo/trial0/batches");
   EXPECT_EQ(s->keep_weight_versions, 3);
+  EXPECT_EQ(s->keep_checkpoints, 2);
   EXPECT_EQ(s->mode, "grpo");
 }
 

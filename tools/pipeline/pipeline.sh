@@ -152,25 +152,45 @@ fi
 
 # --- supervision state
 declare -A stage_pid=()   # stage name -> pid
+declare -A probe_pid=()   # server name -> pid of its /health_generate probe in flight
 stopping=0
 interrupts=0
 
 say() { [[ "$output_mode" == quiet ]] || echo "$@" >&2; }
 
+process_tree() {  # pids -> each pid and its descendants
+  local pid
+  for pid in "$@"; do
+    echo "$pid"
+    process_tree $(pgrep -P "$pid" 2>/dev/null || true)
+  done
+}
+
 stop_stages() {  # TERM, then KILL after a grace period
-  local grace=${1:-20} name
+  local grace=${1:-20} name pid tree=()
+  # A stage's processes (torchrun's ranks) as they are now: a stopped (hung)
+  # one is continued so that it sees the TERM passed on to it, and whatever
+  # is left at the deadline is killed with its stage.
+  for name in "${!stage_pid[@]}"; do tree+=($(process_tree "${stage_pid[$name]}")); done
   for name in "${!stage_pid[@]}"; do kill -TERM "${stage_pid[$name]}" 2>/dev/null || true; done
+  for pid in "${tree[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
   local deadline=$((SECONDS + grace))
   for name in "${!stage_pid[@]}"; do
     while kill -0 "${stage_pid[$name]}" 2>/dev/null && [[ $SECONDS -lt $deadline ]]; do sleep 0.2; done
     kill -KILL "${stage_pid[$name]}" 2>/dev/null || true
     wait "${stage_pid[$name]}" 2>/dev/null || true
   done
+  for pid in "${tree[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [[ $SECONDS -lt $deadline ]]; do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
   stage_pid=()
 }
 
 cleanup() {
   stop_stages 20
+  local probe
+  for probe in "${probe_pid[@]}"; do [[ -z "$probe" ]] || kill "$probe" 2>/dev/null || true; done
   [[ -z "${ray_group:-}" ]] || "${ray_launch[@]}" release --group "$ray_group" >/dev/null 2>&1 || true
   "$ring" remove "$prompt_ring" >/dev/null 2>&1 || true
   "$ring" remove "$trajectory_ring" >/dev/null 2>&1 || true
@@ -402,6 +422,112 @@ reap_exited() {  # moves ended stages from stage_pid to exited
   return 0
 }
 
+# --- hangs, named. Each running stage's progress is read from what it leaves
+# behind, and so is whether it has work that it is not doing:
+#   stage      progress counter                          has work when
+#   trainer    lines of stats.jsonl                      a batch file newer than its last step exists
+#   scorer     trajectories taken + batch files          trajectories wait in the ring
+#   server.<i> answered /health_generate probes          always (one probe at a time, every 5 s)
+#   bridge     prompts taken + trajectories pushed       prompts wait in the ring
+#   feeder     prompts pushed                            the prompt ring is empty
+# A stage that has had work and made no progress for pipeline.stage_timeout_s
+# hangs. Blame goes downstream first, in the order above: of the stages
+# stalled for at least half the timeout, the first is named. A bridge held
+# back by its staleness limit (max_head_offpolicyness) because the trainer
+# stopped taking batches is so not blamed for the trainer, nor a bridge whose
+# requests wait on a server that stopped answering.
+liveness_order=(trainer scorer)
+for ((i = 0; i < n_servers; i++)); do liveness_order+=("server.$i"); done
+liveness_order+=(bridge feeder)
+declare -A live_count=() live_since=() live_work=()  # stage -> counter, stall start, what waits
+declare -A probe_start=() probe_ok=()  # server -> start of its last probe, answers so far
+probe_every_s=5
+
+ring_stats() {  # ring -> "pushed popped depth_messages" (zeros when it cannot be read)
+  local json
+  json=$("$ring" stat "$1" --json 2>/dev/null) || { echo "0 0 0"; return 0; }
+  local out="" field value
+  for field in pushed popped depth_messages; do
+    value=${json#*\"$field\":}
+    out+="${value%%[,\}]*} "
+  done
+  echo "$out"
+}
+
+probe_servers() {  # one /health_generate at a time per started server; counts the answers
+  command -v curl >/dev/null || return 0
+  local i name pid status address
+  for ((i = 0; i < n_servers; i++)); do
+    name="server.$i"
+    pid=${probe_pid[$name]:-}
+    if [[ -n "$pid" ]]; then
+      kill -0 "$pid" 2>/dev/null && continue
+      status=0; wait "$pid" || status=$?
+      [[ $status -ne 0 ]] || probe_ok[$name]=$((${probe_ok[$name]:-0} + 1))
+      probe_pid[$name]=""
+    fi
+    [[ $((SECONDS - ${probe_start[$name]:-0})) -ge $probe_every_s ]] || continue
+    address=$(cat "$run_dir/server.$i.address" 2>/dev/null) || continue
+    # The server waits up to 20 s for its own health generation.
+    curl -sf -m 30 -o /dev/null "http://${address#http://}/health_generate" </dev/null &
+    probe_pid[$name]=$!
+    probe_start[$name]=$SECONDS
+  done
+}
+
+stage_progress() {  # stage -> "counter work" (work: what waits on it, "" when nothing does)
+  local p=($prompt_stats) t=($trajectory_stats)
+  case "$1" in
+    trainer)
+      local steps=0 last=-1 newest=-1 line
+      if [[ -f "$stats" ]]; then
+        steps=$(wc -l <"$stats")
+        line=$(tail -n 1 "$stats" | grep -oE '"step":[0-9]+' || true)
+        [[ -z "$line" ]] || last=${line#*:}
+      fi
+      line=$(ls "$run_dir/batches" 2>/dev/null | grep -E '^[0-9]+\.rec$' | sort -n | tail -n 1 || true)
+      [[ -z "$line" ]] || newest=$((10#${line%.rec}))
+      if [[ $newest -gt $last ]]; then echo "$steps batch file batches/$line waits"; else echo "$steps"; fi ;;
+    scorer)
+      local batches
+      batches=$(ls "$run_dir/batches" 2>/dev/null | grep -cE '^[0-9]+\.rec$' || true)
+      if [[ ${t[2]} -gt 0 ]]; then echo "$((t[1] + batches)) ${t[2]} trajectories queued in ring $trajectory_ring"
+      else echo "$((t[1] + batches))"; fi ;;
+    server.*) echo "${probe_ok[$1]:-0} /health_generate unanswered" ;;
+    bridge)
+      if [[ ${p[2]} -gt 0 ]]; then echo "$((p[1] + t[0])) ${p[2]} prompts queued in ring $prompt_ring"
+      else echo "$((p[1] + t[0]))"; fi ;;
+    feeder)
+      if [[ ${p[2]} -eq 0 ]]; then echo "${p[0]} ring $prompt_ring empty"; else echo "${p[0]}"; fi ;;
+  esac
+}
+
+check_liveness() {  # names the hung stage and exits 1, if one hangs
+  local timeout=${stage_timeout_s%.*} name progress count work stalled=0
+  prompt_stats=$(ring_stats "$prompt_ring")
+  trajectory_stats=$(ring_stats "$trajectory_ring")
+  probe_servers
+  for name in "${liveness_order[@]}"; do
+    [[ -n "${stage_pid[$name]:-}" ]] || { unset "live_since[$name]"; continue; }
+    progress=$(stage_progress "$name")
+    count=${progress%% *}
+    work=""; [[ "$progress" == *" "* ]] && work=${progress#* }
+    if [[ -z "${live_since[$name]:-}" || "$count" != "${live_count[$name]}" || -z "$work" ]]; then
+      live_since[$name]=$SECONDS
+    fi
+    live_count[$name]=$count
+    live_work[$name]=$work
+    [[ $((SECONDS - live_since[$name])) -gt $timeout ]] && stalled=1
+  done
+  [[ $stalled -eq 1 ]] || return 0
+  for name in "${liveness_order[@]}"; do
+    [[ -n "${live_since[$name]:-}" ]] || continue
+    if [[ $((2 * (SECONDS - live_since[$name]))) -ge $timeout ]]; then
+      fail_stage "$name" "hangs: no progress for $((SECONDS - live_since[$name]))s (pipeline.stage_timeout_s=${stage_timeout_s}) while ${live_work[$name]}"
+    fi
+  done
+}
+
 while :; do
   if [[ $stopping -eq 1 ]]; then
     say "pipeline: stopping every stage"
@@ -431,8 +557,10 @@ while :; do
     fail_stage "$name" "ended before the trainer (status 0)"
   done
   if print_new_stats; then last_progress=$SECONDS; fi
-  if [[ $((SECONDS - last_progress)) -gt ${stage_timeout_s%.*} ]]; then
-    echo "pipeline: no training step for ${stage_timeout_s}s; the stages' last log lines:" >&2
+  check_liveness
+  if [[ $((SECONDS - last_progress)) -gt $((2 * ${stage_timeout_s%.*})) ]]; then
+    # No stage had work it was not doing, yet nothing trained: say what each did last.
+    echo "pipeline: no training step for $((2 * ${stage_timeout_s%.*}))s and no stage hung; the stages' last log lines:" >&2
     for name in "${!stage_pid[@]}"; do echo "--- $name" >&2; tail -n 3 "$logs/$name.log" >&2 || true; done
     exit 1
   fi
