@@ -6,8 +6,9 @@
 # with the same settings and SIGKILLed, the kinds of kill in turn, each with
 # a seeded random delay: from its start; a few milliseconds after a step
 # line (inside the checkpoint write); up to a step after one (training,
-# publication); as soon as a hidden weights staging folder appears (inside a
-# publication); as soon as a hidden checkpoint staging folder appears. Then
+# publication); as soon as a hidden weights staging folder, or a first file
+# in it, appears (inside a publication); the same for a hidden checkpoint
+# staging folder. Then
 # it is started once more and runs to the end. Checks:
 # - after every kill, recovery_check: each visible checkpoints/step-<N> has a
 #   manifest its files match, each visible weights/v<N> is a complete folder,
@@ -81,17 +82,21 @@ while ((killed < kills)); do
     0) delay=$((RANDOM % (startup_ms + step_ms))) where="ms after start" ;;
     1) delay=$((RANDOM % 30)) where="ms after step line $lines" ;;
     2) delay=$((RANDOM % step_ms)) where="ms after step line $lines" ;;
-    3) delay=$((RANDOM % 3)) where="ms after weights staging appeared past step line $lines" ;;
-    4) delay=$((RANDOM % 3)) where="ms after checkpoint staging appeared past step line $lines" ;;
+    3) delay=0 where="weights/.v*.staging-$pid" ;;
+    4) delay=0 where="checkpoints/.step-*.staging-$pid" ;;
   esac
-  where="$delay $where"
+  if ((kind >= 3)); then
+    ((RANDOM % 2)) && where="$where/*"  # the folder, or its first file
+    pattern=$run/$where where="when $where appeared past step line $lines"
+  else
+    where="$delay $where"
+  fi
   if ((kind > 0)); then
     while (($(step_lines "$log") < lines)) && kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
   fi
   if ((kind >= 3)); then
-    pattern=$run/weights/.v*.staging-$pid
-    ((kind == 4)) && pattern=$run/checkpoints/.step-*.staging-$pid
-    while ! compgen -G "$pattern" > /dev/null && kill -0 "$pid" 2>/dev/null; do sleep 0.001; done
+    # Builtins only: a publication of the tiny model takes milliseconds.
+    while ! compgen -G "$pattern" > /dev/null && kill -0 "$pid" 2>/dev/null; do :; done
   fi
   ((delay > 0)) && sleep_ms "$delay"
   kill -KILL "$pid" 2>/dev/null
