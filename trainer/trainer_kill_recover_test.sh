@@ -31,7 +31,11 @@ rm -rf "$out"; mkdir -p "$out"
 fail() { echo "FAIL (seed $seed, $steps steps, $kills kills): $*"; exit 1; }
 now_ms() { date +%s%3N; }
 sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
-step_lines() { grep -c '^trainer: step' "$1" 2>/dev/null; }
+step_lines() {  # 0 also before the log exists
+  local n
+  n=$(grep -c '^trainer: step' "$1" 2>/dev/null)
+  echo "${n:-0}"
+}
 echo "seed $seed: $steps steps, $kills kills"
 RANDOM=$seed
 
