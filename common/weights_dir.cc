@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <system_error>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -143,6 +145,37 @@ absl::StatusOr<std::vector<int64_t>> PruneVersions(const std::string& weights_di
     removed.push_back(v);
   }
   return removed;
+}
+
+absl::StatusOr<std::vector<std::string>> RemoveAbandonedEntries(const std::string& weights_dir) {
+  DIR* dir = ::opendir(weights_dir.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return std::vector<std::string>();
+    return ErrnoError(errno, absl::StrCat("cannot list '", weights_dir, "'"));
+  }
+  std::vector<std::string> abandoned;
+  while (const dirent* entry = ::readdir(dir)) {
+    const absl::string_view name = entry->d_name;
+    // ".v<N>.removing-<pid>", ".v<N>.staging-<pid>", ".LATEST.tmp-<pid>"
+    const size_t dash = name.rfind('-');
+    int pid = 0;
+    if (dash == absl::string_view::npos || !absl::SimpleAtoi(name.substr(dash + 1), &pid) || pid <= 0) continue;
+    const absl::string_view stem = name.substr(0, dash);
+    const bool ours = absl::StartsWith(stem, absl::StrCat(".", kLatestFileName, ".tmp")) ||
+                      (absl::StartsWith(stem, ".v") &&
+                       (absl::EndsWith(stem, ".removing") || absl::EndsWith(stem, ".staging")));
+    if (!ours) continue;
+    const bool running = pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH;
+    if (!running) abandoned.emplace_back(name);
+  }
+  ::closedir(dir);
+  std::sort(abandoned.begin(), abandoned.end());
+  for (const std::string& name : abandoned) {
+    std::error_code ec;
+    std::filesystem::remove_all(absl::StrCat(weights_dir, "/", name), ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot remove '", weights_dir, "/", name, "': ", ec.message()));
+  }
+  return abandoned;
 }
 
 absl::StatusOr<VersionPin> VersionPin::Acquire(const std::string& weights_dir, int64_t version) {

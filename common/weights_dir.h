@@ -57,6 +57,14 @@ absl::StatusOr<std::vector<int64_t>> ListVersions(const std::string& weights_dir
 // names), skipping pinned ones. Returns the versions removed.
 absl::StatusOr<std::vector<int64_t>> PruneVersions(const std::string& weights_dir, int64_t keep);
 
+// Removes what a killed writer leaves in `weights_dir`: hidden
+// `.v<N>.removing-<pid>` and `.v<N>.staging-<pid>` folders and
+// `.LATEST.tmp-<pid>` files whose process is no longer running (a set-aside
+// `.v<N>.old-<pid>` is left for the next write of v<N>, which restores it).
+// Readers never look at hidden names. Returns the names removed; a missing
+// folder is none.
+absl::StatusOr<std::vector<std::string>> RemoveAbandonedEntries(const std::string& weights_dir);
+
 class VersionPin {
  public:
   // Opens v<version>/ and takes a shared non-blocking flock on it. NotFound

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -85,6 +86,31 @@ TEST(WeightsDir, PruneNeverRemovesLatest) {
   ASSERT_TRUE(removed.ok());
   EXPECT_EQ(*removed, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(*ListVersions(dir), (std::vector<int64_t>{0, 3}));
+}
+
+TEST(WeightsDir, RemoveAbandonedEntriesTakesOnlyDeadWritersLeftovers) {
+  const std::string dir = FreshDir("abandoned");
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // `child` is now a pid nobody runs
+  const std::string dead = std::to_string(child), alive = std::to_string(::getpid());
+  MakeVersion(dir, 1);
+  for (const std::string& name : {".v2.removing-" + dead, ".v3.staging-" + dead, ".v4.staging-" + alive,
+                                  ".v5.old-" + dead}) {
+    std::filesystem::create_directories(dir + "/" + name + "/sub");
+  }
+  std::ofstream(dir + "/.LATEST.tmp-" + dead) << "1\n";
+  auto removed = RemoveAbandonedEntries(dir);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(*removed, (std::vector<std::string>{".LATEST.tmp-" + dead, ".v2.removing-" + dead,
+                                                ".v3.staging-" + dead}));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/.v4.staging-" + alive));  // a live writer's
+  EXPECT_TRUE(std::filesystem::exists(dir + "/.v5.old-" + dead));       // restored by the next write of v5
+  EXPECT_TRUE(std::filesystem::exists(VersionDir(dir, 1)));
+  auto none = RemoveAbandonedEntries(dir + "/missing");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
 }
 
 TEST(WeightsDir, PinOfMissingVersionIsNotFound) {

@@ -201,11 +201,43 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
   }
   MOERL_RETURN_IF_ERROR(WriteFile(absl::StrCat(staging, "/", kManifest), manifest.SerializeAsString()));
   MOERL_RETURN_IF_ERROR(Fsync(staging, true));
-  std::filesystem::remove_all(final_dir, ec);  // a re-run of the same step replaces it
+  // A re-run of the same step replaces the folder: the old one is first
+  // renamed to a hidden name, so that step-<N> is never seen half-deleted.
+  const std::string old = absl::StrCat(checkpoints_dir, "/.step-", state.step, ".old-", ::getpid());
+  const bool replaced = ::rename(final_dir.c_str(), old.c_str()) == 0;
+  if (!replaced && errno != ENOENT) {
+    return ErrnoError(errno, absl::StrCat("cannot rename '", final_dir, "' aside to '", old, "'"));
+  }
   if (::rename(staging.c_str(), final_dir.c_str()) != 0) {
     return ErrnoError(errno, absl::StrCat("cannot rename '", staging, "' to '", final_dir, "'"));
   }
+  if (replaced) std::filesystem::remove_all(old, ec);
   return Fsync(checkpoints_dir, true);
+}
+
+absl::Status VerifyTrainerCheckpoint(const std::string& step_dir) { return ReadManifest(step_dir).status(); }
+
+absl::StatusOr<std::vector<std::string>> RemoveAbandonedCheckpointFiles(const std::string& checkpoints_dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(checkpoints_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (absl::StartsWith(name, ".step-") || absl::StartsWith(name, ".optimizer-rank-")) {
+      removed.push_back(name);
+    }
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return absl::InternalError(absl::StrCat("cannot list '", checkpoints_dir, "': ", ec.message()));
+  }
+  std::sort(removed.begin(), removed.end());
+  for (const std::string& name : removed) {
+    std::filesystem::remove_all(absl::StrCat(checkpoints_dir, "/", name), ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("cannot remove '", checkpoints_dir, "/", name, "': ", ec.message()));
+    }
+  }
+  return removed;
 }
 
 absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::string& checkpoints_dir) {

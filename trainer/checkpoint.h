@@ -9,8 +9,11 @@
 //                    every file above with its size and CRC32C
 //
 // Published atomically: written into a hidden `.step-<N>.staging-<pid>`
-// sibling, fsynced, renamed. A folder without a valid manifest, or whose
-// files do not match it, is not complete and never resumed from.
+// sibling, fsynced, renamed (a step-<N> already there is first renamed to a
+// hidden `.step-<N>.old-<pid>`). A folder without a valid manifest, or whose
+// files do not match it, is not complete and never resumed from. Hidden
+// names are never read; a writer killed midway leaves them behind, and the
+// next trainer removes them before it writes (RemoveAbandonedCheckpointFiles).
 //
 //   MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(dir, *model, optimizer, state));
 //   MOERL_ASSIGN_OR_RETURN(auto removed, PruneCheckpoints(dir, /*keep=*/2));
@@ -68,6 +71,17 @@ absl::StatusOr<std::optional<std::string>> FindLatestCheckpoint(const std::strin
 // keep < 1: keep every checkpoint. Returns the removed steps, oldest first.
 // Reads every file of the checkpoints it keeps (their CRC32C).
 absl::StatusOr<std::vector<int64_t>> PruneCheckpoints(const std::string& checkpoints_dir, int64_t keep);
+
+// OK when `step_dir` has a manifest that parses and every file it lists
+// matches its size and CRC32C; else DataLoss or NotFound naming the file.
+absl::Status VerifyTrainerCheckpoint(const std::string& step_dir);
+
+// Removes what killed writers leave in `checkpoints_dir`: hidden
+// `.step-<N>.staging-<pid>` / `.step-<N>.old-<pid>` folders and other ranks'
+// pending `.optimizer-rank-<r>.pt.step-<N>` files. Call it before any
+// checkpoint of this run is being written (the trainer's rank 0, at start).
+// Returns the names removed; a missing folder is none.
+absl::StatusOr<std::vector<std::string>> RemoveAbandonedCheckpointFiles(const std::string& checkpoints_dir);
 
 // Loads weights (a model holding a range of the experts reads only those),
 // optimizer state (`optimizer_file`, default optimizer.pt), RNG state and the

@@ -1,7 +1,8 @@
 // actor.dtype=bfloat16: the model computes in bf16, TrainOptimizer keeps fp32
 // master weights. Updates too small for bf16 accumulate in the masters;
 // training follows the fp32 trainer within bf16's tolerance; a checkpoint
-// resumes bit-identically (the masters travel in optimizer.pt).
+// resumes bit-identically (the masters travel in optimizer.pt); weights
+// published in float32 are the masters.
 #include <ATen/ops/equal.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/tensor.h>
@@ -13,11 +14,14 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "common/weights_dir.h"
 #include "trainer/checkpoint.h"
+#include "trainer/full_model.h"
 #include "trainer/model/hf_weights.h"
 #include "trainer/optimizer.h"
 #include "trainer/sft.h"
 #include "trainer/train_step.h"
+#include "trainer/weight_publisher.h"
 
 namespace moerl {
 namespace {
@@ -161,6 +165,51 @@ TEST(MasterWeights, CheckpointResumeIsBitIdentical) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
     EXPECT_TRUE(at::equal(straight_opt.master_weights()[i], resumed_opt.master_weights()[i])) << "master " << i;
+  }
+}
+
+// Weights published in float32 from a bf16 run are the fp32 masters, not the
+// bf16 parameters widened; published in bf16 they are the masters rounded.
+TEST(MasterWeights, Float32PublicationWritesTheMasters) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/publish_bf16";
+  std::filesystem::remove_all(dir);
+  SftData data = SftData::FromSequences(RandomSequences(12, 17));
+  TrainStepOptions step_options;
+  step_options.ppo_n_minibatches = 2;
+  auto model = LoadTiny(at::kBFloat16);
+  TrainOptimizer opt(model->parameters(), Settings(1e-3), LrSchedule{});
+  SftObjective objective(1.0);
+  for (int64_t step = 0; step < 3; ++step) {
+    StatsRecorder stats;
+    ASSERT_TRUE(RunTrainStep(*model, opt, objective, data.Take(4, 0, step * 4, 5), step_options, step, &stats).ok());
+  }
+  const ParallelState one = ParallelState::SingleProcess();
+  const std::vector<at::Tensor> params = model->parameters();
+  const std::vector<at::Tensor>& masters = opt.master_weights();
+  ASSERT_EQ(masters.size(), params.size());
+  for (const c10::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    WeightPublisherOptions options;
+    options.weights_dir = dir + (dtype == at::kFloat ? "/float32" : "/bfloat16");
+    options.dtype = dtype;
+    WeightPublisher publisher(options);
+    ASSERT_TRUE(publisher.Publish(*PublishedModel(model, FullModel(model, one), opt, dtype, one), 3).ok());
+    auto published = LoadHfModel(VersionDir(options.weights_dir, 3));  // read back as fp32
+    ASSERT_TRUE(published.ok()) << published.status();
+    const std::vector<at::Tensor> got = (*published)->parameters();
+    ASSERT_EQ(got.size(), params.size());
+    int64_t finer_than_bf16 = 0;  // elements where the master is not its bf16 rounding
+    for (size_t i = 0; i < got.size(); ++i) {
+      const at::Tensor want = dtype == at::kFloat ? masters[i] : masters[i].to(at::kBFloat16).to(at::kFloat);
+      EXPECT_TRUE(at::equal(got[i], want))
+          << c10::toString(dtype) << " parameter " << i << ": max |published - expected| "
+          << (got[i] - want).abs().max().item<double>();
+      finer_than_bf16 += got[i].ne(params[i].to(at::kFloat)).sum().item<int64_t>();
+    }
+    if (dtype == at::kFloat) {
+      EXPECT_GT(finer_than_bf16, 0) << "the float32 weights equal the bf16 ones widened";
+    } else {
+      EXPECT_EQ(finer_than_bf16, 0);
+    }
   }
 }
 

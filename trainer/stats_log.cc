@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -101,6 +103,35 @@ absl::Status StatsLog::Append(int64_t step, const std::map<std::string, double>&
     return absl::DataLossError(absl::StrCat("cannot append to '", path_, "': ", std::strerror(err)));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> StatsLog::DropFromStep(int64_t step) const {
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) return int64_t{0};  // nothing logged yet
+  std::string kept, line;
+  int64_t dropped = 0;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() < step) {
+      kept += line + "\n";
+    } else {
+      ++dropped;
+    }
+  }
+  in.close();
+  if (dropped == 0) return dropped;
+  const std::string temp = absl::StrCat(path_, ".tmp-", ::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot create '", temp, "': ", std::strerror(errno)));
+  const bool wrote = ::write(fd, kept.data(), kept.size()) == static_cast<ssize_t>(kept.size()) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!wrote || ::rename(temp.c_str(), path_.c_str()) != 0) {
+    const int rename_err = wrote ? errno : err;
+    ::unlink(temp.c_str());
+    return absl::DataLossError(absl::StrCat("cannot rewrite '", path_, "': ", std::strerror(rename_err)));
+  }
+  return dropped;
 }
 
 }  // namespace moerl

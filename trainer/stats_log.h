@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace moerl {
 
@@ -62,6 +63,12 @@ class StatsLog {
   // Appends {"step": step, "wall_time": ..., <values>} as one line (O_APPEND,
   // one write, fsync). Non-finite values are written as null.
   absl::Status Append(int64_t step, const std::map<std::string, double>& values) const;
+  // On resume from a checkpoint with `step` steps done: removes the lines of
+  // steps >= `step` (they are trained again and appended again) and any line
+  // that does not parse (torn by a kill). Rewrites the file atomically
+  // (temporary, fsync, rename); a missing file is fine. Returns the number
+  // of lines removed.
+  absl::StatusOr<int64_t> DropFromStep(int64_t step) const;
   const std::string& path() const { return path_; }
 
  private:

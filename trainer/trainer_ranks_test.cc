@@ -383,6 +383,31 @@ TEST(TrainerRanksEval, EvaluatesEveryStepLikeOneProcess) {
   }
 }
 
+// actor.dtype=bfloat16 with trainer.weights_dtype=float32 under tensor and
+// expert parallelism: the published weights are the fp32 masters gathered
+// from every rank's slices and experts. Their bf16 rounding is exactly the
+// checkpoint's bf16 weights (gathered from the parameters), and some
+// elements are finer than bf16.
+TEST(TrainerRanksMixedPrecision, Float32PublicationGathersTheMasters) {
+  const std::string root = Fresh("bf16_masters");
+  const std::string batches = root + "/batches";
+  WriteBatches(batches, 2, 4, 13);
+  const std::vector<std::string> overrides = {"actor.dtype=bfloat16", "+trainer.weights_dtype=float32"};
+  Train(root, "par", "megatron:(attn:t2|ffn:e2)", batches, overrides);
+  if (HasFatalFailure()) return;
+  const TrainerSettings s = Settings(root, "par", overrides);
+  const std::map<std::string, at::Tensor> published = Weights(VersionDir(s.WeightsDir(), 2));
+  const std::map<std::string, at::Tensor> bf16 = Weights(s.CheckpointsDir() + "/step-2/weights");
+  ASSERT_EQ(published.size(), bf16.size());
+  int64_t finer = 0;
+  for (const auto& [key, t] : published) {
+    ASSERT_TRUE(bf16.count(key)) << key;
+    EXPECT_TRUE(at::equal(t.to(at::kBFloat16).to(at::kFloat), bf16.at(key))) << key;
+    finer += t.ne(bf16.at(key)).sum().item<int64_t>();
+  }
+  EXPECT_GT(finer, 0) << "the float32 weights equal the bf16 ones widened";
+}
+
 // A rank that leaves (here: stops before its first step) makes the other
 // fail with Unavailable within the collective timeout, not hang.
 TEST(TrainerRanksErrors, ALostRankFailsTheOthersWithinTheTimeout) {

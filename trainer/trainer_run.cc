@@ -26,6 +26,7 @@
 #include "dataset/feeder_run.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluator.h"
+#include "trainer/full_model.h"
 #include "trainer/grpo_objective.h"
 #include "trainer/model/config.h"
 #include "trainer/model/hf_weights.h"
@@ -56,59 +57,6 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s,
   }
   if (s.dtype == "bfloat16") model->to(at::kBFloat16);
   return model;
-}
-
-// What rank 0 publishes, evaluates and checkpoints: `model` itself on one
-// process; else a fresh one-device copy holding every expert and whole
-// tensors (no dispatcher, router reducer or tensor-parallel seams, so its
-// forwards do not communicate). Every rank calls it: each rank writes what
-// it holds into a zero copy, and a tensor split over ranks (experts over ep
-// and etp, tensor-parallel slices over tp) is summed over them (exact: every
-// element is nonzero on one rank only).
-std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
-  if (parallel.world_size() == 1) return model;
-  auto full = std::make_shared<Qwen3Model>(model->config());
-  full->to(model->dtype());
-  at::NoGradGuard no_grad;
-  std::map<std::string, HfBinding> held;
-  std::set<std::string> sliced;  // parameter names of the tensor-parallel slices
-  for (HfBinding& b : HfBindings(*model)) held[b.hf_name] = b;
-  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
-    if (auto w = std::dynamic_pointer_cast<WeightModule>(item.value()); w && w->sliced()) {
-      sliced.insert(item.key() + ".weight");
-    }
-  }
-  for (HfBinding& b : HfBindings(*full)) {
-    auto it = held.find(b.hf_name);
-    if (it == held.end()) {
-      b.view.zero_();
-      continue;
-    }
-    const HfBinding& mine = it->second;
-    if (mine.slice_dim < 0) {
-      b.view.copy_(mine.view);
-    } else {
-      b.view.zero_();
-      b.view.narrow(mine.slice_dim, mine.slice_start, mine.view.size(mine.slice_dim)).copy_(mine.view);
-    }
-  }
-  auto sum_over = [](at::Tensor& p, const ProcessGroup& group) {
-    at::Tensor sum = p.detach().contiguous().clone();
-    group.AllReduceSum(sum);
-    p.detach().copy_(sum);
-  };
-  const ParallelDims& dims = parallel.dims();
-  if (dims.tp > 1) {
-    const ProcessGroup& tp = parallel.group(RankGroupKind::kTensor);
-    for (auto& item : full->named_parameters(/*recurse=*/true)) {
-      if (sliced.count(item.key())) sum_over(item.value(), tp);
-    }
-  }
-  for (at::Tensor& p : SplitParameters(*full).experts) {
-    if (dims.ep > 1) sum_over(p, parallel.group(RankGroupKind::kExpert));
-    if (dims.etp > 1) sum_over(p, parallel.group(RankGroupKind::kExpertTensor));
-  }
-  return full;
 }
 
 // Sum of `local` over every rank of the trainer (tp-dp-cp is all of them:
@@ -304,6 +252,17 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   std::error_code ec;
   std::filesystem::create_directories(s.RunDir(), ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", s.RunDir(), "': ", ec.message()));
+  if (writer) {
+    // What a killed trainer left half-written (hidden names, never read).
+    // Before the first collective below: no other rank writes yet.
+    MOERL_ASSIGN_OR_RETURN(std::vector<std::string> left_checkpoints,
+                           RemoveAbandonedCheckpointFiles(s.CheckpointsDir()));
+    MOERL_ASSIGN_OR_RETURN(std::vector<std::string> left_weights, RemoveAbandonedEntries(s.WeightsDir()));
+    if (!left_checkpoints.empty() || !left_weights.empty()) {
+      MOERL_LOG(INFO) << "removed " << left_checkpoints.size() << " unfinished checkpoint file(s) and "
+                      << left_weights.size() << " unfinished weights folder(s) of an earlier run";
+    }
+  }
   at::manual_seed(static_cast<uint64_t>(s.run.seed));
   const GrpoOptions grpo = GrpoOptionsFrom(s);
   if (grpo.advantages.reward_norm) {
@@ -336,6 +295,12 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     }
   }
   report->first_step = report->steps_done = state.step;
+  StatsLog stats_log(s.StatsPath());
+  if (s.Recover() && writer) {
+    // Lines of steps past the checkpoint are trained, and logged, again.
+    MOERL_ASSIGN_OR_RETURN(int64_t dropped, stats_log.DropFromStep(state.step));
+    if (dropped > 0) MOERL_LOG(INFO) << "dropped " << dropped << " stats.jsonl line(s) of steps >= " << state.step;
+  }
 
   WeightPublisherOptions publish;
   publish.weights_dir = s.WeightsDir();
@@ -358,7 +323,8 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   // Rank 0 decides; the others follow (they may see LATEST appear meanwhile).
   const bool publish_first = SumOverRanks(parallel, writer && !latest.ok() ? 1.0 : 0.0) > 0;
   if (publish_first) {
-    MOERL_RETURN_IF_ERROR(publish_version(*FullModel(model, parallel), state.step));
+    MOERL_RETURN_IF_ERROR(publish_version(
+        *PublishedModel(model, FullModel(model, parallel), optimizer, publish.dtype, parallel), state.step));
     MOERL_LOG(INFO) << "published weights v" << state.step << " to " << s.WeightsDir();
   } else if (writer && latest.ok() && *latest != state.step) {
     MOERL_LOG(WARNING) << "weights/LATEST is v" << *latest << " but training continues from version "
@@ -366,7 +332,6 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   }
 
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
-  StatsLog stats_log(s.StatsPath());
   std::unique_ptr<TensorBoardWriter> tensorboard;
   if (writer) {
     MOERL_ASSIGN_OR_RETURN(tensorboard, TensorBoardWriter::Create(s.RunDir() + "/tensorboard"));
@@ -392,6 +357,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   TrainStepOptions step_options;
   step_options.ppo_n_minibatches = s.ppo_n_minibatches;
   step_options.max_tokens_per_mb = s.max_tokens_per_mb;
+  double last_checkpoint_seconds = -1;  // < 0: no checkpoint since the last stats line
   while (!(s.total_train_steps && state.step >= *s.total_train_steps)) {
     if (should_stop && should_stop()) break;
     const absl::Time wait_start = absl::Now();
@@ -422,13 +388,12 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     // (collectives), rank 0 alone evaluates.
     const absl::Time publish_start = absl::Now();
     const std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
-    MOERL_RETURN_IF_ERROR(publish_version(*full, state.step));
+    MOERL_RETURN_IF_ERROR(
+        publish_version(*PublishedModel(model, full, optimizer, publish.dtype, parallel), state.step));
     stats.Scalar("timeperf/update_weights", Seconds(publish_start));
-    if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
-      const absl::Time save_start = absl::Now();
-      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, *full, optimizer, state, parallel));
-      stats.Scalar("timeperf/checkpoint_for_recover", Seconds(save_start));
-    }
+    // Saved at the end of the previous step, after its stats line.
+    if (last_checkpoint_seconds >= 0) stats.Scalar("timeperf/checkpoint_for_recover", last_checkpoint_seconds);
+    last_checkpoint_seconds = -1;
 
     if (s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0 && writer) {
       const absl::Time eval_start = absl::Now();
@@ -453,18 +418,27 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     std::map<std::string, double> values = stats.Flatten();
     values["version"] = static_cast<double>(state.step);
     values["timeperf/tokens_per_second"] = tokens / std::max(train_seconds, 1e-9);
-    if (!writer) continue;
-    MOERL_RETURN_IF_ERROR(stats_log.Append(state.step - 1, values));
-    MOERL_RETURN_IF_ERROR(tensorboard->WriteScalars(state.step - 1, values));
-    if ((state.step - 1) % s.log_every == 0) {
-      std::fprintf(stderr, "%s\n",
-                   absl::StrFormat("trainer: step %d -> v%d  %s %.4f  loss %.5f  grad_norm %.4f  lr %.3g  "
-                                   "%.0f tokens/s  (%.2f s)",
-                                   state.step - 1, state.step, s.mode == "grpo" ? "reward" : "nll",
-                                   s.mode == "grpo" ? report->last_reward : report->last_loss, report->last_loss,
-                                   stats.Value("ppo_actor/update/grad_norm"), stats.Value("ppo_actor/update/lr"),
-                                   values["timeperf/tokens_per_second"], train_seconds)
-                       .c_str());
+    if (writer) {
+      // The stats line goes before the checkpoint: a kill in between trains
+      // the step again, and the resumed run drops the line and logs it again
+      // (DropFromStep); the other order would lose the line.
+      MOERL_RETURN_IF_ERROR(stats_log.Append(state.step - 1, values));
+      MOERL_RETURN_IF_ERROR(tensorboard->WriteScalars(state.step - 1, values));
+      if ((state.step - 1) % s.log_every == 0) {
+        std::fprintf(stderr, "%s\n",
+                     absl::StrFormat("trainer: step %d -> v%d  %s %.4f  loss %.5f  grad_norm %.4f  lr %.3g  "
+                                     "%.0f tokens/s  (%.2f s)",
+                                     state.step - 1, state.step, s.mode == "grpo" ? "reward" : "nll",
+                                     s.mode == "grpo" ? report->last_reward : report->last_loss, report->last_loss,
+                                     stats.Value("ppo_actor/update/grad_norm"), stats.Value("ppo_actor/update/lr"),
+                                     values["timeperf/tokens_per_second"], train_seconds)
+                         .c_str());
+      }
+    }
+    if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
+      const absl::Time save_start = absl::Now();
+      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, *full, optimizer, state, parallel));
+      last_checkpoint_seconds = Seconds(save_start);
     }
   }
   MOERL_LOG(INFO) << "trainer stopped after step " << state.step << " (policy version " << state.step << ")";

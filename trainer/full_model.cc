@@ -1,0 +1,91 @@
+#include "trainer/full_model.h"
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "common/logging.h"
+#include "trainer/model/layers.h"
+#include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/process_groups.h"
+
+namespace moerl {
+
+std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector<HfBinding>& bindings,
+                                            c10::ScalarType dtype, const ParallelState& parallel) {
+  auto full = std::make_shared<Qwen3Model>(model.config());
+  full->to(dtype);
+  at::NoGradGuard no_grad;
+  std::map<std::string, HfBinding> held;
+  std::set<std::string> sliced;  // parameter names of the tensor-parallel slices
+  for (const HfBinding& b : bindings) held[b.hf_name] = b;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    if (auto w = std::dynamic_pointer_cast<WeightModule>(item.value()); w && w->sliced()) {
+      sliced.insert(item.key() + ".weight");
+    }
+  }
+  for (HfBinding& b : HfBindings(*full)) {
+    auto it = held.find(b.hf_name);
+    if (it == held.end()) {
+      b.view.zero_();
+      continue;
+    }
+    const HfBinding& mine = it->second;
+    if (mine.slice_dim < 0) {
+      b.view.copy_(mine.view);
+    } else {
+      b.view.zero_();
+      b.view.narrow(mine.slice_dim, mine.slice_start, mine.view.size(mine.slice_dim)).copy_(mine.view);
+    }
+  }
+  auto sum_over = [](at::Tensor& p, const ProcessGroup& group) {
+    at::Tensor sum = p.detach().contiguous().clone();
+    group.AllReduceSum(sum);
+    p.detach().copy_(sum);
+  };
+  const ParallelDims& dims = parallel.dims();
+  if (dims.tp > 1) {
+    const ProcessGroup& tp = parallel.group(RankGroupKind::kTensor);
+    for (auto& item : full->named_parameters(/*recurse=*/true)) {
+      if (sliced.count(item.key())) sum_over(item.value(), tp);
+    }
+  }
+  for (at::Tensor& p : SplitParameters(*full).experts) {
+    if (dims.ep > 1) sum_over(p, parallel.group(RankGroupKind::kExpert));
+    if (dims.etp > 1) sum_over(p, parallel.group(RankGroupKind::kExpertTensor));
+  }
+  return full;
+}
+
+std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
+  if (parallel.world_size() == 1) return model;
+  return GatherFullModel(*model, HfBindings(*model), model->dtype(), parallel);
+}
+
+std::vector<HfBinding> MasterBindings(Qwen3Model& model, const std::vector<at::Tensor>& masters) {
+  const std::vector<at::Tensor> params = model.parameters();
+  MOERL_CHECK(params.size() == masters.size());
+  std::vector<HfBinding> out = HfBindings(model);
+  for (HfBinding& b : out) {
+    size_t i = 0;
+    while (i < params.size() && !b.view.is_alias_of(params[i])) ++i;
+    MOERL_CHECK(i < params.size()) << b.hf_name << " is not a view of a parameter";
+    MOERL_CHECK(params[i].is_contiguous() && masters[i].is_contiguous() && params[i].sizes() == masters[i].sizes())
+        << b.hf_name;
+    // The same element offsets: the masters are contiguous copies of the
+    // (contiguous) parameters.
+    b.view = masters[i].as_strided(b.view.sizes(), b.view.strides(),
+                                   masters[i].storage_offset() + b.view.storage_offset() -
+                                       params[i].storage_offset());
+  }
+  return out;
+}
+
+std::shared_ptr<Qwen3Model> PublishedModel(const std::shared_ptr<Qwen3Model>& model,
+                                           const std::shared_ptr<Qwen3Model>& full, const TrainOptimizer& optimizer,
+                                           c10::ScalarType publish_dtype, const ParallelState& parallel) {
+  if (publish_dtype != at::kFloat || optimizer.master_weights().empty()) return full;
+  return GatherFullModel(*model, MasterBindings(*model, optimizer.master_weights()), at::kFloat, parallel);
+}
+
+}  // namespace moerl
