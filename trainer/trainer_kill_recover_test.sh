@@ -14,7 +14,7 @@
 #   manifest its files match, each visible weights/v<N> is a complete folder,
 #   LATEST names one; half-written work is only under hidden names;
 # - the final run exits 0 having resumed, and leaves no hidden leftovers;
-# - every checkpoints/step-<N>/weights/model.safetensors and the last
+# - every kept checkpoints/step-<N>/weights/model.safetensors and the last
 #   published weights/v<STEPS> (model.safetensors, probe.json) are byte for
 #   byte those of the reference run; every optimizer.pt holds the same
 #   tensors (LibTorch names its entries by memory address, so the files
@@ -131,19 +131,24 @@ state=$("$check" "$run") || { echo "$state"; fail "after the final run"; }
 for f in model.safetensors probe.json; do
   cmp "$ref/weights/v$steps/$f" "$run/weights/v$steps/$f" || fail "weights/v$steps/$f differs from the reference"
 done
-for ((s = 1; s <= steps; s++)); do
-  cmp "$ref/checkpoints/step-$s/weights/model.safetensors" "$run/checkpoints/step-$s/weights/model.safetensors" ||
-    fail "checkpoints/step-$s/weights/model.safetensors differs from the reference"
+# Both runs keep the same newest checkpoints (trainer.keep_checkpoints).
+kept=$(cd "$run/checkpoints" && ls -d step-* | sort -V | tr '\n' ' ')
+[[ $kept == "$(cd "$ref/checkpoints" && ls -d step-* | sort -V | tr '\n' ' ')" ]] ||
+  fail "checkpoints kept: $kept; the reference kept $(ls "$ref/checkpoints")"
+[[ $kept == *"step-$steps "* ]] || fail "checkpoints kept: $kept; step-$steps missing"
+for d in $kept; do
+  cmp "$ref/checkpoints/$d/weights/model.safetensors" "$run/checkpoints/$d/weights/model.safetensors" ||
+    fail "checkpoints/$d/weights/model.safetensors differs from the reference"
 done
-"$python" - "$ref/checkpoints" "$run/checkpoints" "$steps" <<'PY' || fail "optimizer.pt (above)"
+"$python" - "$ref/checkpoints" "$run/checkpoints" $kept <<'PY' || fail "optimizer.pt (above)"
 import hashlib, sys, zipfile
 def tensors(path):
     with zipfile.ZipFile(path) as z:
         return sorted(hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist() if "/data/" in n)
-for s in range(1, int(sys.argv[3]) + 1):
-    a, b = (tensors(f"{d}/step-{s}/optimizer.pt") for d in sys.argv[1:3])
-    assert a == b, f"checkpoints/step-{s}/optimizer.pt: the tensors differ from the reference's"
-print(f"optimizer.pt: the same {len(a)} tensors in every checkpoint")
+for step in sys.argv[3:]:
+    a, b = (tensors(f"{d}/{step}/optimizer.pt") for d in sys.argv[1:3])
+    assert a == b, f"checkpoints/{step}/optimizer.pt: the tensors differ from the reference's"
+print(f"optimizer.pt: the same {len(a)} tensors in every kept checkpoint ({' '.join(sys.argv[3:])})")
 PY
 "$python" - "$ref/stats.jsonl" "$run/stats.jsonl" "$steps" <<'PY' || fail "stats.jsonl (above)"
 import json, sys

@@ -6,11 +6,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <system_error>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -65,6 +66,57 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s,
 double SumOverRanks(const ParallelState& parallel, double local) {
   return SumOverGroup(parallel, RankGroupKind::kTensorDataContext, local);
 }
+
+// Rank 0 writes each version's files on a thread of its own while the next
+// step trains: writing and fsyncing the weights and the probe's forward stay
+// off the step. Start() takes a model that nothing else changes or runs
+// meanwhile; Finish(), called by every rank, joins the writer and agrees on
+// its outcome (a collective). The trainer finishes a version before the next
+// one, before an evaluation, before a checkpoint (so a checkpoint of step N
+// implies v<N> is published). At the end of the run, which ranks may reach
+// at different times (a stop request), Join() waits for the writer alone;
+// so does destruction (an early error return).
+class BackgroundPublisher {
+ public:
+  BackgroundPublisher(WeightPublisher* publisher, const ParallelState* parallel, bool writer)
+      : publisher_(publisher), parallel_(parallel), writer_(writer) {}
+  BackgroundPublisher(const BackgroundPublisher&) = delete;
+  BackgroundPublisher& operator=(const BackgroundPublisher&) = delete;
+  ~BackgroundPublisher() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Every rank calls it, with the same version; rank 0 starts writing.
+  void Start(std::shared_ptr<Qwen3Model> model, int64_t version) {
+    version_ = version;
+    if (!writer_) return;
+    thread_ = std::thread([this, model = std::move(model), version] {
+      status_ = publisher_->Publish(*model, version);
+    });
+  }
+
+  // This rank's writer's outcome (OK on every rank but 0); no collective.
+  absl::Status Join() {
+    if (thread_.joinable()) thread_.join();
+    return std::exchange(status_, absl::OkStatus());
+  }
+
+  absl::Status Finish() {
+    const absl::Status status = Join();
+    if (SumOverRanks(*parallel_, status.ok() ? 0.0 : 1.0) > 0 && status.ok()) {
+      return absl::AbortedError(absl::StrCat("rank 0 could not publish weights v", version_));
+    }
+    return status;
+  }
+
+ private:
+  WeightPublisher* const publisher_;
+  const ParallelState* const parallel_;
+  const bool writer_;
+  std::thread thread_;
+  absl::Status status_;  // the writer's; read after join
+  int64_t version_ = -1;
+};
 
 // Whether the ranks' optimizer states differ (each holds other experts or
 // other tensor slices): then every rank's is checkpointed.
@@ -331,6 +383,8 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
                        << state.step << "; the next step publishes v" << state.step + 1;
   }
 
+  BackgroundPublisher background(&publisher, &parallel, writer);
+
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
   std::unique_ptr<TensorBoardWriter> tensorboard;
   if (writer) {
@@ -388,14 +442,21 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     // (collectives), rank 0 alone evaluates.
     const absl::Time publish_start = absl::Now();
     const std::shared_ptr<Qwen3Model> full = FullModel(model, parallel);
-    MOERL_RETURN_IF_ERROR(
-        publish_version(*PublishedModel(model, full, optimizer, publish.dtype, parallel), state.step));
+    MOERL_RETURN_IF_ERROR(background.Finish());
+    std::shared_ptr<Qwen3Model> published = PublishedModel(model, full, optimizer, publish.dtype, parallel);
+    if (published == model) {  // one process: the writer gets a copy, training goes on
+      published = GatherFullModel(*model, HfBindings(*model), model->dtype(), parallel);
+    }
+    background.Start(std::move(published), state.step);
     stats.Scalar("timeperf/update_weights", Seconds(publish_start));
     // Saved at the end of the previous step, after its stats line.
     if (last_checkpoint_seconds >= 0) stats.Scalar("timeperf/checkpoint_for_recover", last_checkpoint_seconds);
     last_checkpoint_seconds = -1;
 
-    if (s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0 && writer) {
+    const bool evaluate = s.evaluator_freq_steps && state.step % *s.evaluator_freq_steps == 0;
+    // The writer may be running a forward on `full` (its probe).
+    if (evaluate) MOERL_RETURN_IF_ERROR(background.Finish());
+    if (evaluate && writer) {
       const absl::Time eval_start = absl::Now();
       const Tokenizer& tok = *eval_tokenizer;
       DecodeFn decode = [&](const std::vector<int64_t>& ids) {
@@ -437,10 +498,12 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     }
     if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
       const absl::Time save_start = absl::Now();
+      MOERL_RETURN_IF_ERROR(background.Finish());
       MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, *full, optimizer, state, parallel));
       last_checkpoint_seconds = Seconds(save_start);
     }
   }
+  MOERL_RETURN_IF_ERROR(background.Join());
   MOERL_LOG(INFO) << "trainer stopped after step " << state.step << " (policy version " << state.step << ")";
   return absl::OkStatus();
 }
