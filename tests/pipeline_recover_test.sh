@@ -6,6 +6,8 @@
 # stage, and the same command with recover.mode=auto resumes it. The last
 # resume runs to the end. Then group ids are counted from the feeder to the
 # trained batches (docs/pipeline.md, "Resuming a run"):
+#   - a resumed trainer continues at its checkpoint's step k with batch file k
+#     and republishes v<k> (the servers start from it);
 #   - a resumed feeder publishes no group that was already in a batch file
 #     (those are trained from the files, not generated again);
 #   - every group an interrupted attempt published is either in a batch file
@@ -21,7 +23,10 @@ root="${TEST_TMPDIR}/runs"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [[ $# -ge 1 ]] || fail "usage: pipeline_recover_test.sh <stage kind>... (server, bridge, scorer, trainer_rank)"
 kinds=("$@")
-steps=$((4 + 2 * ${#kinds[@]}))
+# Each attempt is killed two steps past the newest step before it; a resumed
+# trainer redoes at most one step (saver.freq_steps=2): 4 steps an attempt
+# leave room for stopping late.
+steps=$((4 + 4 * ${#kinds[@]}))
 batch_size=2
 trial=recover
 run="$root/moerl-demo/$trial"
@@ -34,10 +39,14 @@ cmd=(cluster.fileroot="$root" trial_name="$trial" total_train_steps="$steps" gco
 
 wait_for() {  # seconds, command...: polls until the command succeeds
   local deadline=$((SECONDS + $1)); shift
-  until "$@"; do [[ $SECONDS -lt $deadline ]] || return 1; sleep 0.5; done
+  until "$@"; do [[ $SECONDS -lt $deadline ]] || return 1; sleep 0.2; done
 }
-stats_lines() { [[ -f "$run/stats.jsonl" ]] && wc -l <"$run/stats.jsonl" || echo 0; }
-stats_at_least() { [[ $(stats_lines) -ge $1 ]]; }
+last_step() {  # the step of the newest line of stats.jsonl, -1 without one
+  local s=""
+  [[ -f "$run/stats.jsonl" ]] && s=$(tail -n 1 "$run/stats.jsonl" | grep -o '"step": *[0-9]*' | grep -o '[0-9]*$')
+  echo "${s:--1}"
+}
+step_at_least() { [[ $(last_step) -ge $1 ]]; }
 batch_groups() {  # file: its group ids, one a line, sorted
   "$inspect" "$1" --type=moerl.proto.TrajectoryBatch >"$tmp/inspect.txt" || fail "inspect $1: $(cat "$tmp/inspect.txt")"
   sed -n 's/^ *group_id: "\(.*\)"$/\1/p' "$tmp/inspect.txt" | sort -u
@@ -64,11 +73,13 @@ stage_name() {  # kind: how the pipeline names it
 
 attempt=0
 feeder_line=0
+trainer_line=0
 resume=()
 for kind in "${kinds[@]}" final; do
   done_groups >"$tmp/done.$attempt"
   [[ -f "$run/logs/feeder.log" ]] && feeder_line=$(wc -l <"$run/logs/feeder.log")
-  before=$(stats_lines)
+  [[ -f "$run/logs/trainer.log" ]] && trainer_line=$(wc -l <"$run/logs/trainer.log")
+  before=$(last_step)
   out="$TEST_TMPDIR/attempt.$attempt.out"
   "$pipeline" "${cmd[@]}" "${resume[@]}" >"$out" 2>&1 &
   pid=$!
@@ -76,14 +87,30 @@ for kind in "${kinds[@]}" final; do
     status=0; wait "$pid" || status=$?
     [[ $status -eq 0 ]] || { cat "$out" >&2; fail "the last resume exited $status"; }
   else
-    wait_for 300 stats_at_least $((before + 2)) || { cat "$out" >&2; fail "attempt $attempt: no two training steps within 300 s"; }
+    wait_for 300 step_at_least $((before + 2)) || { cat "$out" >&2; fail "attempt $attempt: no step $((before + 2)) within 300 s"; }
+    kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; fail "attempt $attempt: the run ended before the kill"; }
     victim=$(stage_pid "$kind")
     [[ -n "$victim" ]] || fail "attempt $attempt: no $kind process found"
-    echo "attempt $attempt: SIGKILL to the $kind (pid $victim) after $(stats_lines) stats lines, $(ls "$run/batches" | grep -c '\.rec$') batch files"
+    echo "attempt $attempt: SIGKILL to the $kind (pid $victim) at step $(last_step), $(ls "$run/batches" | grep -c '\.rec$') batch files"
     kill -KILL "$victim"
     status=0; wait "$pid" || status=$?
     [[ $status -eq 1 ]] || { cat "$out" >&2; fail "the pipeline exited $status after the $kind was killed, want 1"; }
     grep -q "stage '$(stage_name "$kind")' " "$out" || { cat "$out" >&2; fail "the failure does not name the $kind"; }
+  fi
+  # A resumed trainer continues at its checkpoint's step k with batch file k
+  # and first republishes v<k>, the weights the servers then start from.
+  if [[ $attempt -gt 0 ]]; then
+    tail -n +"$((trainer_line + 1))" "$run/logs/trainer.log" >"$tmp/trainer.$attempt"
+    resumed=$(sed -n 's/.*resumed from .* (step \([0-9]*\), data position \([0-9]*\)\/\([0-9]*\)).*/\1 \3/p' "$tmp/trainer.$attempt" | sort -u)
+    k=0
+    if [[ -n "$resumed" ]]; then
+      [[ $(wc -l <<<"$resumed") -eq 1 ]] || fail "attempt $attempt: the ranks resumed differently: $resumed"
+      read -r k index <<<"$resumed"
+      [[ $index -eq $k ]] || fail "attempt $attempt: resumed at step $k but batch file $index"
+    fi
+    grep -q "published weights v$k to" "$tmp/trainer.$attempt" ||
+      fail "attempt $attempt: the trainer resumed at step $k did not republish v$k"
+    echo "attempt $attempt: the trainer resumed at step $k with $(wc -l <"$tmp/done.$attempt") groups in batch files"
   fi
   tail -n +"$((feeder_line + 1))" "$run/logs/feeder.log" |
     sed -n 's/.*published [0-9]* prompts (epoch [0-9]*, index [0-9]*, group \(.*\))$/\1/p' | sort >"$tmp/issued.$attempt"
