@@ -7,7 +7,8 @@
 # resume runs to the end. Then group ids are counted from the feeder to the
 # trained batches (docs/pipeline.md, "Resuming a run"):
 #   - a resumed trainer continues at its checkpoint's step k with batch file k
-#     and republishes v<k> (the servers start from it);
+#     and republishes v<k> (the servers start from it); stats.jsonl ends with
+#     one line per step of the final history;
 #   - a resumed feeder publishes no group that was already in a batch file
 #     (those are trained from the files, not generated again);
 #   - every group an interrupted attempt published is either in a batch file
@@ -131,6 +132,10 @@ done
 
 # The final history trained batch files 0 .. steps-1.
 [[ $(cat "$run/weights/LATEST") == "$steps" ]] || fail "weights/LATEST is '$(cat "$run/weights/LATEST")', want $steps"
+# stats.jsonl: the final history's steps, once each (redone steps replace
+# the discarded lines).
+stat_steps=$(grep -o '"step": *[0-9]*' "$run/stats.jsonl" | grep -o '[0-9]*$' | tr '\n' ' ')
+[[ "$stat_steps" == "$(seq -s ' ' 0 $((steps - 1))) " ]] || fail "stats.jsonl steps: $stat_steps"
 : >"$tmp/trained"
 for ((i = 0; i < steps; i++)); do
   f=$(printf '%s/batches/%06d.rec' "$run" "$i")

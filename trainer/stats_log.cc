@@ -6,7 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -99,6 +103,41 @@ absl::Status StatsLog::Append(int64_t step, const std::map<std::string, double>&
   ::close(fd);
   if (n != static_cast<ssize_t>(text.size())) {
     return absl::DataLossError(absl::StrCat("cannot append to '", path_, "': ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StatsLog::DropFrom(int64_t step) const {
+  std::ifstream in(path_);
+  if (!in) {
+    if (::access(path_.c_str(), F_OK) != 0 && errno == ENOENT) return absl::OkStatus();
+    return absl::PermissionDeniedError(absl::StrCat("cannot read '", path_, "': ", std::strerror(errno)));
+  }
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const nlohmann::json parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object() || !parsed.contains("step") || !parsed["step"].is_number_integer()) continue;
+    if (parsed["step"].get<int64_t>() < step) absl::StrAppend(&kept, line, "\n");
+  }
+  in.close();
+  const std::string temp = absl::StrCat(path_, ".tmp.", ::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create '", temp, "': ", std::strerror(errno)));
+  }
+  const ssize_t n = ::write(fd, kept.data(), kept.size());
+  const int err = errno;
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(kept.size()) || !synced) {
+    ::unlink(temp.c_str());
+    return absl::DataLossError(absl::StrCat("cannot write '", temp, "': ", std::strerror(err)));
+  }
+  if (::rename(temp.c_str(), path_.c_str()) != 0) {
+    const int rename_err = errno;
+    ::unlink(temp.c_str());
+    return absl::DataLossError(
+        absl::StrCat("cannot replace '", path_, "': ", std::strerror(rename_err)));
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 //   rec.Scalar("ppo_actor/update/grad_norm", 0.7);             // -> mean, and __count
 //   StatsLog log(run_dir + "/stats.jsonl");
 //   MOERL_RETURN_IF_ERROR(log.Append(step, rec.Flatten()));
+//   MOERL_RETURN_IF_ERROR(log.DropFrom(resumed_step));   // on a resume
 //
 // Recording the same name again accumulates (micro-batches, minibatches).
 // Thread-compatible.
@@ -62,6 +63,12 @@ class StatsLog {
   // Appends {"step": step, "wall_time": ..., <values>} as one line (O_APPEND,
   // one write, fsync). Non-finite values are written as null.
   absl::Status Append(int64_t step, const std::map<std::string, double>& values) const;
+  // Keeps the lines of steps before `step` only: a resumed trainer redoes
+  // the later ones, and their new lines replace the discarded history's.
+  // Lines that are not a JSON object with an integer "step" (a torn last
+  // line) are dropped too. Rewritten through a temporary file and rename; a
+  // missing file is left missing.
+  absl::Status DropFrom(int64_t step) const;
   const std::string& path() const { return path_; }
 
  private:

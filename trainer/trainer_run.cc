@@ -327,6 +327,10 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
       MOERL_LOG(INFO) << "resumed from " << *latest << " (step " << state.step << ", data position "
                       << state.data_epoch << "/" << state.data_index << ")";
     }
+    // The steps from here on are redone: their old lines go (before the
+    // weights below are published, which is when a watching pipeline starts
+    // counting lines).
+    if (writer) MOERL_RETURN_IF_ERROR(StatsLog(s.StatsPath()).DropFrom(state.step));
   }
   report->first_step = report->steps_done = state.step;
 
