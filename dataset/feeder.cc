@@ -7,6 +7,7 @@
 #include "common/proto/formats.h"
 #include "common/status.h"
 #include "dataset/gsm8k.h"
+#include "rollout/group_id.h"
 
 namespace moerl {
 
@@ -123,7 +124,14 @@ absl::Status Gsm8kFeeder::Run(PromptSink& sink, FeederReport* report,
   while (position.epoch < config_.total_train_epochs) {
     if (config_.max_prompts >= 0 && report->prompts_published >= config_.max_prompts) break;
     if (should_stop && should_stop()) break;
-    MOERL_RETURN_IF_ERROR(Annotate(sink.Publish(PromptAt(position)),
+    proto::Prompt prompt = PromptAt(position);
+    if (!config_.skip_group_ids.empty() && config_.skip_group_ids.contains(GroupId(prompt))) {
+      ++report->prompts_skipped;
+      position = order_.Next(position);
+      report->next = position;
+      continue;
+    }
+    MOERL_RETURN_IF_ERROR(Annotate(sink.Publish(prompt),
                                    absl::StrCat("publishing epoch ", position.epoch, " index ",
                                                 position.index)));
     ++report->prompts_published;

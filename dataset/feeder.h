@@ -15,7 +15,9 @@
 // rows whose user content (question + instruction, no chat template) is
 // longer than max_length tokens, as AReaL does. Run publishes from
 // config.start until total_train_epochs are done (or max_prompts were
-// published, or should_stop says so), then closes the sink.
+// published, or should_stop says so), then closes the sink. A position whose
+// group id is in config.skip_group_ids is passed over (counted, not
+// published, not counted against max_prompts).
 //
 // Each Prompt carries id "<dataset>/<split>/<line-1>" (the 0-based source
 // row; the same row in a later epoch has the same id and a higher epoch),
@@ -31,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -54,6 +57,9 @@ struct FeederConfig {
   bool skip_malformed = false;
   DataPosition start;               // resume here
   int64_t max_prompts = -1;         // stop after this many (-1: no limit)
+  // Group ids ("<prompt id>@<epoch>", rollout/group_id.h) not to publish:
+  // on a resume, the groups already in batch files.
+  absl::flat_hash_set<std::string> skip_group_ids;
 
   // Names the key and value of the first bad setting.
   absl::Status Validate() const;
@@ -65,6 +71,7 @@ struct FeederReport {
   int64_t rows_too_long = 0;
   uint64_t prompts_per_epoch = 0;
   int64_t prompts_published = 0;
+  int64_t prompts_skipped = 0;  // positions passed over: in skip_group_ids
   DataPosition next;  // the position a restarted feeder should start from
   bool finished = false;  // all epochs published
 };

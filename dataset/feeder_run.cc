@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/batch_source.h"
 #include "common/config/cli.h"
 #include "common/logging.h"
 #include "common/stage_timing.h"
@@ -17,6 +18,7 @@
 #include "common/transport/record_io.h"
 #include "common/transport/shm_ring.h"
 #include "common/transport/timed_ring.h"
+#include "rollout/group_id.h"
 
 namespace moerl {
 namespace {
@@ -52,7 +54,7 @@ class ProgressSink : public PromptSink {
     MOERL_RETURN_IF_ERROR(inner_->Publish(prompt));
     if (every_ > 0 && ++count_ % every_ == 0) {
       MOERL_LOG(INFO) << "published " << count_ << " prompts (epoch " << prompt.epoch()
-                      << ", index " << prompt.index() << ")";
+                      << ", index " << prompt.index() << ", group " << GroupId(prompt) << ")";
     }
     return absl::OkStatus();
   }
@@ -157,6 +159,26 @@ absl::StatusOr<Tokenizer> LoadPromptTokenizer(const std::string& path, const std
   return tokenizer;
 }
 
+absl::StatusOr<absl::flat_hash_set<std::string>> GroupIdsInBatches(const std::string& dir,
+                                                                   int64_t* files) {
+  absl::flat_hash_set<std::string> ids;
+  *files = 0;
+  if (!IsDirectory(dir)) return ids;
+  BatchSourceOptions options;
+  options.dir = dir;
+  const BatchSource naming(options);
+  proto::TrajectoryBatch batch;
+  for (int64_t index = 0;; ++index) {
+    const std::string path = naming.PathOf(index);
+    if (!Exists(path)) break;
+    absl::Status read = BatchSource::ReadBatchFile(path, /*vocab_size=*/0, &batch);
+    if (!read.ok()) return Annotate(read, "dataset.skip_batches_dir");
+    for (const proto::Trajectory& trajectory : batch.trajectories()) ids.insert(trajectory.group_id());
+    ++*files;
+  }
+  return ids;
+}
+
 absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenizer,
                        const std::function<bool()>& should_stop, FeederReport* report) {
   MOERL_RETURN_IF_ERROR(settings.Validate());
@@ -165,12 +187,19 @@ absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenize
   StageTiming timing("feeder");
   std::optional<StageTimingReporter> reporter;
   if (!settings.ring.empty()) reporter.emplace(&timing, kStageTimingPeriod);
+  FeederConfig config = settings.ToFeederConfig();
+  if (!settings.skip_batches_dir.empty()) {
+    int64_t files = 0;
+    MOERL_ASSIGN_OR_RETURN(config.skip_group_ids, GroupIdsInBatches(settings.skip_batches_dir, &files));
+    MOERL_LOG(INFO) << "resume: " << config.skip_group_ids.size() << " groups in " << files
+                    << " batch files of " << settings.skip_batches_dir << " are not published again";
+  }
   ChatOptions chat;
   chat.enable_thinking = false;
   MOERL_ASSIGN_OR_RETURN(
       Gsm8kFeeder feeder,
       Gsm8kFeeder::Create(
-          settings.ToFeederConfig(),
+          config,
           [tokenizer](absl::string_view text) { return tokenizer.Encode(text); },
           [tokenizer, chat](absl::string_view user) {
             return tokenizer.RenderChatPrompt(user, chat);
@@ -201,7 +230,8 @@ absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenize
   if (absl::IsCancelled(status) && should_stop && should_stop()) {
     status = sink->Close();  // a requested stop, not a failure
   }
-  MOERL_LOG(INFO) << "feeder: " << report->prompts_published << " prompts published ("
+  MOERL_LOG(INFO) << "feeder: " << report->prompts_published << " prompts published, "
+                  << report->prompts_skipped << " skipped as already in batches ("
                   << report->prompts_per_epoch << " per epoch; " << report->rows_too_long
                   << " rows over max_length, " << report->rows_malformed_skipped
                   << " malformed rows skipped); " << (report->finished ? "finished" : "stopped")

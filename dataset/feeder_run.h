@@ -16,7 +16,14 @@
 // A stop (should_stop) ends the run cleanly, also while waiting for ring
 // space (checked every 100 ms): the destination is closed and OK returned,
 // report->next being the first prompt not published. Logs progress every
-// dataset.progress_every prompts and a summary with the resume position.
+// dataset.progress_every prompts (with the group id of the last one) and a
+// summary with the resume position.
+//
+// Resume (dataset.skip_batches_dir): the group ids in that folder's batch
+// files, read as the trainer reads them (000000.rec, 000001.rec, ... up to
+// the first missing number; a damaged file is an error naming it), are not
+// published; every other position from dataset.start_epoch/start_index on
+// is. A folder that does not exist holds no groups.
 // Thread: the caller's.
 #ifndef MOERL_DATASET_FEEDER_RUN_H_
 #define MOERL_DATASET_FEEDER_RUN_H_
@@ -25,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/tokenizer/tokenizer.h"
@@ -43,6 +51,11 @@ absl::StatusOr<FeederSettings> LoadFeederSettings(const std::vector<std::string>
 // tokenizer.json file; empty: kSmallTokenizerRunfile, looked up in
 // $RUNFILES_DIR, $TEST_SRCDIR, <argv0>.runfiles and the working directory.
 absl::StatusOr<Tokenizer> LoadPromptTokenizer(const std::string& path, const std::string& argv0);
+
+// The group ids in <dir>/000000.rec, 000001.rec, ... up to the first missing
+// number (none when `dir` does not exist); *files gets how many were read.
+absl::StatusOr<absl::flat_hash_set<std::string>> GroupIdsInBatches(const std::string& dir,
+                                                                   int64_t* files);
 
 absl::Status RunFeeder(const FeederSettings& settings, const Tokenizer& tokenizer,
                        const std::function<bool()>& should_stop, FeederReport* report);

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/proto/prompt.pb.h"
+#include "common/proto/trajectory.pb.h"
 #include "common/transport/record_io.h"
 #include "common/transport/shm_ring.h"
 #include "dataset/prompt.h"
@@ -185,6 +186,99 @@ TEST(RunFeeder, WritesChatTemplatedTokenizedPromptsIntoARecordFile) {
     EXPECT_EQ(prompt.tokens(0), *tokenizer->TokenToId("<|im_start|>"));
   }
   EXPECT_EQ(count, 10);
+}
+
+// Batch files holding these group ids, one group of two samples each.
+void WriteBatchFile(const std::string& path, const std::vector<std::string>& group_ids) {
+  proto::TrajectoryBatch batch;
+  batch.set_format_version(1);
+  batch.set_group_size(2);
+  for (const std::string& id : group_ids) {
+    for (int s = 0; s < 2; ++s) {
+      proto::Trajectory* t = batch.add_trajectories();
+      t->set_format_version(2);
+      t->set_group_id(id);
+      t->set_sample_index(s);
+      t->add_prompt_tokens(5);
+      t->add_output_tokens(10 + s);
+      t->add_output_logprobs(-0.5f);
+      t->add_output_versions(0);
+      t->set_reward(s);
+      t->set_scored(true);
+    }
+  }
+  absl::StatusOr<std::unique_ptr<RecordWriter>> writer = RecordWriter::Create(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->WriteMessage(batch).ok());
+  ASSERT_TRUE((*writer)->Close().ok());
+}
+
+std::vector<std::string> PublishedGroupIds(const std::string& path) {
+  std::vector<std::string> ids;
+  absl::StatusOr<std::unique_ptr<RecordReader>> reader = RecordReader::Open(path);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return ids;
+  proto::Prompt prompt;
+  while (true) {
+    absl::StatusOr<bool> more = (*reader)->NextMessage(&prompt);
+    EXPECT_TRUE(more.ok()) << more.status();
+    if (!more.ok() || !*more) break;
+    ids.push_back(absl::StrCat(prompt.id(), "@", prompt.epoch()));
+  }
+  return ids;
+}
+
+// Resume: the groups already in batch files 000000.rec, 000001.rec, ... are
+// not published again; every other position is, in the original order, and
+// a file after a missing number is not read (the trainer never reaches it).
+TEST(RunFeeder, SkipsTheGroupsAlreadyInBatchFiles) {
+  absl::StatusOr<Tokenizer> tokenizer = LoadPromptTokenizer("", "");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  absl::StatusOr<FeederSettings> full =
+      Load(kYaml, {"+dataset.output_path=" + TmpPath("all.rec"), "train_dataset.batch_size=1"});
+  ASSERT_TRUE(full.ok()) << full.status();
+  FeederReport report;
+  ASSERT_TRUE(RunFeeder(*full, *tokenizer, nullptr, &report).ok());
+  const std::vector<std::string> all = PublishedGroupIds(TmpPath("all.rec"));
+  ASSERT_EQ(all.size(), 10u);
+
+  const std::string dir = TmpPath("batches");
+  ::mkdir(dir.c_str(), 0755);
+  WriteBatchFile(dir + "/000000.rec", {all[0], all[2]});
+  WriteBatchFile(dir + "/000001.rec", {all[6]});
+  WriteBatchFile(dir + "/000003.rec", {all[1]});  // after the gap: not trained, not skipped
+  absl::StatusOr<FeederSettings> resumed =
+      Load(kYaml, {"+dataset.output_path=" + TmpPath("resumed.rec"), "train_dataset.batch_size=1",
+                   "+dataset.skip_batches_dir=" + dir});
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_TRUE(RunFeeder(*resumed, *tokenizer, nullptr, &report).ok());
+  EXPECT_EQ(report.prompts_published, 7);
+  EXPECT_EQ(report.prompts_skipped, 3);
+  EXPECT_TRUE(report.finished);
+  std::vector<std::string> want = all;
+  want.erase(want.begin() + 6);
+  want.erase(want.begin() + 2);
+  want.erase(want.begin());
+  EXPECT_EQ(PublishedGroupIds(TmpPath("resumed.rec")), want);
+
+  // A folder that does not exist holds no groups.
+  absl::StatusOr<FeederSettings> fresh =
+      Load(kYaml, {"+dataset.output_path=" + TmpPath("fresh.rec"), "train_dataset.batch_size=1",
+                   "+dataset.skip_batches_dir=" + TmpPath("no-such-folder")});
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  ASSERT_TRUE(RunFeeder(*fresh, *tokenizer, nullptr, &report).ok());
+  EXPECT_EQ(PublishedGroupIds(TmpPath("fresh.rec")), all);
+
+  // A damaged batch file stops the feeder, naming the file and the key.
+  WriteFile("batches/000002.rec", "not a record file");
+  absl::StatusOr<FeederSettings> damaged =
+      Load(kYaml, {"+dataset.output_path=" + TmpPath("damaged.rec"), "train_dataset.batch_size=1",
+                   "+dataset.skip_batches_dir=" + dir});
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  const absl::Status status = RunFeeder(*damaged, *tokenizer, nullptr, &report);
+  EXPECT_FALSE(status.ok());
+  EXPECT_TRUE(absl::StrContains(status.message(), "000002.rec")) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "dataset.skip_batches_dir")) << status;
 }
 
 // The feeder usually waits on a full ring; SIGTERM must still stop it

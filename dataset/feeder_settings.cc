@@ -40,6 +40,8 @@ void FeederSettings::Declare(ConfigSchema* schema) {
   schema->Double("dataset.push_timeout_s", &push_timeout_s, "longest wait for ring space");
   schema->Int("dataset.progress_every", &progress_every, "log every N prompts (0: never)", 0);
   schema->String("dataset.name", &dataset_name, "dataset name used in prompt ids");
+  schema->String("dataset.skip_batches_dir", &skip_batches_dir,
+                 "batch folder whose groups are not published again (resume)");
 }
 
 absl::Status FeederSettings::Validate() const {

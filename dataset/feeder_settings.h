@@ -24,6 +24,10 @@
 //   dataset.skip_malformed, dataset.start_epoch, dataset.start_index,
 //   dataset.max_prompts, dataset.push_timeout_s, dataset.progress_every,
 //   dataset.name
+//   dataset.skip_batches_dir    a batches/ folder: the group ids in its batch
+//                               files 000000.rec, 000001.rec, ... (up to the
+//                               first missing number) are not published
+//                               again (the pipeline's resume)
 // The `train_dataset` and `dataset` sections are owned: an unknown key in
 // them is an error naming its full path and the closest valid key.
 //
@@ -64,6 +68,7 @@ struct FeederSettings {
   double push_timeout_s = 600;
   int64_t progress_every = 1000;
   std::string dataset_name = "gsm8k";
+  std::string skip_batches_dir;
 
   std::string unused_type;
   bool unused_pin_memory = false;

@@ -7,6 +7,7 @@
 //   rec.Scalar("ppo_actor/update/grad_norm", 0.7);             // -> mean, and __count
 //   StatsLog log(run_dir + "/stats.jsonl");
 //   MOERL_RETURN_IF_ERROR(log.Append(step, rec.Flatten()));
+//   MOERL_ASSIGN_OR_RETURN(int64_t dropped, log.DropFromStep(resumed_step));  // on a resume
 //
 // Recording the same name again accumulates (micro-batches, minibatches).
 // Thread-compatible.

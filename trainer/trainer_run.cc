@@ -349,7 +349,9 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   report->first_step = report->steps_done = state.step;
   StatsLog stats_log(s.StatsPath());
   if (s.Recover() && writer) {
-    // Lines of steps past the checkpoint are trained, and logged, again.
+    // Lines of steps past the checkpoint are trained, and logged, again;
+    // they go before the weights below are published, which is when a
+    // watching pipeline starts counting lines.
     MOERL_ASSIGN_OR_RETURN(int64_t dropped, stats_log.DropFromStep(state.step));
     if (dropped > 0) MOERL_LOG(INFO) << "dropped " << dropped << " stats.jsonl line(s) of steps >= " << state.step;
   }

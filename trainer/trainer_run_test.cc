@@ -229,10 +229,20 @@ TEST(TrainerRun, ResumeThroughRecoverIsBitIdentical) {
   }
   ASSERT_TRUE(RunTrainer(first, nullptr, &report).ok());
   ASSERT_EQ(report.steps_done, 2);
+  // A step the killed run took after its checkpoint: its line is replaced.
+  std::ofstream(first.StatsPath(), std::ios::app) << "{\"step\": 2, \"discarded\": 1}\n";
   const TrainerSettings second = Settings(root, "split", {"+total_train_steps=4"});
   ASSERT_TRUE(RunTrainer(second, nullptr, &report).ok());
   EXPECT_EQ(report.first_step, 2);
   EXPECT_EQ(report.steps_done, 4);
+  std::ifstream stats(second.StatsPath());
+  std::vector<int> steps;
+  for (std::string line; std::getline(stats, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_FALSE(j.contains("discarded")) << line;
+    steps.push_back(j["step"].get<int>());
+  }
+  EXPECT_EQ(steps, (std::vector<int>{0, 1, 2, 3}));
   const std::string a = ReadAll(VersionDir(straight.WeightsDir(), 4) + "/model.safetensors");
   const std::string b = ReadAll(VersionDir(second.WeightsDir(), 4) + "/model.safetensors");
   ASSERT_FALSE(a.empty());

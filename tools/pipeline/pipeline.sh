@@ -96,7 +96,9 @@ sft_extra=("trial_name=$trial_name.sft" "++trainer.mode=sft" "++total_train_step
 server_extra() {  # index: the server's own arguments
   printf '%s\n' "++sglang.model_path=$run_dir/weights" "+server.address_file=$run_dir/server.$1.address"
 }
-feeder_extra=("+dataset.ring=$prompt_ring")
+# The feeder skips the groups already in batch files (all of them are trained
+# by the trainer's final history); a fresh run has none.
+feeder_extra=("+dataset.ring=$prompt_ring" "+dataset.skip_batches_dir=$run_dir/batches")
 bridge_extra=("+rollout.prompt_ring=$prompt_ring" "+rollout.trajectory_ring=$trajectory_ring")
 scorer_extra=("+reward.ring=$trajectory_ring" "+reward.group_messages=true")
 
@@ -314,7 +316,11 @@ for r in "$prompt_ring" "$trajectory_ring"; do
 done
 
 # --- the trainer first: it publishes the weights the servers start from
-# (weights/LATEST: v0 of a fresh run, the newest version of a resumed one).
+# (weights/LATEST: v0 of a fresh run; on a resume the version of the
+# trainer's newest checkpoint, or v0 without one). A resume removes LATEST
+# so that the trainer republishes the weights it continues from: the dead
+# run's newer versions belong to steps the trainer will redo.
+if [[ $resume -eq 1 ]]; then rm -f "$run_dir/weights/LATEST"; fi
 start_trainer trainer "${args[@]}"
 deadline=$((SECONDS + ${stage_timeout_s%.*}))
 while [[ ! -s "$run_dir/weights/LATEST" ]]; do
