@@ -113,6 +113,7 @@ TEST(Examples, Qwen3MoeMegatronLoadsAndPlansAsRecorded) {
 
 TEST(Examples, SlurmScriptIsValidBash) {
   EXPECT_EQ(std::system("bash -n examples/slurm/qwen3_30b_a3b.sbatch"), 0);
+  EXPECT_EQ(std::system("bash -n examples/slurm/pipeline.sbatch"), 0);
 }
 
 }  // namespace

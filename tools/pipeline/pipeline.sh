@@ -26,6 +26,8 @@
 # scheduler.type=ray runs every stage as a Ray actor on an existing Ray
 # cluster (RAY_ADDRESS), in one placement group with a bundle per node, through
 # tools/ray_launch/ray_launch.py; the supervision below is the same.
+# scheduler.type=slurm runs as a Slurm job's batch step and starts the
+# trainer ranks and the servers as srun steps on the job's nodes.
 set -euo pipefail
 
 # --- where the binaries are (bazel run / bazel test runfiles, or a checkout)
@@ -141,9 +143,9 @@ if ! flock -n 9; then
   die "run folder $run_dir holds a live run (pid $(cat "$run_dir/.pipeline.pid" 2>/dev/null || echo '?')); stop it or choose another trial_name"
 fi
 echo $$ > "$run_dir/.pipeline.pid"
-if [[ $scheduler == slurm ]]; then
+if [[ $scheduler == slurm && ( -z "${SLURM_JOB_ID:-}" || -z "${SLURMD_NODENAME:-}" ) ]]; then
   rm -f "$run_dir/.pipeline.pid"
-  die "scheduler.type=slurm: this script does not submit Slurm jobs; submit examples/slurm/qwen3_30b_a3b.sbatch (srun starts every stage), or use scheduler.type=local or ray"
+  die "scheduler.type=slurm: run the pipeline inside a Slurm job, as its batch step on the allocation's first node (sbatch; examples/slurm/pipeline.sbatch), so that srun can place the stages; SLURM_JOB_ID or SLURMD_NODENAME is not set here"
 fi
 if [[ $resume -eq 0 ]] && [[ -e "$run_dir/weights" || -e "$run_dir/batches" || -e "$run_dir/stats.jsonl" ]]; then
   rm -f "$run_dir/.pipeline.pid"
@@ -220,7 +222,14 @@ fail_stage() {  # name, reason
 
 start_trainer() {  # name, trainer arguments...: through torchrun when there are several ranks
   local name=$1; shift
-  if [[ $scheduler == ray ]]; then  # one actor per rank, torchrun's variables set by the launcher
+  if [[ $scheduler == slurm ]]; then  # one srun step; ranks read SLURM_PROCID and the node list
+    local nodes per_node
+    nodes=$(tr ' ' '\n' <<<"$trainer_rank_nodes" | sort -un | wc -l)
+    per_node=$(( (trainer_ranks + nodes - 1) / nodes ))
+    start_stage "$name" env "MASTER_PORT=$slurm_master_port" srun --job-name="$name" --overlap --kill-on-bad-exit=1 \
+      --relative=0 --nodes="$nodes" --ntasks="$trainer_ranks" --ntasks-per-node="$per_node" \
+      $(slurm_gpus 1) "$trainer" "$@"
+  elif [[ $scheduler == ray ]]; then  # one actor per rank, torchrun's variables set by the launcher
     local bundles
     bundles=$(tr ' ' , <<<"$trainer_rank_nodes")
     start_stage "$name" "${ray_launch[@]}" run --group "$ray_group" --stage "$name" \
@@ -242,12 +251,24 @@ start_stage() {  # name, command...
 
 start_stage_on() {  # name, node, GPUs, command...: under Ray in that node's bundle, else here
   local name=$1 node=$2 gpus=$3; shift 3
-  if [[ $scheduler == ray ]]; then
+  if [[ $scheduler == slurm && $node -ne 0 ]]; then  # node 0 is this one
+    start_stage "$name" srun --job-name="$name" --overlap --relative="$node" --nodes=1 --ntasks=1 \
+      $(slurm_gpus "$gpus") "$@"
+  elif [[ $scheduler == ray ]]; then
     start_stage "$name" "${ray_launch[@]}" run --group "$ray_group" --stage "$name" \
       --log "$logs/$name.log" --bundle "$node" --gpus "$gpus" -- "$@"
   else
     start_stage "$name" "$@"
   fi
+}
+
+# --- Slurm: stages on other nodes of the job through srun steps (--overlap:
+# they share the job's resources); feeder, bridge and scorer stay on this node
+# (the allocation's first) beside the rings. The trainer's rendezvous is on
+# the first node (its ranks take it from SLURM_JOB_NODELIST) at this port.
+slurm_master_port=$((29500 + RANDOM % 1000))
+slurm_gpus() {  # GPUs a task asks for: none in a job without GPUs
+  [[ ${SLURM_GPUS_ON_NODE:-0} -gt 0 && $1 -gt 0 ]] && echo "--gpus-per-task=$1" || true
 }
 
 # --- Ray: the launcher runs with Ray on its path (tools/setup.sh installs it
@@ -339,6 +360,10 @@ for ((i = 0; i < n_servers; i++)); do
   if [[ $scheduler == ray ]]; then  # reachable from the bridge's node
     start_stage_on "server.$i" "${server_node[$i]}" "$gpus_per_server" "$server" "${args[@]}" "${extra[@]}" \
       "++server.host={ray_node_ip}"
+  elif [[ $scheduler == slurm ]]; then  # on its node of the allocation, on that node's first address
+    start_stage "server.$i" srun --job-name="server.$i" --overlap --relative="${server_node[$i]}" --nodes=1 \
+      --ntasks=1 $(slurm_gpus "$gpus_per_server") \
+      bash -c 'exec "$@" "++server.host=$(hostname -I | cut -d" " -f1)"' server "$server" "${args[@]}" "${extra[@]}"
   else
     start_stage "server.$i" "$server" "${args[@]}" "${extra[@]}"
   fi

@@ -53,15 +53,15 @@ absl::StatusOr<std::vector<std::string>> ServerAddresses(const ConfigTree& tree)
   return out;
 }
 
-// scheduler.type=ray: trainer ranks fill slots from node 0; each server takes
-// gpus_per_server slots on one node, after the ranks.
+// scheduler.type=ray or slurm: trainer ranks fill slots from node 0; each
+// server takes gpus_per_server slots on one node, after the ranks.
 absl::Status PlaceOnNodes(const ClusterConfig& cluster, PipelinePlan* plan) {
   const int64_t slots = cluster.n_gpus_per_node;
   plan->ray_nodes = static_cast<int>(cluster.n_nodes);
   plan->ray_slots_per_node = static_cast<int>(slots);
   const int64_t needed = plan->trainer_ranks + int64_t{plan->servers} * plan->gpus_per_server;
   const std::string capacity = absl::StrCat(
-      "scheduler.type=ray: allocation_mode '", plan->allocation_mode, "' needs ", needed,
+      "scheduler.type=", plan->scheduler, ": allocation_mode '", plan->allocation_mode, "' needs ", needed,
       " GPUs (", plan->trainer_ranks, " trainer ranks + ", plan->servers, " servers x ",
       plan->gpus_per_server, "); cluster.n_nodes x cluster.n_gpus_per_node = ", cluster.n_nodes,
       " x ", slots);
@@ -182,7 +182,7 @@ absl::StatusOr<PipelinePlan> LoadPipelinePlan(const std::vector<std::string>& ar
   }
   plan.prompt_ring = absl::StrCat(run.experiment_name, ".", run.trial_name, ".prompts");
   plan.trajectory_ring = absl::StrCat(run.experiment_name, ".", run.trial_name, ".trajectories");
-  if (plan.scheduler == "ray") MOERL_RETURN_IF_ERROR(PlaceOnNodes(cluster, &plan));
+  if (plan.scheduler == "ray" || plan.scheduler == "slurm") MOERL_RETURN_IF_ERROR(PlaceOnNodes(cluster, &plan));
   return plan;
 }
 

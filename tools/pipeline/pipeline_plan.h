@@ -72,8 +72,9 @@ struct PipelinePlan {
   std::string model_path;               // actor.path, an id resolved to its folder
   std::string prompt_ring;              // <experiment>.<trial>.prompts
   std::string trajectory_ring;          // <experiment>.<trial>.trajectories
-  // scheduler.type=ray only (empty otherwise): the node (placement-group
-  // bundle) of each trainer rank and each server, out of ray_nodes.
+  // scheduler.type=ray or slurm only (empty otherwise): the node
+  // (placement-group bundle, or node of the Slurm allocation) of each trainer
+  // rank and each server, out of ray_nodes.
   int ray_nodes = 0;                    // cluster.n_nodes
   int ray_slots_per_node = 0;           // cluster.n_gpus_per_node
   std::vector<int> trainer_rank_nodes;
