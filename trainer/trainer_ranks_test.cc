@@ -17,16 +17,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "common/alloc_mode/alloc_mode.h"
-#include "common/config/config_tree.h"
-#include "common/proto/trajectory.pb.h"
-#include "common/transport/record_io.h"
 #include "common/weights_dir.h"
 #include "dataset/synthetic.h"
 #include "gtest/gtest.h"
@@ -34,128 +28,18 @@
 #include "trainer/model/hf_weights.h"
 #include "trainer/model/logprobs.h"
 #include "trainer/parallel/in_process_ranks.h"
+#include "trainer/testing/trainer_fixture.h"
 #include "trainer/trainer_run.h"
 
 namespace moerl {
 namespace {
 
-constexpr char kMoeDir[] = "trainer/model/testdata/moe";
 constexpr int kSteps = 3;
 
-std::string Fresh(const std::string& name) {
-  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// `n` batch files of `groups` groups x 4 samples, behaviour log-probs from
-// the initial weights (version 0).
-void WriteBatches(const std::string& dir, int n, int groups, uint64_t seed) {
-  std::filesystem::create_directories(dir);
-  auto model = LoadHfModel(kMoeDir);
-  ASSERT_TRUE(model.ok());
-  std::mt19937_64 rng(seed);
-  for (int b = 0; b < n; ++b) {
-    proto::TrajectoryBatch batch;
-    batch.set_format_version(1);
-    batch.set_batch_index(b);
-    batch.set_group_size(4);
-    std::vector<std::vector<int64_t>> seqs;
-    std::vector<int64_t> prompt_lens;
-    for (int g = 0; g < groups; ++g) {
-      std::vector<int64_t> prompt;
-      for (int t = 0; t < 4 + static_cast<int>(rng() % 4); ++t) prompt.push_back(3 + rng() % 120);
-      for (int s = 0; s < 4; ++s) {
-        proto::Trajectory* tr = batch.add_trajectories();
-        tr->set_format_version(2);
-        tr->set_group_id(absl::StrFormat("b%d-g%d", b, g));
-        tr->set_sample_index(s);
-        std::vector<int64_t> seq = prompt;
-        for (int64_t id : prompt) tr->add_prompt_tokens(static_cast<int32_t>(id));
-        const int out = 3 + static_cast<int>(rng() % 6);
-        for (int t = 0; t < out; ++t) {
-          const int64_t id = 3 + rng() % 120;
-          tr->add_output_tokens(static_cast<int32_t>(id));
-          tr->add_output_versions(0);
-          seq.push_back(id);
-        }
-        tr->set_finish_reason(s == 3 ? proto::FINISH_REASON_LENGTH : proto::FINISH_REASON_STOP);
-        tr->set_reward(static_cast<float>(rng() % 2));
-        tr->set_scored(true);
-        seqs.push_back(seq);
-        prompt_lens.push_back(static_cast<int64_t>(prompt.size()));
-      }
-    }
-    auto logprobs = ScoreSequences(**model, seqs, prompt_lens, 1.0);
-    ASSERT_TRUE(logprobs.ok());
-    for (int i = 0; i < batch.trajectories_size(); ++i) {
-      for (float lp : (*logprobs)[i]) batch.mutable_trajectories(i)->add_output_logprobs(lp);
-    }
-    auto writer = RecordWriter::Create(absl::StrFormat("%s/%06d.rec", dir, b));
-    ASSERT_TRUE(writer.ok());
-    ASSERT_TRUE((*writer)->WriteMessage(batch).ok());
-    ASSERT_TRUE((*writer)->Close().ok());
-  }
-}
-
+// One micro-batch per data shard (see the file's header).
 TrainerSettings Settings(const std::string& root, const std::string& trial,
                          const std::vector<std::string>& overrides = {}) {
-  const std::string yaml = absl::StrFormat(R"(
-experiment_name: trainer-test
-trial_name: %s
-cluster:
-  fileroot: %s
-actor:
-  path: %s
-  dtype: float32
-  optimizer:
-    lr: 1.0e-3
-    warmup_steps_proportion: 0.0
-  ppo_n_minibatches: 2
-  eps_clip: 0.4
-  reward_scaling: 10.0
-  reward_bias: -0.5
-  kl_ctl: 0.0
-  recompute_logprob: true
-  use_decoupled_loss: true
-  rejection_sampling:
-    metric: ratio
-    upper: 5.0
-  reward_norm:
-    mean_level: group
-    std_level: group
-    group_size: 4
-  adv_norm:
-    mean_level: batch
-    std_level: batch
-  mb_spec:
-    max_tokens_per_mb: 100000
-saver:
-  freq_steps: 1
-recover:
-  mode: auto
-trainer:
-  follow_batches: false
-  keep_weight_versions: 2
-  threads: 1
-)",
-                                           trial, root, kMoeDir);
-  auto tree = ConfigTree::FromYamlText(yaml, "test.yaml");
-  EXPECT_TRUE(tree.ok()) << tree.status();
-  for (const std::string& o : overrides) EXPECT_TRUE(tree->ApplyOverride(o).ok()) << o;
-  EXPECT_TRUE(tree->ResolveInterpolations().ok());
-  TrainerSettings settings;
-  const absl::Status s = settings.Load(*tree);
-  EXPECT_TRUE(s.ok()) << s;
-  return settings;
+  return TestTrainerSettings(root, trial, overrides, /*max_tokens_per_mb=*/100000);
 }
 
 struct StepNumbers {
@@ -228,9 +112,9 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
   for (char& c : name) {
     if (!isalnum(static_cast<unsigned char>(c))) c = '_';
   }
-  const std::string root = Fresh(name);
+  const std::string root = FreshTestDir(name);
   const std::string batches = root + "/batches";
-  WriteBatches(batches, kSteps, 4, 11);
+  WriteTestBatches(batches, kSteps, 4, 11);
   Train(root, "one", "", batches);
   Train(root, "par", allocation, batches);
   Train(root, "again", allocation, batches);
@@ -278,11 +162,11 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
               allocation.c_str(), worst_loss, worst_norm, kSteps, worst_weight, worst_element);
 
   // Determinism and resume: the safetensors bytes of v3.
-  const std::string bytes = ReadAll(VersionDir(par.WeightsDir(), kSteps) + "/model.safetensors");
+  const std::string bytes = ReadTestFile(VersionDir(par.WeightsDir(), kSteps) + "/model.safetensors");
   ASSERT_FALSE(bytes.empty());
-  EXPECT_TRUE(bytes == ReadAll(VersionDir(Settings(root, "again").WeightsDir(), kSteps) + "/model.safetensors"))
+  EXPECT_TRUE(bytes == ReadTestFile(VersionDir(Settings(root, "again").WeightsDir(), kSteps) + "/model.safetensors"))
       << "two runs of " << allocation << " differ";
-  EXPECT_TRUE(bytes == ReadAll(VersionDir(Settings(root, "split").WeightsDir(), kSteps) + "/model.safetensors"))
+  EXPECT_TRUE(bytes == ReadTestFile(VersionDir(Settings(root, "split").WeightsDir(), kSteps) + "/model.safetensors"))
       << "a resumed run of " << allocation << " differs from a straight one";
 }
 
@@ -303,9 +187,9 @@ TEST_P(TrainerRanksUneven, MatchOneProcess) {
   for (char& c : name) {
     if (!isalnum(static_cast<unsigned char>(c))) c = '_';
   }
-  const std::string root = Fresh("uneven" + name);
+  const std::string root = FreshTestDir("uneven" + name);
   const std::string batches = root + "/batches";
-  WriteBatches(batches, 2, 1, 5);
+  WriteTestBatches(batches, 2, 1, 5);
   const std::vector<std::string> mb =
       dp_only ? std::vector<std::string>{"actor.mb_spec.max_tokens_per_mb=8"} : std::vector<std::string>{};
   Train(root, "one", "", batches, mb);
@@ -342,10 +226,10 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TrainerRanksUneven,
 // weights to 1e-5, same sampling seed). A model with the small tokenizer's
 // vocabulary, from scratch; the batches' token ids are below 128.
 TEST(TrainerRanksEval, EvaluatesEveryStepLikeOneProcess) {
-  const std::string root = Fresh("eval");
+  const std::string root = FreshTestDir("eval");
   const std::string model_dir = root + "/model";
   std::filesystem::create_directories(model_dir);
-  nlohmann::json config = nlohmann::json::parse(ReadAll(std::string(kMoeDir) + "/config.json"));
+  nlohmann::json config = nlohmann::json::parse(ReadTestFile(std::string(kTestMoeDir) + "/config.json"));
   config["vocab_size"] = 4096;
   std::ofstream(model_dir + "/config.json") << config.dump();
   const std::string data = root + "/test.jsonl";
@@ -354,7 +238,7 @@ TEST(TrainerRanksEval, EvaluatesEveryStepLikeOneProcess) {
     for (const SyntheticProblem& p : GenerateSynthetic(SyntheticLevel(0), 3)) out << SyntheticProblemJson(p) << "\n";
   }
   const std::string batches = root + "/batches";
-  WriteBatches(batches, 2, 2, 7);
+  WriteTestBatches(batches, 2, 2, 7);
   const std::vector<std::string> overrides = {
       "actor.path=" + model_dir,        "+actor.init_from_scratch=true",   "+evaluator.freq_steps=1",
       "+valid_dataset.path=" + data,    "+trainer.eval_max_prompts=3",     "+trainer.eval_n_samples=2",
@@ -389,9 +273,9 @@ TEST(TrainerRanksEval, EvaluatesEveryStepLikeOneProcess) {
 // checkpoint's bf16 weights (gathered from the parameters), and some
 // elements are finer than bf16.
 TEST(TrainerRanksMixedPrecision, Float32PublicationGathersTheMasters) {
-  const std::string root = Fresh("bf16_masters");
+  const std::string root = FreshTestDir("bf16_masters");
   const std::string batches = root + "/batches";
-  WriteBatches(batches, 2, 4, 13);
+  WriteTestBatches(batches, 2, 4, 13);
   const std::vector<std::string> overrides = {"actor.dtype=bfloat16", "+trainer.weights_dtype=float32"};
   Train(root, "par", "megatron:(attn:t2|ffn:e2)", batches, overrides);
   if (HasFatalFailure()) return;
@@ -411,9 +295,9 @@ TEST(TrainerRanksMixedPrecision, Float32PublicationGathersTheMasters) {
 // A rank that leaves (here: stops before its first step) makes the other
 // fail with Unavailable within the collective timeout, not hang.
 TEST(TrainerRanksErrors, ALostRankFailsTheOthersWithinTheTimeout) {
-  const std::string root = Fresh("lost");
+  const std::string root = FreshTestDir("lost");
   const TrainerSettings s = Settings(root, "lost", {"+allocation_mode=sglang:d1+megatron:(attn:d2|ffn:e2)"});
-  WriteBatches(s.BatchesDir(), 1, 2, 6);
+  WriteTestBatches(s.BatchesDir(), 1, 2, 6);
   auto mode = ParseAllocationMode("sglang:d1+megatron:(attn:d2|ffn:e2)");
   ASSERT_TRUE(mode.ok());
   ParallelOptions options;
@@ -438,7 +322,7 @@ TEST(TrainerRanksErrors, ALostRankFailsTheOthersWithinTheTimeout) {
 }
 
 TEST(TrainerRanksErrors, PipelineParallelIsUnimplementedBeforeAnyWork) {
-  const std::string root = Fresh("pp");
+  const std::string root = FreshTestDir("pp");
   const TrainerSettings s = Settings(root, "pp", {"+allocation_mode=sglang:d1+megatron:d1p2"});
   TrainerReport report;
   const absl::Status status = RunTrainer(s, nullptr, &report);
@@ -448,7 +332,7 @@ TEST(TrainerRanksErrors, PipelineParallelIsUnimplementedBeforeAnyWork) {
 }
 
 TEST(TrainerRanksErrors, RouterReplayWithTensorParallelIsUnimplementedBeforeAnyWork) {
-  const std::string root = Fresh("replay_tp");
+  const std::string root = FreshTestDir("replay_tp");
   const TrainerSettings s =
       Settings(root, "replay_tp", {"+allocation_mode=sglang:d1+megatron:d1t2", "+actor.router_replay=true"});
   TrainerReport report;

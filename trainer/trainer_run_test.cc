@@ -9,11 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
-#include <sstream>
 
 #include "absl/strings/str_format.h"
-#include "common/config/config_tree.h"
 #include "common/proto/trajectory.pb.h"
 #include "common/transport/record_io.h"
 #include "common/weights_dir.h"
@@ -24,134 +21,22 @@
 #include "trainer/model/hf_weights.h"
 #include "trainer/grpo_objective.h"
 #include "trainer/model/logprobs.h"
+#include "trainer/testing/trainer_fixture.h"
 
 namespace moerl {
 namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kMoeDir[] = "trainer/model/testdata/moe";
-
-std::string Fresh(const std::string& name) {
-  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// `n` batch files of `groups` groups x 4 samples, behaviour log-probs from
-// the initial weights (version 0).
-void WriteBatches(const std::string& dir, int n, int groups, uint64_t seed) {
-  std::filesystem::create_directories(dir);
-  auto model = LoadHfModel(kMoeDir);
-  ASSERT_TRUE(model.ok());
-  std::mt19937_64 rng(seed);
-  for (int b = 0; b < n; ++b) {
-    proto::TrajectoryBatch batch;
-    batch.set_format_version(1);
-    batch.set_batch_index(b);
-    batch.set_group_size(4);
-    std::vector<std::vector<int64_t>> seqs;
-    std::vector<int64_t> prompt_lens;
-    for (int g = 0; g < groups; ++g) {
-      std::vector<int64_t> prompt;
-      for (int t = 0; t < 4 + static_cast<int>(rng() % 4); ++t) prompt.push_back(3 + rng() % 120);
-      for (int s = 0; s < 4; ++s) {
-        proto::Trajectory* tr = batch.add_trajectories();
-        tr->set_format_version(2);
-        tr->set_group_id(absl::StrFormat("b%d-g%d", b, g));
-        tr->set_sample_index(s);
-        std::vector<int64_t> seq = prompt;
-        for (int64_t id : prompt) tr->add_prompt_tokens(static_cast<int32_t>(id));
-        const int out = 3 + static_cast<int>(rng() % 6);
-        for (int t = 0; t < out; ++t) {
-          const int64_t id = 3 + rng() % 120;
-          tr->add_output_tokens(static_cast<int32_t>(id));
-          tr->add_output_versions(0);
-          seq.push_back(id);
-        }
-        tr->set_finish_reason(s == 3 ? proto::FINISH_REASON_LENGTH : proto::FINISH_REASON_STOP);
-        tr->set_reward(static_cast<float>(rng() % 2));
-        tr->set_scored(true);
-        seqs.push_back(seq);
-        prompt_lens.push_back(static_cast<int64_t>(prompt.size()));
-      }
-    }
-    auto logprobs = ScoreSequences(**model, seqs, prompt_lens, 1.0);
-    ASSERT_TRUE(logprobs.ok());
-    for (int i = 0; i < batch.trajectories_size(); ++i) {
-      for (float lp : (*logprobs)[i]) batch.mutable_trajectories(i)->add_output_logprobs(lp);
-    }
-    auto writer = RecordWriter::Create(absl::StrFormat("%s/%06d.rec", dir, b));
-    ASSERT_TRUE(writer.ok());
-    ASSERT_TRUE((*writer)->WriteMessage(batch).ok());
-    ASSERT_TRUE((*writer)->Close().ok());
-  }
-}
-
 TrainerSettings Settings(const std::string& root, const std::string& trial,
                          const std::vector<std::string>& overrides = {}) {
-  const std::string yaml = absl::StrFormat(R"(
-experiment_name: trainer-test
-trial_name: %s
-cluster:
-  fileroot: %s
-actor:
-  path: %s
-  dtype: float32
-  optimizer:
-    lr: 1.0e-3
-    warmup_steps_proportion: 0.0
-  ppo_n_minibatches: 2
-  eps_clip: 0.4
-  reward_scaling: 10.0
-  reward_bias: -0.5
-  kl_ctl: 0.0
-  recompute_logprob: true
-  use_decoupled_loss: true
-  rejection_sampling:
-    metric: ratio
-    upper: 5.0
-  reward_norm:
-    mean_level: group
-    std_level: group
-    group_size: 4
-  adv_norm:
-    mean_level: batch
-    std_level: batch
-  mb_spec:
-    max_tokens_per_mb: 64
-saver:
-  freq_steps: 1
-recover:
-  mode: auto
-trainer:
-  follow_batches: false
-  keep_weight_versions: 2
-  threads: 1
-)",
-                                           trial, root, kMoeDir);
-  auto tree = ConfigTree::FromYamlText(yaml, "test.yaml");
-  EXPECT_TRUE(tree.ok()) << tree.status();
-  for (const std::string& o : overrides) EXPECT_TRUE(tree->ApplyOverride(o).ok()) << o;
-  EXPECT_TRUE(tree->ResolveInterpolations().ok());
-  TrainerSettings settings;
-  const absl::Status s = settings.Load(*tree);
-  EXPECT_TRUE(s.ok()) << s;
-  return settings;
+  return TestTrainerSettings(root, trial, overrides);
 }
 
 TEST(TrainerRun, GrpoStepsPublishVersionsProbeAndStats) {
-  const std::string root = Fresh("e2e");
+  const std::string root = FreshTestDir("e2e");
   const TrainerSettings s = Settings(root, "trial0");
-  WriteBatches(s.BatchesDir(), 3, 2, 1);
+  WriteTestBatches(s.BatchesDir(), 3, 2, 1);
   TrainerReport report;
   const absl::Status status = RunTrainer(s, nullptr, &report);
   ASSERT_TRUE(status.ok()) << status;
@@ -162,7 +47,7 @@ TEST(TrainerRun, GrpoStepsPublishVersionsProbeAndStats) {
   EXPECT_EQ(*ReadLatestVersion(s.WeightsDir()), 3);
   EXPECT_EQ(*ListVersions(s.WeightsDir()), (std::vector<int64_t>{2, 3}));
   // probe.json holds what the published weights give its sequences.
-  const nlohmann::json probe = nlohmann::json::parse(ReadAll(VersionDir(s.WeightsDir(), 3) + "/probe.json"));
+  const nlohmann::json probe = nlohmann::json::parse(ReadTestFile(VersionDir(s.WeightsDir(), 3) + "/probe.json"));
   EXPECT_EQ(probe["format_version"], 1);
   EXPECT_EQ(probe["version"], 3);
   auto published = LoadHfModel(VersionDir(s.WeightsDir(), 3));
@@ -177,7 +62,7 @@ TEST(TrainerRun, GrpoStepsPublishVersionsProbeAndStats) {
     for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR((*got)[0][i], expected[i], 1e-5);
   }
   // The published weights differ from the initial ones (training happened).
-  auto initial = LoadHfModel(kMoeDir);
+  auto initial = LoadHfModel(kTestMoeDir);
   EXPECT_FALSE((*initial)->named_parameters()["model.norm.weight"].equal(
       (*published)->named_parameters()["model.norm.weight"]));
 
@@ -214,9 +99,9 @@ TEST(TrainerRun, GrpoStepsPublishVersionsProbeAndStats) {
 }
 
 TEST(TrainerRun, ResumeThroughRecoverIsBitIdentical) {
-  const std::string root = Fresh("resume");
+  const std::string root = FreshTestDir("resume");
   const TrainerSettings straight = Settings(root, "straight", {"+total_train_steps=4"});
-  WriteBatches(straight.BatchesDir(), 4, 1, 2);
+  WriteTestBatches(straight.BatchesDir(), 4, 1, 2);
   TrainerReport report;
   ASSERT_TRUE(RunTrainer(straight, nullptr, &report).ok());
   ASSERT_EQ(report.steps_done, 4);
@@ -243,17 +128,17 @@ TEST(TrainerRun, ResumeThroughRecoverIsBitIdentical) {
     steps.push_back(j["step"].get<int>());
   }
   EXPECT_EQ(steps, (std::vector<int>{0, 1, 2, 3}));
-  const std::string a = ReadAll(VersionDir(straight.WeightsDir(), 4) + "/model.safetensors");
-  const std::string b = ReadAll(VersionDir(second.WeightsDir(), 4) + "/model.safetensors");
+  const std::string a = ReadTestFile(VersionDir(straight.WeightsDir(), 4) + "/model.safetensors");
+  const std::string b = ReadTestFile(VersionDir(second.WeightsDir(), 4) + "/model.safetensors");
   ASSERT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "weights after 4 steps differ between the straight and the resumed run";
 }
 
 TEST(TrainerRun, KlPenaltyAgainstReferenceModelRuns) {
-  const std::string root = Fresh("kl");
-  const TrainerSettings s = Settings(root, "trial0", {"actor.kl_ctl=0.1", std::string("+ref.path=") + kMoeDir,
+  const std::string root = FreshTestDir("kl");
+  const TrainerSettings s = Settings(root, "trial0", {"actor.kl_ctl=0.1", std::string("+ref.path=") + kTestMoeDir,
                                                       "+total_train_steps=1"});
-  WriteBatches(s.BatchesDir(), 1, 1, 4);
+  WriteTestBatches(s.BatchesDir(), 1, 1, 4);
   TrainerReport report;
   const absl::Status status = RunTrainer(s, nullptr, &report);
   ASSERT_TRUE(status.ok()) << status;
@@ -270,10 +155,10 @@ TEST(TrainerRun, KlPenaltyAgainstReferenceModelRuns) {
 // trainer.mode=sft from scratch: a model with the small tokenizer's
 // vocabulary learns synthetic GSM8K-format problems.
 TEST(TrainerRun, SftFromScratchOnSyntheticProblemsLowersTheLoss) {
-  const std::string root = Fresh("sft");
+  const std::string root = FreshTestDir("sft");
   const std::string model_dir = root + "/model";
   std::filesystem::create_directories(model_dir);
-  nlohmann::json config = nlohmann::json::parse(ReadAll(std::string(kMoeDir) + "/config.json"));
+  nlohmann::json config = nlohmann::json::parse(ReadTestFile(std::string(kTestMoeDir) + "/config.json"));
   config["vocab_size"] = 4096;
   std::ofstream(model_dir + "/config.json") << config.dump();
   const std::string data = root + "/train.jsonl";
@@ -317,9 +202,9 @@ TEST(TrainerRun, SftFromScratchOnSyntheticProblemsLowersTheLoss) {
 }
 
 TEST(TrainerRun, BadBatchFileStopsTheRunNamingIt) {
-  const std::string root = Fresh("bad");
+  const std::string root = FreshTestDir("bad");
   const TrainerSettings s = Settings(root, "trial0");
-  WriteBatches(s.BatchesDir(), 2, 1, 3);
+  WriteTestBatches(s.BatchesDir(), 2, 1, 3);
   // Damage batch 1: an output token outside the 128-token vocabulary.
   const std::string path = s.BatchesDir() + "/000001.rec";
   proto::TrajectoryBatch batch;
@@ -345,7 +230,7 @@ TEST(TrainerRun, BadBatchFileStopsTheRunNamingIt) {
 }
 
 TEST(TrainerRun, StopBeforeAnyBatchPublishesVersionZero) {
-  const std::string root = Fresh("stop");
+  const std::string root = FreshTestDir("stop");
   const TrainerSettings s = Settings(root, "trial0", {"trainer.follow_batches=true"});
   TrainerReport report;
   int polls = 0;
@@ -366,15 +251,15 @@ namespace {
 // GRPO's loss through micro-batches of any size gives the minibatch's
 // gradient (global token mean), to 1e-6.
 TEST(GrpoObjective, MicroBatchingLeavesGradientsUnchanged) {
-  const std::string root = Fresh("grpo_micro");
+  const std::string root = FreshTestDir("grpo_micro");
   const TrainerSettings s = Settings(root, "trial0");
-  WriteBatches(s.BatchesDir(), 1, 3, 7);
+  WriteTestBatches(s.BatchesDir(), 1, 3, 7);
   proto::TrajectoryBatch batch;
   auto reader = RecordReader::Open(s.BatchesDir() + "/000000.rec");
   ASSERT_TRUE(reader.ok());
   ASSERT_TRUE(*(*reader)->NextMessage(&batch));
   const std::vector<TrainSequence> seqs = FromTrajectoryBatch(batch);
-  auto model = LoadHfModel(kMoeDir);
+  auto model = LoadHfModel(kTestMoeDir);
   ASSERT_TRUE(model.ok());
   GrpoObjective objective(GrpoOptionsFrom(s), 0);
   StatsRecorder stats;
@@ -416,15 +301,15 @@ namespace {
 // Router replay: feeding the trainer's own routes back gives exactly the
 // normal log-probs and gradients; other routes change them.
 TEST(RouterReplay, OwnRoutesGiveTheSameLossAndGradients) {
-  const std::string root = Fresh("replay");
+  const std::string root = FreshTestDir("replay");
   const TrainerSettings s = Settings(root, "trial0");
-  WriteBatches(s.BatchesDir(), 1, 2, 9);
+  WriteTestBatches(s.BatchesDir(), 1, 2, 9);
   proto::TrajectoryBatch batch;
   auto reader = RecordReader::Open(s.BatchesDir() + "/000000.rec");
   ASSERT_TRUE(reader.ok());
   ASSERT_TRUE(*(*reader)->NextMessage(&batch));
   std::vector<TrainSequence> seqs = FromTrajectoryBatch(batch);
-  auto model = LoadHfModel(kMoeDir);
+  auto model = LoadHfModel(kTestMoeDir);
   ASSERT_TRUE(model.ok());
   Qwen3Model& m = **model;
   IndexList all;

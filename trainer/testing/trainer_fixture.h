@@ -1,0 +1,43 @@
+// Fixtures shared by the trainer's in-process tests (trainer_run_test,
+// trainer_ranks_test): fresh folders, batch files from the tiny MoE, and the
+// trainer's settings for them.
+//
+//   const std::string root = FreshTestDir("e2e");
+//   const TrainerSettings s = TestTrainerSettings(root, "trial0");
+//   WriteTestBatches(s.BatchesDir(), /*n=*/3, /*groups=*/2, /*seed=*/1);
+#ifndef MOERL_TRAINER_TESTING_TRAINER_FIXTURE_H_
+#define MOERL_TRAINER_TESTING_TRAINER_FIXTURE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trainer/trainer_settings.h"
+
+namespace moerl {
+
+// The tiny Qwen3-MoE checkpoint (a runfile).
+inline constexpr char kTestMoeDir[] = "trainer/model/testdata/moe";
+
+// $TEST_TMPDIR/<name>, emptied.
+std::string FreshTestDir(const std::string& name);
+
+// A whole file's bytes ("" when it cannot be read).
+std::string ReadTestFile(const std::string& path);
+
+// `n` batch files <dir>/NNNNNN.rec of `groups` groups x 4 samples (random
+// prompts and completions from `seed`, rewards 0/1, the last sample of each
+// group cut at length), behaviour log-probs from kTestMoeDir's weights
+// (version 0). Fails the current test on error.
+void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed);
+
+// GRPO settings on kTestMoeDir in fp32 (AReaL's GSM8K loss options, two
+// minibatches, micro-batches of `max_tokens_per_mb`, a checkpoint every step,
+// recover.mode=auto, fixed batch folder), with `overrides` applied.
+TrainerSettings TestTrainerSettings(const std::string& root, const std::string& trial,
+                                    const std::vector<std::string>& overrides = {},
+                                    int max_tokens_per_mb = 64);
+
+}  // namespace moerl
+
+#endif  // MOERL_TRAINER_TESTING_TRAINER_FIXTURE_H_
