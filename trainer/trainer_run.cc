@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -91,7 +92,11 @@ class BackgroundPublisher {
     version_ = version;
     if (!writer_) return;
     thread_ = std::thread([this, model = std::move(model), version] {
-      status_ = publisher_->Publish(*model, version);
+      try {
+        status_ = publisher_->Publish(*model, version);
+      } catch (const std::exception& e) {  // torch's errors, which would end the process here
+        status_ = absl::InternalError(absl::StrCat("publishing weights v", version, ": ", e.what()));
+      }
     });
   }
 
