@@ -61,11 +61,12 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
   ModelInput in = ModelInput::Pack(packed);
   in.padding_tokens = padding;
   if (options.replay_routes) {
-    MOERL_CHECK(shards == 1) << "router replay is not supported with sequence parallelism";
-    // Completion token j of a sequence sits at packed row start + P + j.
+    // Completion token j of a sequence sits at packed row start + P + j; the
+    // padding rows route normally (-1). Under sequence parallelism the model
+    // takes each shard's rows.
     const ModelConfig& c = model.config();
-    const int64_t layers = c.NumMoeLayers(), k = c.num_experts_per_tok;
-    std::vector<int64_t> forced(static_cast<size_t>(layers * start * k), -1);  // [layers, T, k]
+    const int64_t layers = c.NumMoeLayers(), k = c.num_experts_per_tok, total = start + padding;
+    std::vector<int64_t> forced(static_cast<size_t>(layers * total * k), -1);  // [layers, T, k]
     bool any = false;
     int64_t row0 = 0;
     for (int64_t i : indices) {
@@ -75,7 +76,7 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
         for (int64_t j = 0; j < s.OutputLen(); ++j) {
           for (int64_t l = 0; l < layers; ++l) {
             for (int64_t e = 0; e < k; ++e) {
-              forced[(l * start + row0 + s.prompt_len + j) * k + e] = s.routed_experts[(j * layers + l) * k + e];
+              forced[(l * total + row0 + s.prompt_len + j) * k + e] = s.routed_experts[(j * layers + l) * k + e];
             }
           }
         }
@@ -83,7 +84,7 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
       row0 += s.Length();
     }
     if (any) {
-      at::Tensor all_ltk = at::tensor(forced, at::TensorOptions().dtype(at::kLong)).reshape({layers, start, k});
+      at::Tensor all_ltk = at::tensor(forced, at::TensorOptions().dtype(at::kLong)).reshape({layers, total, k});
       for (int64_t l = 0; l < layers; ++l) in.forced_topk_ids_tk.push_back(all_ltk[l]);
     }
   }

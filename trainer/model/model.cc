@@ -159,9 +159,16 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
   std::vector<at::Tensor> router_logits;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const size_t moe_index = moe_before + out.moe_layers.size();
-    const at::Tensor forced = layers_[l]->is_moe() && moe_index < input.forced_topk_ids_tk.size()
-                                  ? input.forced_topk_ids_tk[moe_index]
-                                  : at::Tensor();
+    at::Tensor forced = layers_[l]->is_moe() && moe_index < input.forced_topk_ids_tk.size()
+                            ? input.forced_topk_ids_tk[moe_index]
+                            : at::Tensor();
+    if (forced.defined() && forced.size(0) != h_td.size(0)) {
+      // Sequence parallel: the routes of this shard's rows.
+      MOERL_CHECK(forced.size(0) == h_td.size(0) * sequence_shards_)
+          << "replayed routes for " << forced.size(0) << " rows, hidden states of " << h_td.size(0) << " x "
+          << sequence_shards_ << " shards";
+      forced = forced.narrow(0, sequence_shard_ * h_td.size(0), h_td.size(0));
+    }
     LayerOutput lo = layers_[l]->Forward(h_td, rope, input.layout, input.cache, forced);
     h_td = lo.h_td;
     if (layers_[l]->is_moe()) {

@@ -1,8 +1,10 @@
 #include "trainer/testing/trainer_fixture.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 #include <sstream>
 
@@ -30,7 +32,7 @@ std::string ReadTestFile(const std::string& path) {
   return ss.str();
 }
 
-void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed) {
+void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed, bool routes) {
   std::filesystem::create_directories(dir);
   auto model = LoadHfModel(kTestMoeDir);
   ASSERT_TRUE(model.ok());
@@ -58,6 +60,17 @@ void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed) 
           tr->add_output_tokens(static_cast<int32_t>(id));
           tr->add_output_versions(0);
           seq.push_back(id);
+        }
+        if (routes) {
+          const ModelConfig& c = (*model)->config();
+          tr->set_routed_experts_layers(static_cast<uint32_t>(c.NumMoeLayers()));
+          tr->set_routed_experts_top_k(static_cast<uint32_t>(c.num_experts_per_tok));
+          std::vector<int32_t> experts(static_cast<size_t>(c.num_experts));
+          for (int t = 0; t < out * c.NumMoeLayers(); ++t) {
+            std::iota(experts.begin(), experts.end(), 0);
+            std::shuffle(experts.begin(), experts.end(), rng);
+            for (int e = 0; e < c.num_experts_per_tok; ++e) tr->add_routed_experts(experts[e]);
+          }
         }
         tr->set_finish_reason(s == 3 ? proto::FINISH_REASON_LENGTH : proto::FINISH_REASON_STOP);
         tr->set_reward(static_cast<float>(rng() % 2));

@@ -28,8 +28,11 @@ std::string ReadTestFile(const std::string& path);
 // `n` batch files <dir>/NNNNNN.rec of `groups` groups x 4 samples (random
 // prompts and completions from `seed`, rewards 0/1, the last sample of each
 // group cut at length), behaviour log-probs from kTestMoeDir's weights
-// (version 0). Fails the current test on error.
-void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed);
+// (version 0). With `routes`, each completion token also carries random
+// (distinct) top-k experts for every MoE layer (`routed_experts`), which the
+// model's own router would rarely pick: router replay then changes the step.
+// Fails the current test on error.
+void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed, bool routes = false);
 
 // GRPO settings on kTestMoeDir in fp32 (AReaL's GSM8K loss options, two
 // minibatches, micro-batches of `max_tokens_per_mb`, a checkpoint every step,
