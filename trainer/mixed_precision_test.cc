@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <random>
 
 #include "gtest/gtest.h"
 #include "common/weights_dir.h"
@@ -20,33 +19,16 @@
 #include "trainer/model/hf_weights.h"
 #include "trainer/optimizer.h"
 #include "trainer/sft.h"
+#include "trainer/testing/trainer_fixture.h"
 #include "trainer/train_step.h"
 #include "trainer/weight_publisher.h"
 
 namespace moerl {
 namespace {
 
-constexpr char kMoeDir[] = "trainer/model/testdata/moe";
+std::shared_ptr<Qwen3Model> LoadTiny(at::ScalarType dtype) { return LoadTestModel(dtype); }
 
-std::shared_ptr<Qwen3Model> LoadTiny(at::ScalarType dtype) {
-  auto model = LoadHfModel(kMoeDir);
-  EXPECT_TRUE(model.ok()) << model.status();
-  (*model)->to(dtype);
-  return *model;
-}
-
-std::vector<TrainSequence> RandomSequences(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<TrainSequence> seqs;
-  for (int i = 0; i < n; ++i) {
-    TrainSequence s;
-    const int p = 3 + static_cast<int>(rng() % 6), o = 4 + static_cast<int>(rng() % 9);
-    for (int t = 0; t < p + o; ++t) s.tokens.push_back(static_cast<int64_t>(rng() % 128));
-    s.prompt_len = p;
-    seqs.push_back(std::move(s));
-  }
-  return seqs;
-}
+std::vector<TrainSequence> RandomSequences(int n, uint64_t seed) { return RandomTrainSequences(n, seed, 4); }
 
 OptimizerSettings Settings(double lr) {
   OptimizerSettings o;

@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -20,33 +19,15 @@
 #include "dataset/synthetic.h"
 #include "gtest/gtest.h"
 #include "trainer/checkpoint.h"
-#include "trainer/model/hf_weights.h"
 #include "trainer/sft.h"
+#include "trainer/testing/trainer_fixture.h"
 
 namespace moerl {
 namespace {
 
-constexpr char kMoeDir[] = "trainer/model/testdata/moe";
+std::shared_ptr<Qwen3Model> LoadTiny() { return LoadTestModel(); }
 
-std::shared_ptr<Qwen3Model> LoadTiny() {
-  auto model = LoadHfModel(kMoeDir);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return *model;
-}
-
-// Random prompt + completion sequences of different lengths (vocab 128).
-std::vector<TrainSequence> RandomSequences(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<TrainSequence> seqs;
-  for (int i = 0; i < n; ++i) {
-    TrainSequence s;
-    const int p = 3 + static_cast<int>(rng() % 6), o = 2 + static_cast<int>(rng() % 9);
-    for (int t = 0; t < p + o; ++t) s.tokens.push_back(static_cast<int64_t>(rng() % 128));
-    s.prompt_len = p;
-    seqs.push_back(std::move(s));
-  }
-  return seqs;
-}
+std::vector<TrainSequence> RandomSequences(int n, uint64_t seed) { return RandomTrainSequences(n, seed, 2); }
 
 TrainStepOptions Options(int64_t minibatches, std::optional<int64_t> cap,
                          std::optional<double> aux = std::nullopt) {

@@ -18,6 +18,27 @@
 
 namespace moerl {
 
+std::shared_ptr<Qwen3Model> LoadTestModel(at::ScalarType dtype) {
+  auto model = LoadHfModel(kTestMoeDir);
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return nullptr;
+  (*model)->to(dtype);
+  return *model;
+}
+
+std::vector<TrainSequence> RandomTrainSequences(int n, uint64_t seed, int min_completion) {
+  std::mt19937_64 rng(seed);
+  std::vector<TrainSequence> seqs;
+  for (int i = 0; i < n; ++i) {
+    TrainSequence s;
+    const int p = 3 + static_cast<int>(rng() % 6), o = min_completion + static_cast<int>(rng() % 9);
+    for (int t = 0; t < p + o; ++t) s.tokens.push_back(static_cast<int64_t>(rng() % 128));
+    s.prompt_len = p;
+    seqs.push_back(std::move(s));
+  }
+  return seqs;
+}
+
 std::string FreshTestDir(const std::string& name) {
   const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
   std::filesystem::remove_all(dir);

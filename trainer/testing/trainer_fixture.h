@@ -9,15 +9,26 @@
 #define MOERL_TRAINER_TESTING_TRAINER_FIXTURE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "trainer/model/model.h"
+#include "trainer/train_batch.h"
 #include "trainer/trainer_settings.h"
 
 namespace moerl {
 
 // The tiny Qwen3-MoE checkpoint (a runfile).
 inline constexpr char kTestMoeDir[] = "trainer/model/testdata/moe";
+
+// kTestMoeDir's model in `dtype`; fails the current test when it cannot load.
+std::shared_ptr<Qwen3Model> LoadTestModel(at::ScalarType dtype = at::kFloat);
+
+// `n` random prompt + completion sequences of different lengths (ids below
+// 128): prompts of 3-8 tokens, completions of `min_completion` to
+// `min_completion` + 8, drawn from `seed`.
+std::vector<TrainSequence> RandomTrainSequences(int n, uint64_t seed, int min_completion);
 
 // $TEST_TMPDIR/<name>, emptied.
 std::string FreshTestDir(const std::string& name);
