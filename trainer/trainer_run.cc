@@ -366,27 +366,21 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   WeightPublisher publisher(publish);
   // Every rank takes part in gathering the weights (FullModel); rank 0
   // writes them.
-  auto publish_version = [&](Qwen3Model& full, int64_t version) -> absl::Status {
-    absl::Status published = writer ? publisher.Publish(full, version) : absl::OkStatus();
-    if (SumOverRanks(parallel, published.ok() ? 0.0 : 1.0) > 0 && published.ok()) {
-      return absl::AbortedError(absl::StrCat("rank 0 could not publish weights v", version));
-    }
-    return published;
-  };
+  BackgroundPublisher background(&publisher, &parallel, writer);
   absl::StatusOr<int64_t> latest = ReadLatestVersion(s.WeightsDir());
   if (!latest.ok() && latest.status().code() != absl::StatusCode::kNotFound) return latest.status();
   // Rank 0 decides; the others follow (they may see LATEST appear meanwhile).
   const bool publish_first = SumOverRanks(parallel, writer && !latest.ok() ? 1.0 : 0.0) > 0;
   if (publish_first) {
-    MOERL_RETURN_IF_ERROR(publish_version(
-        *PublishedModel(model, FullModel(model, parallel), optimizer, publish.dtype, parallel), state.step));
+    // Before any step: written at once (the model does not change meanwhile).
+    background.Start(PublishedModel(model, FullModel(model, parallel), optimizer, publish.dtype, parallel),
+                     state.step);
+    MOERL_RETURN_IF_ERROR(background.Finish());
     MOERL_LOG(INFO) << "published weights v" << state.step << " to " << s.WeightsDir();
   } else if (writer && latest.ok() && *latest != state.step) {
     MOERL_LOG(WARNING) << "weights/LATEST is v" << *latest << " but training continues from version "
                        << state.step << "; the next step publishes v" << state.step + 1;
   }
-
-  BackgroundPublisher background(&publisher, &parallel, writer);
 
   MOERL_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, MakeStepData(s, state, model->config().vocab_size));
   std::unique_ptr<TensorBoardWriter> tensorboard;
