@@ -21,6 +21,7 @@ APT_PACKAGES=(
   libicu-dev                 # Unicode data for the tokenizer
   clang libclang-rt-14-dev   # libFuzzer targets (--config=fuzz)
   python3 python3-pip
+  curl                       # the pipeline's /health_generate checks of its servers
 )
 
 # Exact pins; torch 2.11.0 matches the GPU machines' LibTorch.
