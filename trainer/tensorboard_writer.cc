@@ -88,6 +88,15 @@ absl::Status TensorBoardWriter::WriteScalars(int64_t step, const std::map<std::s
   return WriteRecord(event);
 }
 
+absl::Status TensorBoardWriter::WriteSessionStart(int64_t step) {
+  std::string session_log;
+  PutVarint(&session_log, 1 << 3 | 0);  // status, varint
+  PutVarint(&session_log, 1);           // START
+  std::string event = EventHeader(step);
+  PutBytesField(&event, 7, session_log);
+  return WriteRecord(event);
+}
+
 absl::Status TensorBoardWriter::WriteRecord(const std::string& data) {
   std::string length;
   PutFixed<uint64_t>(&length, data.size());

@@ -7,7 +7,9 @@
 //   record  = u64 length | u32 masked_crc32c(length) | data | u32 masked_crc32c(data)
 //   masked  = ((crc >> 15) | (crc << 17)) + 0xa282ead8
 //   Event   = wall_time (1, double) | step (2, int64) | file_version (3) | summary (5)
+//             | session_log (7)
 //   Summary = repeated Value (1);  Value = tag (1, string) | simple_value (2, float)
+//   SessionLog = status (1, enum: START = 1)
 //
 //   MOERL_ASSIGN_OR_RETURN(auto tb, TensorBoardWriter::Create(run_dir + "/tensorboard"));
 //   MOERL_RETURN_IF_ERROR(tb->WriteScalars(step, {{"ppo_actor/task_reward/avg", 0.5}}));
@@ -31,6 +33,10 @@ class TensorBoardWriter {
   ~TensorBoardWriter();
   // Non-finite values are skipped.
   absl::Status WriteScalars(int64_t step, const std::map<std::string, double>& values);
+  // A SessionLog START at `step`: readers drop the events of every earlier
+  // file with step >= `step` (a resumed run that redoes steps after its
+  // checkpoint writes this first, so each step shows once, the redone one).
+  absl::Status WriteSessionStart(int64_t step);
   const std::string& path() const { return path_; }
 
  private:

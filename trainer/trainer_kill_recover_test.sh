@@ -20,7 +20,9 @@
 #   tensors (LibTorch names its entries by memory address, so the files
 #   differ); one more step from each final checkpoint gives the same bytes;
 # - stats.jsonl holds steps 0..STEPS-1 once each, in order, every value but
-#   timeperf/* and wall_time equal to the reference's.
+#   timeperf/* and wall_time equal to the reference's;
+# - TensorBoard (the tensorboard package's reader) shows each step once, with
+#   the reference's values.
 # A failure prints the seed; the same arguments replay the same delays
 # (timing still varies with the machine's load).
 #   trainer_kill_recover_test.sh TRAINER FIXTURE RECOVERY_CHECK PYTHON3 MODEL_DIR STEPS KILLS SEED
@@ -166,6 +168,22 @@ for a, b in zip(ref, got):
     diff = [k for k in ka if a[k] != b[k]]
     assert not diff, f"step {a['step']}: " + ", ".join(f"{k}: {a[k]} vs {b[k]}" for k in sorted(diff))
 print(f"stats.jsonl: {steps} steps, {len(ka)} values each, equal to the reference")
+PY
+# TensorBoard shows each step once, the resumed runs' values (each resumed
+# trainer's SessionLog START drops the steps it redoes from earlier files).
+"$python" - "$ref/tensorboard" "$run/tensorboard" "$steps" <<'PY' || fail "tensorboard (above)"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def load(path):
+    ea = EventAccumulator(path, size_guidance={"scalars": 0})
+    ea.Reload()
+    return {t: [(e.step, e.value) for e in ea.Scalars(t)] for t in ea.Tags()["scalars"] if not t.startswith("timeperf/")}
+ref, got, steps = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+assert sorted(ref) == sorted(got), f"tags differ: {sorted(set(ref) ^ set(got))}"
+for tag in ref:
+    assert [s for s, _ in got[tag]] == list(range(steps)), f"{tag}: the killed run shows steps {[s for s, _ in got[tag]]}"
+    assert got[tag] == ref[tag], f"{tag}: {got[tag]} vs the reference's {ref[tag]}"
+print(f"tensorboard: {len(ref)} tags, steps 0..{steps - 1} once each, equal to the reference")
 PY
 # One step more from each final checkpoint: the optimizer states act alike.
 for trial in straight killed; do

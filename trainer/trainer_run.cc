@@ -386,6 +386,10 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   std::unique_ptr<TensorBoardWriter> tensorboard;
   if (writer) {
     MOERL_ASSIGN_OR_RETURN(tensorboard, TensorBoardWriter::Create(s.RunDir() + "/tensorboard"));
+    // A resumed run redoes the steps after its checkpoint (all of them when
+    // it starts from step 0 again): readers drop those of the earlier files
+    // (stats.jsonl drops its lines likewise).
+    MOERL_RETURN_IF_ERROR(tensorboard->WriteSessionStart(state.step));
   }
   // Evaluation: the held-out problems, tokenized once.
   std::optional<Tokenizer> eval_tokenizer;
