@@ -92,7 +92,8 @@ absl::Status VerifyTrainerCheckpoint(const std::string& step_dir);
 
 // Removes what killed writers leave in `checkpoints_dir`: hidden
 // `.step-<N>.staging-<pid>` / `.step-<N>.old-<pid>` folders and other ranks'
-// pending `.optimizer-rank-<r>.pt.step-<N>` files. Call it before any
+// pending `.optimizer-rank-<r>.pt.step-<N>` files (of the per-rank
+// format's writers). Call it before any
 // checkpoint of this run is being written (the trainer's rank 0, at start).
 // Returns the names removed; a missing folder is none.
 absl::StatusOr<std::vector<std::string>> RemoveAbandonedCheckpointFiles(const std::string& checkpoints_dir);

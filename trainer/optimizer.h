@@ -19,7 +19,8 @@
 //   TrainOptimizer opt(model->parameters(), settings.optimizer, schedule);
 //   opt.ZeroGrad();  loss.backward();
 //   OptimizerStepResult r = opt.Step(/*train_step=*/s);   // lr from the schedule of step s
-//   MOERL_RETURN_IF_ERROR(opt.Save(dir + "/optimizer.pt"));
+//   auto states = opt.ExportParameterStates();   // what checkpoints keep (optimizer_state_io.h)
+//   // Save/Load: the earlier per-rank optimizer.pt format (Load reads old checkpoints)
 //
 // Threading: thread-compatible; owns the optimizer state.
 #ifndef MOERL_TRAINER_OPTIMIZER_H_
