@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "common/proto/checkpoint.pb.h"
 #include "common/proto/formats.h"
 #include "common/status.h"
@@ -30,7 +31,8 @@ namespace moerl {
 namespace {
 
 constexpr char kManifest[] = "manifest.pb";
-constexpr char kOptimizer[] = "optimizer.pt";
+constexpr char kOptimizer[] = "optimizer.pt";  // the format before optimizer/
+constexpr char kOptimizerDir[] = "optimizer";
 
 absl::Status ErrnoError(int err, const std::string& what) {
   return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", std::strerror(err)));
@@ -160,8 +162,13 @@ std::string CheckpointStepDir(const std::string& checkpoints_dir, int64_t step) 
 }
 
 absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Model& model,
-                                   const TrainOptimizer& optimizer, const TrainerState& state,
-                                   const std::vector<std::pair<std::string, std::string>>& move_in) {
+                                   const TrainOptimizer& optimizer, const TrainerState& state) {
+  return SaveTrainerCheckpoint(checkpoints_dir, model,
+                               GatherOptimizerState(model, optimizer, ParallelState::SingleProcess()), state);
+}
+
+absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Model& model,
+                                   const GatheredOptimizerState& optimizer_state, const TrainerState& state) {
   std::error_code ec;
   std::filesystem::create_directories(checkpoints_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", checkpoints_dir, "': ", ec.message()));
@@ -172,14 +179,8 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
   if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create '", staging, "': ", ec.message()));
 
   MOERL_RETURN_IF_ERROR(SaveHfCheckpoint(model, staging + "/weights", model.dtype(), uint64_t{5} << 30));
-  MOERL_RETURN_IF_ERROR(optimizer.Save(absl::StrCat(staging, "/", kOptimizer)));
-  MOERL_RETURN_IF_ERROR(Fsync(absl::StrCat(staging, "/", kOptimizer), false));
-  for (const auto& [name, from] : move_in) {
-    const std::string to = absl::StrCat(staging, "/", name);
-    if (::rename(from.c_str(), to.c_str()) != 0) {
-      return ErrnoError(errno, absl::StrCat("cannot move '", from, "' to '", to, "'"));
-    }
-  }
+  MOERL_RETURN_IF_ERROR(WriteOptimizerState(optimizer_state, absl::StrCat(staging, "/", kOptimizerDir)));
+  MOERL_RETURN_IF_ERROR(Fsync(absl::StrCat(staging, "/", kOptimizerDir), true));
 
   proto::CheckpointManifest manifest;
   manifest.set_format_version(kCheckpointManifestFormatVersion);
@@ -283,9 +284,25 @@ absl::Status LoadTrainerCheckpoint(const std::string& step_dir, Qwen3Model* mode
                                    TrainOptimizer* optimizer, TrainerState* state,
                                    const std::string& optimizer_file) {
   MOERL_ASSIGN_OR_RETURN(proto::CheckpointManifest manifest, ReadManifest(step_dir));
+  if (manifest.allocation_mode() != state->allocation_mode) {
+    const std::string optimizer_dir = absl::StrCat(step_dir, "/", kOptimizerDir);
+    if (!HasOptimizerState(optimizer_dir)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          step_dir, " was written under allocation_mode '", manifest.allocation_mode(),
+          "' in the per-rank optimizer format (optimizer.pt, optimizer-rank-<r>.pt), which only that layout can "
+          "resume; this run has allocation_mode '", state->allocation_mode,
+          "'. Resume it under the writing layout once (its next checkpoint is layout-independent)."));
+    }
+    MOERL_LOG(INFO) << "resharding " << step_dir << ": written under allocation_mode '" << manifest.allocation_mode()
+                    << "', resumed under '" << state->allocation_mode << "'";
+  }
   MOERL_RETURN_IF_ERROR(LoadHfWeights(step_dir + "/weights", model));
-  MOERL_RETURN_IF_ERROR(
-      optimizer->Load(absl::StrCat(step_dir, "/", optimizer_file.empty() ? std::string(kOptimizer) : optimizer_file)));
+  if (HasOptimizerState(absl::StrCat(step_dir, "/", kOptimizerDir))) {
+    MOERL_RETURN_IF_ERROR(ReadOptimizerState(absl::StrCat(step_dir, "/", kOptimizerDir), *model, optimizer));
+  } else {
+    MOERL_RETURN_IF_ERROR(optimizer->Load(
+        absl::StrCat(step_dir, "/", optimizer_file.empty() ? std::string(kOptimizer) : optimizer_file)));
+  }
   at::Tensor rng = at::empty({static_cast<int64_t>(manifest.rng_state().size())}, at::kByte);
   std::memcpy(rng.data_ptr(), manifest.rng_state().data(), manifest.rng_state().size());
   at::Generator generator = at::globalContext().defaultGenerator(at::kCPU);  // shares the state

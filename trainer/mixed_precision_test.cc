@@ -1,7 +1,7 @@
 // actor.dtype=bfloat16: the model computes in bf16, TrainOptimizer keeps fp32
 // master weights. Updates too small for bf16 accumulate in the masters;
 // training follows the fp32 trainer within bf16's tolerance; a checkpoint
-// resumes bit-identically (the masters travel in optimizer.pt); weights
+// resumes bit-identically (the masters travel in optimizer/master); weights
 // published in float32 are the masters.
 #include <ATen/ops/equal.h>
 #include <ATen/ops/full.h>
@@ -111,7 +111,7 @@ TEST(MasterWeights, Bf16TrainingFollowsFp32) {
 }
 
 // 4 steps straight vs 2, checkpoint, a fresh model and optimizer, 2 more:
-// bit-identical in bf16 because optimizer.pt carries the masters.
+// bit-identical in bf16 because optimizer/master carries the masters.
 TEST(MasterWeights, CheckpointResumeIsBitIdentical) {
   const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/ckpt_bf16";
   std::filesystem::remove_all(dir);

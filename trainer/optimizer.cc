@@ -4,6 +4,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -92,6 +93,71 @@ OptimizerStepResult TrainOptimizer::Step(int64_t train_step, const std::function
   }
   result.updated = true;
   return result;
+}
+
+std::vector<TrainOptimizer::ParameterOptimizerState> TrainOptimizer::ExportParameterStates() const {
+  at::NoGradGuard no_grad;
+  const std::vector<at::Tensor>& stepped = masters_.empty() ? params_ : masters_;
+  std::vector<ParameterOptimizerState> out(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = stepped[i];
+    auto it = adamw_->state().find(p.unsafeGetTensorImpl());
+    if (it != adamw_->state().end()) {
+      const auto& state = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+      out[i].exp_avg = state.exp_avg().detach().clone();
+      out[i].exp_avg_sq = state.exp_avg_sq().detach().clone();
+    } else {
+      out[i].exp_avg = at::zeros_like(p.detach());
+      out[i].exp_avg_sq = at::zeros_like(p.detach());
+    }
+    if (!masters_.empty()) out[i].master = masters_[i].detach().clone();
+  }
+  return out;
+}
+
+absl::Status TrainOptimizer::ImportParameterStates(const std::vector<ParameterOptimizerState>& states,
+                                                   int64_t adam_step) {
+  if (states.size() != params_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("optimizer state for ", states.size(), " parameters, the model has ",
+                                                   params_.size()));
+  }
+  if (adam_step < 0) return absl::InvalidArgumentError(absl::StrCat("adam step ", adam_step, " < 0"));
+  const std::vector<at::Tensor>& stepped = masters_.empty() ? params_ : masters_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const ParameterOptimizerState& s = states[i];
+    for (const at::Tensor* t : {&s.exp_avg, &s.exp_avg_sq, &s.master}) {
+      if (t == &s.master && !t->defined()) continue;
+      if (!t->defined() || !t->sizes().equals(params_[i].sizes())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "optimizer state of parameter ", i, ": ", t == &s.exp_avg ? "exp_avg" : t == &s.exp_avg_sq ? "exp_avg_sq" : "master",
+            " has shape ", t->defined() ? c10::str(t->sizes()) : "none", ", the parameter ", c10::str(params_[i].sizes())));
+      }
+    }
+  }
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < masters_.size(); ++i) {
+    masters_[i].copy_(states[i].master.defined() ? states[i].master : params_[i]);
+  }
+  auto& table = adamw_->state();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = stepped[i];
+    table.erase(p.unsafeGetTensorImpl());
+    if (adam_step == 0) continue;
+    auto state = std::make_unique<torch::optim::AdamWParamState>();
+    state->step(adam_step);
+    state->exp_avg(states[i].exp_avg.detach().to(p.options()).clone());
+    state->exp_avg_sq(states[i].exp_avg_sq.detach().to(p.options()).clone());
+    table[p.unsafeGetTensorImpl()] = std::move(state);
+  }
+  return absl::OkStatus();
+}
+
+int64_t TrainOptimizer::adam_step() const {
+  int64_t step = 0;
+  for (const auto& [key, state] : adamw_->state()) {
+    step = std::max(step, static_cast<const torch::optim::AdamWParamState&>(*state).step());
+  }
+  return step;
 }
 
 absl::Status TrainOptimizer::Save(const std::string& path) const {

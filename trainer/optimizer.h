@@ -12,11 +12,15 @@
 // clipped in place (the default clip sums the norm in fp32) and copied to
 // the masters. Save/Load carry the masters in the same file (a file without
 // them, from before, starts them from the model's weights).
+// Export/ImportParameterStates give the same state per parameter, as
+// tensors: the checkpoint gathers them into whole tensors
+// (trainer/optimizer_state_io.h), so a resume may use another layout.
 //
 //   TrainOptimizer opt(model->parameters(), settings.optimizer, schedule);
 //   opt.ZeroGrad();  loss.backward();
 //   OptimizerStepResult r = opt.Step(/*train_step=*/s);   // lr from the schedule of step s
-//   MOERL_RETURN_IF_ERROR(opt.Save(dir + "/optimizer.pt"));
+//   auto states = opt.ExportParameterStates();   // what checkpoints keep (optimizer_state_io.h)
+//   // Save/Load: the earlier per-rank optimizer.pt format (Load reads old checkpoints)
 //
 // Threading: thread-compatible; owns the optimizer state.
 #ifndef MOERL_TRAINER_OPTIMIZER_H_
@@ -60,6 +64,23 @@ class TrainOptimizer {
 
   absl::Status Save(const std::string& path) const;
   absl::Status Load(const std::string& path);
+
+  // AdamW's state of one parameter, shaped like the parameter this rank
+  // holds: the moments (zeros before the first step) and, under mixed
+  // precision, the fp32 master copy (undefined when the parameters are fp32).
+  struct ParameterOptimizerState {
+    at::Tensor exp_avg, exp_avg_sq, master;
+  };
+  // One per parameter, in constructor order; copies, not views.
+  std::vector<ParameterOptimizerState> ExportParameterStates() const;
+  // Replaces the state with `states` (one per parameter, in constructor
+  // order, shaped like them) and AdamW's step count with `adam_step` (0: no
+  // step taken, moments unused). A missing master starts from the
+  // parameter. InvalidArgument naming the parameter for a count or shape
+  // that does not match.
+  absl::Status ImportParameterStates(const std::vector<ParameterOptimizerState>& states, int64_t adam_step);
+  // AdamW steps taken (the bias correction's t); 0 before the first.
+  int64_t adam_step() const;
 
   // The fp32 master copies (same order as the parameters); empty when every
   // parameter is fp32 (AdamW then updates them in place).

@@ -220,7 +220,7 @@ TEST(Checkpoint, DamagedCheckpointIsSkipped) {
   ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
   state.step = 2;
   ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
-  std::filesystem::resize_file(dir + "/step-2/optimizer.pt", 10);
+  std::filesystem::resize_file(dir + "/step-2/optimizer/exp_avg/model.safetensors", 10);
   auto found = FindLatestCheckpoint(dir);
   ASSERT_TRUE(found.ok());
   ASSERT_TRUE(found->has_value());
@@ -291,7 +291,7 @@ TEST(Checkpoint, PruneNeverRemovesTheOneRecoveryUses) {
     state.step = step;
     ASSERT_TRUE(SaveTrainerCheckpoint(dir, *model, opt, state).ok());
   }
-  std::filesystem::resize_file(dir + "/step-40/optimizer.pt", 10);
+  std::filesystem::resize_file(dir + "/step-40/optimizer/exp_avg/model.safetensors", 10);
   std::filesystem::remove(dir + "/step-30/manifest.pb");
   auto removed = PruneCheckpoints(dir, 1);
   ASSERT_TRUE(removed.ok()) << removed.status();

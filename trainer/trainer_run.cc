@@ -33,6 +33,7 @@
 #include "trainer/model/config.h"
 #include "trainer/model/hf_weights.h"
 #include "trainer/optimizer.h"
+#include "trainer/optimizer_state_io.h"
 #include "trainer/parallel/parallelize.h"
 #include "trainer/parallel/process_groups.h"
 #include "trainer/sft.h"
@@ -124,40 +125,24 @@ class BackgroundPublisher {
 };
 
 // Whether the ranks' optimizer states differ (each holds other experts or
-// other tensor slices): then every rank's is checkpointed.
+// other tensor slices): then a checkpoint of the per-rank format (before
+// optimizer/) has a file per rank.
 bool RanksHoldDistinctState(const ParallelState& parallel) {
   return parallel.dims().ep > 1 || parallel.dims().tp > 1;
 }
 
 std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-", rank, ".pt"); }
 
-// checkpoints/step-<N>: rank 0 writes the folder (the full weights, its
-// optimizer state, the manifest); under expert or tensor parallelism every
-// other rank first saves its optimizer state (its experts' and slices'
-// moments), which rank 0 moves into the folder before the manifest. Every
-// rank calls it, with this step's FullModel.
-absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
+// checkpoints/step-<N>: every rank takes part in gathering the optimizer
+// state into whole tensors (as `full`, this step's FullModel, gathers the
+// weights); rank 0 writes the folder.
+absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& model, Qwen3Model& full,
                                    const TrainOptimizer& optimizer, const TrainerState& state,
                                    const ParallelState& parallel) {
-  const bool per_rank = RanksHoldDistinctState(parallel);
-  const std::string dir = s.CheckpointsDir();
-  auto pending = [&](int r) { return absl::StrCat(dir, "/.", RankOptimizerFile(r), ".step-", state.step); };
-  absl::Status saved = absl::OkStatus();
-  if (per_rank && parallel.rank() != 0) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    saved = optimizer.Save(pending(parallel.rank()));
-  }
-  // Every rank's file exists (or its failure is known) before rank 0 publishes.
-  const double failures = SumOverRanks(parallel, saved.ok() ? 0.0 : 1.0);
-  if (!saved.ok()) return saved;
-  if (failures > 0) return absl::AbortedError("another rank could not save its optimizer state");
+  const GatheredOptimizerState moments = GatherOptimizerState(model, optimizer, parallel);
   if (parallel.rank() != 0) return absl::OkStatus();
-  std::vector<std::pair<std::string, std::string>> move_in;
-  if (per_rank) {
-    for (int r = 1; r < parallel.world_size(); ++r) move_in.emplace_back(RankOptimizerFile(r), pending(r));
-  }
-  MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(dir, full, optimizer, state, move_in));
+  const std::string dir = s.CheckpointsDir();
+  MOERL_RETURN_IF_ERROR(SaveTrainerCheckpoint(dir, full, moments, state));
   MOERL_ASSIGN_OR_RETURN(std::vector<int64_t> removed, PruneCheckpoints(dir, s.keep_checkpoints));
   if (!removed.empty()) {
     MOERL_LOG(INFO) << "removed checkpoints step-" << absl::StrJoin(removed, ", step-") << " (trainer.keep_checkpoints="
@@ -500,7 +485,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     if (s.saver_freq_steps && state.step % *s.saver_freq_steps == 0) {
       const absl::Time save_start = absl::Now();
       MOERL_RETURN_IF_ERROR(background.Finish());
-      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, *full, optimizer, state, parallel));
+      MOERL_RETURN_IF_ERROR(SaveCheckpointOnRanks(s, *model, *full, optimizer, state, parallel));
       last_checkpoint_seconds = Seconds(save_start);
     }
   }

@@ -31,8 +31,9 @@
 // cannot run yet (tp, cp, pp, etp > 1) is Unimplemented before any rank
 // meets another. Every rank reads the same batch files and trains its data
 // shard (trainer/train_step.h); rank 0 alone writes stats.jsonl, tensorboard/,
-// weights/ (gathering the experts from the ep ranks) and checkpoints/ (plus
-// each other rank's optimizer-rank-<r>.pt under expert parallelism). A
+// weights/ (gathering the experts from the ep ranks) and checkpoints/ (the
+// optimizer state gathered from every rank, so that a run resumes under
+// another layout). A
 // failed collective (a dead rank) ends the run with Unavailable naming it.
 // Thread: the caller's.
 #ifndef MOERL_TRAINER_TRAINER_RUN_H_

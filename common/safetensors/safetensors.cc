@@ -239,6 +239,35 @@ absl::Span<const uint8_t> SafetensorsFile::Bytes(const TensorInfo& info) const {
   return {data_ + header_.buffer_offset + info.begin, info.end - info.begin};
 }
 
+absl::StatusOr<uint64_t> CopyTensorSlice(const TensorInfo& info, absl::Span<const uint8_t> bytes,
+                                         absl::string_view where, int dim, int64_t start, int64_t length,
+                                         absl::Span<uint8_t> out) {
+  const std::string at = absl::StrCat(where, ": tensor \"", info.name, "\" (buffer bytes ", info.begin, "..",
+                                      info.end, ")");
+  const int rank = static_cast<int>(info.shape.size());
+  if (dim < 0 || dim >= rank) return Bad(at, absl::StrCat("slice dim ", dim, " is outside its ", rank, " dims"));
+  const int64_t full = info.shape[dim];
+  if (start < 0 || length < 0 || start > full || length > full - start) {
+    return Bad(at, absl::StrCat("slice [", start, ", ", start + length, ") along dim ", dim,
+                                " is outside its size ", full));
+  }
+  if (bytes.size() != info.end - info.begin) {
+    return Bad(at, absl::StrCat("holds ", bytes.size(), " bytes, its header entry ", info.end - info.begin));
+  }
+  uint64_t outer = 1, inner = DtypeSize(info.dtype);
+  for (int d = 0; d < dim; ++d) outer *= static_cast<uint64_t>(info.shape[d]);
+  for (int d = dim + 1; d < rank; ++d) inner *= static_cast<uint64_t>(info.shape[d]);
+  const uint64_t piece = static_cast<uint64_t>(length) * inner;  // bytes per index of the outer dims
+  if (out.size() != outer * piece) {
+    return Bad(at, absl::StrCat("the slice is ", outer * piece, " bytes but the destination holds ", out.size()));
+  }
+  for (uint64_t o = 0; o < outer; ++o) {
+    const uint64_t from = (o * static_cast<uint64_t>(full) + static_cast<uint64_t>(start)) * inner;
+    if (piece > 0) std::memcpy(out.data() + o * piece, bytes.data() + from, piece);
+  }
+  return outer * piece;
+}
+
 absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                               const std::map<std::string, std::string>& metadata) {
   std::vector<const TensorToWrite*> order;

@@ -99,6 +99,18 @@ class SafetensorsFile {
   std::map<std::string, size_t, std::less<>> index_;
 };
 
+// Copies elements [start, start + length) along `dim` of tensor `info` (whole
+// along every other dim) from `bytes` (the tensor's bytes, as Bytes() or
+// CheckpointDir::Get give them) into `out`, row-major and tightly packed.
+// Only the slice's bytes are read: a dim-0 slice is one contiguous range,
+// a slice along a later dim one range per index of the dims before it (the
+// strided rows of a matrix's column slice). InvalidArgument naming `where`
+// (the file), the tensor and the buffer byte offsets for a slice outside
+// the shape or a `bytes`/`out` of the wrong size. Returns the bytes copied.
+absl::StatusOr<uint64_t> CopyTensorSlice(const TensorInfo& info, absl::Span<const uint8_t> bytes,
+                                         absl::string_view where, int dim, int64_t start, int64_t length,
+                                         absl::Span<uint8_t> out);
+
 struct TensorToWrite {
   std::string name;
   Dtype dtype = Dtype::kF32;

@@ -166,5 +166,45 @@ TEST(CheckpointDir, IndexNamingAMissingTensorIsAnError) {
   EXPECT_NE(std::string(ckpt.status().message()).find("ghost"), std::string::npos);
 }
 
+// A [2, 3, 4] tensor holding 0..23: slices along each dim read exactly the
+// slice's elements (and count them); out-of-range slices and short buffers
+// are errors naming the file and the tensor's byte range.
+TEST(CopyTensorSlice, ReadsOnlyTheSliceAlongAnyDim) {
+  std::vector<float> v(24);
+  for (int i = 0; i < 24; ++i) v[i] = static_cast<float>(i);
+  TensorInfo info{"t", Dtype::kF32, {2, 3, 4}, 16, 16 + 96};
+  auto slice = [&](int dim, int64_t start, int64_t length, std::vector<float>* out) {
+    return CopyTensorSlice(info, AsBytes(v), "f.safetensors", dim, start, length,
+                           {reinterpret_cast<uint8_t*>(out->data()), out->size() * sizeof(float)});
+  };
+  std::vector<float> rows(12);
+  auto n = slice(0, 1, 1, &rows);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 48u);
+  EXPECT_EQ(rows, std::vector<float>({12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}));
+  std::vector<float> middle(8);
+  n = slice(1, 1, 1, &middle);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 32u);
+  EXPECT_EQ(middle, std::vector<float>({4, 5, 6, 7, 16, 17, 18, 19}));
+  std::vector<float> columns(12);
+  n = slice(2, 2, 2, &columns);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(columns, std::vector<float>({2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23}));
+
+  absl::Status past = slice(1, 2, 2, &rows).status();
+  EXPECT_EQ(past.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(past.message()).find("f.safetensors: tensor \"t\" (buffer bytes 16..112)"),
+            std::string::npos)
+      << past;
+  EXPECT_NE(std::string(past.message()).find("[2, 4) along dim 1"), std::string::npos) << past;
+  std::vector<float> short_v(20);
+  absl::Status short_bytes = CopyTensorSlice(info, AsBytes(short_v), "f.safetensors", 0, 0, 1,
+                                             {reinterpret_cast<uint8_t*>(rows.data()), 48})
+                                 .status();
+  EXPECT_EQ(short_bytes.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(short_bytes.message()).find("holds 80 bytes"), std::string::npos) << short_bytes;
+}
+
 }  // namespace
 }  // namespace moerl

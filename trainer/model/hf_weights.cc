@@ -154,11 +154,17 @@ std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads) {
   return out;
 }
 
-absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
+absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model, HfLoadStats* stats) {
+  std::vector<HfBinding> bindings = HfBindings(*model);
+  return LoadHfBindings(dir, *model, bindings, stats);
+}
+
+absl::Status LoadHfBindings(const std::string& dir, Qwen3Model& model, std::vector<HfBinding>& bindings,
+                            HfLoadStats* stats) {
   MOERL_ASSIGN_OR_RETURN(auto ckpt, CheckpointDir::Open(dir));
   at::NoGradGuard no_grad;
   std::set<std::string> expected;
-  for (HfBinding& b : HfBindings(*model)) {
+  for (HfBinding& b : bindings) {
     expected.insert(b.hf_name);
     auto ref = ckpt->Get(b.hf_name);
     if (!ref.ok()) return Annotate(ref.status(), "loading weights");
@@ -171,18 +177,30 @@ absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model) {
                                                      ShapeString(want)));
     }
     MOERL_ASSIGN_OR_RETURN(c10::ScalarType type, ToScalarType(info.dtype, b.hf_name));
-    // Copy first: mmapped data need not be aligned.
-    at::Tensor tmp = at::empty(info.shape, at::TensorOptions().dtype(type));
-    if (!ref->bytes.empty()) std::memcpy(tmp.data_ptr(), ref->bytes.data(), ref->bytes.size());
-    b.view.copy_(b.slice_dim >= 0 ? tmp.narrow(b.slice_dim, b.slice_start, b.view.size(b.slice_dim)) : tmp);
+    // Only the held slice, into a buffer of its shape (mmapped data need
+    // not be aligned), then converted into the view.
+    at::Tensor part = at::empty(b.view.sizes(), at::TensorOptions().dtype(type));
+    if (info.shape.empty()) {
+      if (!ref->bytes.empty()) std::memcpy(part.data_ptr(), ref->bytes.data(), ref->bytes.size());
+      if (stats != nullptr) stats->bytes_read += ref->bytes.size();
+    } else {
+      const int dim = b.slice_dim >= 0 ? static_cast<int>(b.slice_dim) : 0;
+      const int64_t start = b.slice_dim >= 0 ? b.slice_start : 0;
+      MOERL_ASSIGN_OR_RETURN(
+          uint64_t copied,
+          CopyTensorSlice(info, ref->bytes, *ref->file, dim, start, b.view.size(dim),
+                          {static_cast<uint8_t*>(part.data_ptr()), part.nbytes()}));
+      if (stats != nullptr) stats->bytes_read += copied;
+    }
+    b.view.copy_(part);
   }
   // A rank that holds a range of the experts reads only those; the others'
   // tensors are expected in the checkpoint but not read.
-  const std::set<std::string> elsewhere = ExpertsHeldElsewhere(*model);
+  const std::set<std::string> elsewhere = ExpertsHeldElsewhere(model);
   std::vector<std::string> unexpected;
   for (const std::string& name : ckpt->Names()) {
-    if (expected.count(name) || elsewhere.count(name) || HeldByOtherStage(*model, name)) continue;
-    if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
+    if (expected.count(name) || elsewhere.count(name) || HeldByOtherStage(model, name)) continue;
+    if (name == "lm_head.weight" && model.config().tie_word_embeddings) continue;
     if (absl::EndsWith(name, "rotary_emb.inv_freq")) continue;
     unexpected.push_back(name);
   }

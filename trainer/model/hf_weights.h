@@ -15,8 +15,8 @@
 // A model whose MoE layers hold a range of the experts (expert parallelism,
 // Experts::KeepRange) binds, loads and reads only those experts, under their
 // global checkpoint indices; the other experts' tensors are skipped, not
-// rejected. Likewise a weight holding a slice (WeightModule::KeepSlice) loads
-// only its slice of the checkpoint tensor. Saving either is
+// rejected. Likewise a weight holding a slice (WeightModule::KeepSlice) reads
+// only its slice's bytes of the checkpoint tensor. Saving either is
 // FailedPrecondition.
 //
 // Loading checks that every expected tensor is present once with the expected
@@ -50,7 +50,22 @@ struct HfBinding {
 // With grads=true the views are into gradients (which must exist).
 std::vector<HfBinding> HfBindings(Qwen3Model& model, bool grads = false);
 
-absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model);
+// What loading read from the checkpoint's files.
+struct HfLoadStats {
+  uint64_t bytes_read = 0;  // bytes copied out of the files (the held slices only)
+};
+
+// Each binding reads only its part of the checkpoint tensor: a slice's rows
+// (one byte range along dim 0, strided rows along dim 1; CopyTensorSlice),
+// a held expert's tensors, never the rest. `stats` may be null.
+absl::Status LoadHfWeights(const std::string& dir, Qwen3Model* model, HfLoadStats* stats = nullptr);
+
+// The same into `bindings`: HfBindings(model) with the views moved onto
+// other tensors shaped like the parameters (MasterBindings in
+// trainer/full_model.h; the optimizer's moments). Every tensor of the
+// folder must be one `model` expects (held here or by another rank).
+absl::Status LoadHfBindings(const std::string& dir, Qwen3Model& model, std::vector<HfBinding>& bindings,
+                            HfLoadStats* stats = nullptr);
 
 // Reads dir/config.json, builds the model in fp32, loads the weights.
 absl::StatusOr<std::shared_ptr<Qwen3Model>> LoadHfModel(const std::string& dir);
