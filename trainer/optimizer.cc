@@ -4,6 +4,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
+#include <ATen/ops/zeros_like.h>
+
 #include <cmath>
 #include <limits>
 
@@ -30,6 +32,10 @@ TrainOptimizer::TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSe
   options.betas({settings_.beta1, settings_.beta2}).eps(settings_.eps).weight_decay(settings_.weight_decay);
   adamw_ = std::make_unique<torch::optim::AdamW>(masters_.empty() ? params_ : masters_, options);
 }
+
+TrainOptimizer::TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings,
+                               LrSchedule schedule, NoState)
+    : params_(std::move(params)), settings_(settings), schedule_(std::move(schedule)) {}
 
 TrainOptimizer::~TrainOptimizer() = default;
 
@@ -130,6 +136,73 @@ absl::Status TrainOptimizer::Load(const std::string& path) {
     return absl::DataLossError(absl::StrCat("cannot load optimizer state from '", path, "': ", e.what()));
   }
   return absl::OkStatus();
+}
+
+int64_t TrainOptimizer::StateBytes() const {
+  int64_t bytes = 0;
+  for (const at::Tensor& m : masters_) bytes += m.numel() * static_cast<int64_t>(m.element_size());
+  if (!adamw_) return bytes;
+  for (const auto& [key, state] : adamw_->state()) {
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*state);
+    for (const at::Tensor& t : {s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()}) {
+      if (t.defined()) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+    }
+  }
+  return bytes;
+}
+
+std::vector<TrainOptimizer::ParameterOptimizerState> TrainOptimizer::ExportParameterStates() const {
+  const std::vector<at::Tensor>& updated = masters_.empty() ? params_ : masters_;
+  std::vector<ParameterOptimizerState> out(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto it = adamw_->state().find(updated[i].unsafeGetTensorImpl());
+    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(updated[i].device());
+    if (it != adamw_->state().end()) {
+      const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+      out[i].exp_avg = s.exp_avg().detach().clone();
+      out[i].exp_avg_sq = s.exp_avg_sq().detach().clone();
+    } else {
+      out[i].exp_avg = at::zeros(updated[i].sizes(), f32);
+      out[i].exp_avg_sq = at::zeros(updated[i].sizes(), f32);
+    }
+    if (!masters_.empty()) out[i].master = masters_[i].detach().clone();
+  }
+  return out;
+}
+
+absl::Status TrainOptimizer::ImportParameterStates(const std::vector<ParameterOptimizerState>& states,
+                                                   int64_t adam_step) {
+  if (states.size() != params_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer state for ", states.size(), " parameters, the model has ", params_.size()));
+  }
+  const std::vector<at::Tensor>& updated = masters_.empty() ? params_ : masters_;
+  for (size_t i = 0; i < states.size(); ++i) {
+    for (const at::Tensor& t : {states[i].exp_avg, states[i].exp_avg_sq}) {
+      if (!t.defined() || !t.sizes().equals(params_[i].sizes())) {
+        return absl::InvalidArgumentError(absl::StrCat("optimizer state of parameter ", i, " has shape ",
+                                                       t.defined() ? c10::str(t.sizes()) : "(none)",
+                                                       ", the parameter ", c10::str(params_[i].sizes())));
+      }
+    }
+  }
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < states.size(); ++i) {
+    auto state = std::make_unique<torch::optim::AdamWParamState>();
+    state->step(adam_step);
+    state->exp_avg(states[i].exp_avg.to(updated[i].options()).clone());
+    state->exp_avg_sq(states[i].exp_avg_sq.to(updated[i].options()).clone());
+    adamw_->state()[updated[i].unsafeGetTensorImpl()] = std::move(state);
+    if (!masters_.empty()) masters_[i].copy_(states[i].master.defined() ? states[i].master : params_[i]);
+  }
+  return absl::OkStatus();
+}
+
+int64_t TrainOptimizer::adam_step() const {
+  for (const auto& [key, state] : adamw_->state()) {
+    return static_cast<const torch::optim::AdamWParamState&>(*state).step();
+  }
+  return 0;
 }
 
 }  // namespace moerl

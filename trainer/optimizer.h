@@ -18,6 +18,10 @@
 //   OptimizerStepResult r = opt.Step(/*train_step=*/s);   // lr from the schedule of step s
 //   MOERL_RETURN_IF_ERROR(opt.Save(dir + "/optimizer.pt"));
 //
+// Subclasses (trainer/parallel/distributed_optimizer.h: the state sharded
+// over the data-parallel ranks) override the virtual methods; the trainer
+// holds a TrainOptimizer& either way.
+//
 // Threading: thread-compatible; owns the optimizer state.
 #ifndef MOERL_TRAINER_OPTIMIZER_H_
 #define MOERL_TRAINER_OPTIMIZER_H_
@@ -48,22 +52,57 @@ struct OptimizerStepResult {
 class TrainOptimizer {
  public:
   TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings, LrSchedule schedule);
-  ~TrainOptimizer();
+  virtual ~TrainOptimizer();
 
-  void ZeroGrad();
+  virtual void ZeroGrad();
   double LearningRate(int64_t train_step) const;
-  OptimizerStepResult Step(int64_t train_step);
+  virtual OptimizerStepResult Step(int64_t train_step);
   // The same with the clipping done by `clip(max_norm)`, which scales the
   // gradients and returns the norm before (data/expert parallel: the global
   // norm, trainer/parallel/parallelize.h ClipGradNorm).
-  OptimizerStepResult Step(int64_t train_step, const std::function<double(double)>& clip);
+  virtual OptimizerStepResult Step(int64_t train_step, const std::function<double(double)>& clip);
 
-  absl::Status Save(const std::string& path) const;
-  absl::Status Load(const std::string& path);
+  // Whether Step(train_step) itself reduces the gradients over the
+  // data-parallel ranks and clips with the global norm (the distributed
+  // optimizer); else the caller reduces (GradientReducer) and passes the
+  // global clip.
+  virtual bool ReducesGradients() const { return false; }
+
+  virtual absl::Status Save(const std::string& path) const;
+  virtual absl::Status Load(const std::string& path);
 
   // The fp32 master copies (same order as the parameters); empty when every
   // parameter is fp32 (AdamW then updates them in place).
   const std::vector<at::Tensor>& master_weights() const { return masters_; }
+  // The masters shaped like the parameters this rank holds (a collective
+  // for a sharded optimizer: every rank calls it); empty without masters.
+  virtual std::vector<at::Tensor> FullMasterWeights() const { return masters_; }
+
+  // Bytes of optimizer state this rank keeps (moments and masters).
+  virtual int64_t StateBytes() const;
+
+  // AdamW's state of one parameter: the moments and, under mixed precision,
+  // the fp32 master (undefined when the parameters are fp32).
+  struct ParameterOptimizerState {
+    at::Tensor exp_avg, exp_avg_sq, master;
+  };
+  // One per parameter (constructor order), shaped like the parameter this
+  // rank holds (zeros before the first step). A sharded optimizer gathers
+  // its shards: a collective, every rank calls it.
+  virtual std::vector<ParameterOptimizerState> ExportParameterStates() const;
+  // The inverse: `states` as ExportParameterStates returns them, taken after
+  // `adam_step` steps (a sharded optimizer keeps its shard of each).
+  // InvalidArgument when the count or a shape differs.
+  virtual absl::Status ImportParameterStates(const std::vector<ParameterOptimizerState>& states, int64_t adam_step);
+  // AdamW steps taken (the bias corrections' t).
+  virtual int64_t adam_step() const;
+
+ protected:
+  // For subclasses that keep their own state: no AdamW, no masters here.
+  struct NoState {};
+  TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings, LrSchedule schedule, NoState);
+  const std::vector<at::Tensor>& params() const { return params_; }
+  const OptimizerSettings& settings() const { return settings_; }
 
  private:
   std::vector<at::Tensor> params_;
