@@ -33,6 +33,7 @@
 #include "trainer/model/config.h"
 #include "trainer/model/hf_weights.h"
 #include "trainer/optimizer.h"
+#include "trainer/parallel/distributed_optimizer.h"
 #include "trainer/parallel/parallelize.h"
 #include "trainer/parallel/process_groups.h"
 #include "trainer/sft.h"
@@ -124,9 +125,25 @@ class BackgroundPublisher {
 };
 
 // Whether the ranks' optimizer states differ (each holds other experts or
-// other tensor slices): then every rank's is checkpointed.
-bool RanksHoldDistinctState(const ParallelState& parallel) {
-  return parallel.dims().ep > 1 || parallel.dims().tp > 1;
+// other tensor slices, or its shard of a distributed optimizer): then every
+// rank's is checkpointed.
+bool RanksHoldDistinctState(const ParallelState& parallel, const TrainOptimizer& optimizer) {
+  return parallel.dims().ep > 1 || parallel.dims().tp > 1 || optimizer.ReducesGradients();
+}
+
+// AdamW over this rank's parameters, or with its state sharded over the
+// data-parallel ranks: fsdp layouts always, megatron ones when
+// actor.megatron.ddp.use_distributed_optimizer (AReaL's default) is set.
+std::unique_ptr<TrainOptimizer> MakeOptimizer(const TrainerSettings& s, Qwen3Model& model,
+                                              const ParallelState& parallel, LrSchedule schedule) {
+  bool sharded = s.use_distributed_optimizer;
+  if (absl::StatusOr<AllocationMode> mode = s.allocation.Parse(); mode.ok()) {
+    for (int i : mode->TrainingIndices()) sharded |= mode->allocations[i].backend == Backend::kFsdp;
+  }
+  if (parallel.world_size() > 1 && sharded) {
+    return std::make_unique<DistributedOptimizer>(model, parallel, s.optimizer, std::move(schedule));
+  }
+  return std::make_unique<TrainOptimizer>(model.parameters(), s.optimizer, std::move(schedule));
 }
 
 std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-", rank, ".pt"); }
@@ -139,7 +156,7 @@ std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-",
 absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
                                    const TrainOptimizer& optimizer, const TrainerState& state,
                                    const ParallelState& parallel) {
-  const bool per_rank = RanksHoldDistinctState(parallel);
+  const bool per_rank = RanksHoldDistinctState(parallel, optimizer);
   const std::string dir = s.CheckpointsDir();
   auto pending = [&](int r) { return absl::StrCat(dir, "/.", RankOptimizerFile(r), ".step-", state.step); };
   absl::Status saved = absl::OkStatus();
@@ -333,14 +350,15 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   }
   LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,
                       s.optimizer.min_lr_ratio, s.total_train_steps.value_or(0)};
-  TrainOptimizer optimizer(model->parameters(), s.optimizer, schedule);
+  const std::unique_ptr<TrainOptimizer> optimizer_owner = MakeOptimizer(s, *model, parallel, schedule);
+  TrainOptimizer& optimizer = *optimizer_owner;
   TrainerState state;
   state.seed = s.run.seed;
   state.allocation_mode = s.allocation.allocation_mode;
   if (s.Recover()) {
     MOERL_ASSIGN_OR_RETURN(std::optional<std::string> latest, FindLatestCheckpoint(s.CheckpointsDir()));
     if (latest) {
-      const bool own_file = RanksHoldDistinctState(parallel) && parallel.rank() != 0;
+      const bool own_file = RanksHoldDistinctState(parallel, optimizer) && parallel.rank() != 0;
       MOERL_RETURN_IF_ERROR(LoadTrainerCheckpoint(*latest, model.get(), &optimizer, &state,
                                                   own_file ? RankOptimizerFile(parallel.rank()) : ""));
       MOERL_LOG(INFO) << "resumed from " << *latest << " (step " << state.step << ", data position "
