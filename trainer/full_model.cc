@@ -84,8 +84,11 @@ std::vector<HfBinding> MasterBindings(Qwen3Model& model, const std::vector<at::T
 std::shared_ptr<Qwen3Model> PublishedModel(const std::shared_ptr<Qwen3Model>& model,
                                            const std::shared_ptr<Qwen3Model>& full, const TrainOptimizer& optimizer,
                                            c10::ScalarType publish_dtype, const ParallelState& parallel) {
-  if (publish_dtype != at::kFloat || optimizer.master_weights().empty()) return full;
-  return GatherFullModel(*model, MasterBindings(*model, optimizer.master_weights()), at::kFloat, parallel);
+  if (publish_dtype != at::kFloat) return full;
+  // A sharded optimizer gathers its master shards (every rank is here).
+  const std::vector<at::Tensor> masters = optimizer.FullMasterWeights();
+  if (masters.empty()) return full;
+  return GatherFullModel(*model, MasterBindings(*model, masters), at::kFloat, parallel);
 }
 
 }  // namespace moerl

@@ -4,6 +4,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
+#include <ATen/ops/zeros_like.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -31,6 +33,10 @@ TrainOptimizer::TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSe
   options.betas({settings_.beta1, settings_.beta2}).eps(settings_.eps).weight_decay(settings_.weight_decay);
   adamw_ = std::make_unique<torch::optim::AdamW>(masters_.empty() ? params_ : masters_, options);
 }
+
+TrainOptimizer::TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings,
+                               LrSchedule schedule, NoState)
+    : params_(std::move(params)), settings_(settings), schedule_(std::move(schedule)) {}
 
 TrainOptimizer::~TrainOptimizer() = default;
 
@@ -196,6 +202,19 @@ absl::Status TrainOptimizer::Load(const std::string& path) {
     return absl::DataLossError(absl::StrCat("cannot load optimizer state from '", path, "': ", e.what()));
   }
   return absl::OkStatus();
+}
+
+int64_t TrainOptimizer::StateBytes() const {
+  int64_t bytes = 0;
+  for (const at::Tensor& m : masters_) bytes += m.numel() * static_cast<int64_t>(m.element_size());
+  if (!adamw_) return bytes;
+  for (const auto& [key, state] : adamw_->state()) {
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*state);
+    for (const at::Tensor& t : {s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()}) {
+      if (t.defined()) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+    }
+  }
+  return bytes;
 }
 
 }  // namespace moerl

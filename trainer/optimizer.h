@@ -22,6 +22,10 @@
 //   auto states = opt.ExportParameterStates();   // what checkpoints keep (optimizer_state_io.h)
 //   // Save/Load: the earlier per-rank optimizer.pt format (Load reads old checkpoints)
 //
+// Subclasses (trainer/parallel/distributed_optimizer.h: the state sharded
+// over the data-parallel ranks) override the virtual methods; the trainer
+// holds a TrainOptimizer& either way.
+//
 // Threading: thread-compatible; owns the optimizer state.
 #ifndef MOERL_TRAINER_OPTIMIZER_H_
 #define MOERL_TRAINER_OPTIMIZER_H_
@@ -52,18 +56,24 @@ struct OptimizerStepResult {
 class TrainOptimizer {
  public:
   TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings, LrSchedule schedule);
-  ~TrainOptimizer();
+  virtual ~TrainOptimizer();
 
-  void ZeroGrad();
+  virtual void ZeroGrad();
   double LearningRate(int64_t train_step) const;
-  OptimizerStepResult Step(int64_t train_step);
+  virtual OptimizerStepResult Step(int64_t train_step);
   // The same with the clipping done by `clip(max_norm)`, which scales the
   // gradients and returns the norm before (data/expert parallel: the global
   // norm, trainer/parallel/parallelize.h ClipGradNorm).
-  OptimizerStepResult Step(int64_t train_step, const std::function<double(double)>& clip);
+  virtual OptimizerStepResult Step(int64_t train_step, const std::function<double(double)>& clip);
 
-  absl::Status Save(const std::string& path) const;
-  absl::Status Load(const std::string& path);
+  // Whether Step(train_step) itself reduces the gradients over the
+  // data-parallel ranks and clips with the global norm (the distributed
+  // optimizer); else the caller reduces (GradientReducer) and passes the
+  // global clip.
+  virtual bool ReducesGradients() const { return false; }
+
+  virtual absl::Status Save(const std::string& path) const;
+  virtual absl::Status Load(const std::string& path);
 
   // AdamW's state of one parameter, shaped like the parameter this rank
   // holds: the moments (zeros before the first step) and, under mixed
@@ -71,20 +81,35 @@ class TrainOptimizer {
   struct ParameterOptimizerState {
     at::Tensor exp_avg, exp_avg_sq, master;
   };
-  // One per parameter, in constructor order; copies, not views.
-  std::vector<ParameterOptimizerState> ExportParameterStates() const;
+  // One per parameter, in constructor order; copies, not views. A sharded
+  // optimizer gathers its shards: a collective, every rank calls it.
+  virtual std::vector<ParameterOptimizerState> ExportParameterStates() const;
   // Replaces the state with `states` (one per parameter, in constructor
   // order, shaped like them) and AdamW's step count with `adam_step` (0: no
   // step taken, moments unused). A missing master starts from the
   // parameter. InvalidArgument naming the parameter for a count or shape
-  // that does not match.
-  absl::Status ImportParameterStates(const std::vector<ParameterOptimizerState>& states, int64_t adam_step);
+  // that does not match. A sharded optimizer keeps its shard of each.
+  virtual absl::Status ImportParameterStates(const std::vector<ParameterOptimizerState>& states,
+                                             int64_t adam_step);
   // AdamW steps taken (the bias correction's t); 0 before the first.
-  int64_t adam_step() const;
+  virtual int64_t adam_step() const;
 
   // The fp32 master copies (same order as the parameters); empty when every
   // parameter is fp32 (AdamW then updates them in place).
   const std::vector<at::Tensor>& master_weights() const { return masters_; }
+  // The masters shaped like the parameters this rank holds (a collective
+  // for a sharded optimizer: every rank calls it); empty without masters.
+  virtual std::vector<at::Tensor> FullMasterWeights() const { return masters_; }
+
+  // Bytes of optimizer state this rank keeps (moments and masters).
+  virtual int64_t StateBytes() const;
+
+ protected:
+  // For subclasses that keep their own state: no AdamW, no masters here.
+  struct NoState {};
+  TrainOptimizer(std::vector<at::Tensor> params, const OptimizerSettings& settings, LrSchedule schedule, NoState);
+  const std::vector<at::Tensor>& params() const { return params_; }
+  const OptimizerSettings& settings() const { return settings_; }
 
  private:
   std::vector<at::Tensor> params_;

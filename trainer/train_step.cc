@@ -211,11 +211,11 @@ absl::Status RunTrainStep(Qwen3Model& model, TrainOptimizer& optimizer, Objectiv
       const int64_t n_micro =
           AccumulateMinibatchGradients(model, objective, seqs, mini, options, stats, parallel);
       OptimizerStepResult r;
-      if (parallel) {
+      if (parallel && !optimizer.ReducesGradients()) {
         MOERL_RETURN_IF_ERROR(reducer->Reduce(model));
         r = optimizer.Step(step, [&](double max_norm) { return ClipGradNorm(model, *parallel, max_norm); });
       } else {
-        r = optimizer.Step(step);
+        r = optimizer.Step(step);  // one process, or the distributed optimizer (reduces itself)
       }
       stats->Scalar("ppo_actor/update/grad_norm", r.grad_norm);
       stats->Scalar("ppo_actor/update/lr", r.lr);

@@ -23,7 +23,8 @@
 // forward communicates; under expert parallelism an empty forward is not yet
 // supported and uneven micro-batch counts are FailedPrecondition); then
 // GradientReducer::Reduce, the global-norm clip
-// and AdamW. The micro-batch statistics are merged over dp-cp so that every
+// and AdamW (or, when optimizer.ReducesGradients(), the distributed
+// optimizer's Step, which reduce-scatters and clips on its shards). The micro-batch statistics are merged over dp-cp so that every
 // rank's recorder describes the whole batch. With one micro-batch per shard
 // (max_tokens_per_mb unset or large) the result equals one process.
 // Thread-compatible.

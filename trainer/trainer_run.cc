@@ -34,6 +34,7 @@
 #include "trainer/model/hf_weights.h"
 #include "trainer/optimizer.h"
 #include "trainer/optimizer_state_io.h"
+#include "trainer/parallel/distributed_optimizer.h"
 #include "trainer/parallel/parallelize.h"
 #include "trainer/parallel/process_groups.h"
 #include "trainer/sft.h"
@@ -129,6 +130,21 @@ class BackgroundPublisher {
 // optimizer/) has a file per rank.
 bool RanksHoldDistinctState(const ParallelState& parallel) {
   return parallel.dims().ep > 1 || parallel.dims().tp > 1;
+}
+
+// AdamW over this rank's parameters, or with its state sharded over the
+// data-parallel ranks: fsdp layouts always, megatron ones when
+// actor.megatron.ddp.use_distributed_optimizer (AReaL's default) is set.
+std::unique_ptr<TrainOptimizer> MakeOptimizer(const TrainerSettings& s, Qwen3Model& model,
+                                              const ParallelState& parallel, LrSchedule schedule) {
+  bool sharded = s.use_distributed_optimizer;
+  if (absl::StatusOr<AllocationMode> mode = s.allocation.Parse(); mode.ok()) {
+    for (int i : mode->TrainingIndices()) sharded |= mode->allocations[i].backend == Backend::kFsdp;
+  }
+  if (parallel.world_size() > 1 && sharded) {
+    return std::make_unique<DistributedOptimizer>(model, parallel, s.optimizer, std::move(schedule));
+  }
+  return std::make_unique<TrainOptimizer>(model.parameters(), s.optimizer, std::move(schedule));
 }
 
 std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-", rank, ".pt"); }
@@ -318,7 +334,8 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   }
   LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,
                       s.optimizer.min_lr_ratio, s.total_train_steps.value_or(0)};
-  TrainOptimizer optimizer(model->parameters(), s.optimizer, schedule);
+  const std::unique_ptr<TrainOptimizer> optimizer_owner = MakeOptimizer(s, *model, parallel, schedule);
+  TrainOptimizer& optimizer = *optimizer_owner;
   TrainerState state;
   state.seed = s.run.seed;
   state.allocation_mode = s.allocation.allocation_mode;

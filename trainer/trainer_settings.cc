@@ -72,6 +72,8 @@ void TrainerSettings::Declare(ConfigSchema* schema) {
                  "final lr / peak lr (linear, cosine)");
   schema->Double("actor.optimizer.gradient_clipping", &o.gradient_clipping,
                  "clip the global gradient norm to this (<= 0: off)");
+  schema->Bool("actor.megatron.ddp.use_distributed_optimizer", &use_distributed_optimizer,
+               "shard AdamW's state over the data-parallel ranks (megatron layouts on several ranks)");
   schema->Double("actor.optimizer.initial_loss_scale", &o.unused_initial_loss_scale, "accepted, unused");
   schema->Double("actor.optimizer.min_loss_scale", &o.unused_min_loss_scale, "accepted, unused");
   schema->Int("actor.optimizer.loss_scale_window", &o.unused_loss_scale_window, "accepted, unused");

@@ -84,6 +84,11 @@ struct TrainerSettings {
   bool init_from_scratch = false;
   std::string dtype = "bfloat16";  // float32, bfloat16
   OptimizerSettings optimizer;
+  // actor.megatron.ddp.use_distributed_optimizer (AReaL's default true): on
+  // several ranks of a megatron layout, AdamW's state is sharded over the
+  // data-parallel ranks (trainer/parallel/distributed_optimizer.h); fsdp
+  // layouts always shard it.
+  bool use_distributed_optimizer = true;
   int64_t ppo_n_minibatches = 4;
   double eps_clip = 0.2;
   std::optional<double> eps_clip_higher;

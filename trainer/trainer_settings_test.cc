@@ -170,5 +170,18 @@ TEST(TrainerSettings, OtherStagesActorKeysAreAccepted) {
   EXPECT_TRUE(s.ok()) << s.status();
 }
 
+// AReaL's actor.megatron.ddp.use_distributed_optimizer: true unless set.
+TEST(TrainerSettings, DistributedOptimizerKeyDefaultsOn) {
+  auto on = Load(kGsm8kYaml);
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->use_distributed_optimizer);
+  auto off = Load(kGsm8kYaml, {"+actor.megatron.ddp.use_distributed_optimizer=false"});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->use_distributed_optimizer);
+  auto bad = Load(kGsm8kYaml, {"+actor.megatron.ddp.use_distributed_optimizer=sometimes"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("actor.megatron.ddp.use_distributed_optimizer"));
+}
+
 }  // namespace
 }  // namespace moerl

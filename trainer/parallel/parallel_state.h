@@ -7,8 +7,8 @@
 //   state.group(RankGroupKind::kExpert).AllToAll(...);
 //   state.coordinates().dp;   // which data shard this rank reads
 //
-// FromEnvironment takes the training allocation of `mode` (megatron, or fsdp
-// treated as replicated data parallel for now), checks that it fits the model
+// FromEnvironment takes the training allocation of `mode` (megatron, or fsdp:
+// the same groups; the trainer then shards the optimizer state), checks that it fits the model
 // (experts % ep, heads and kv-heads % tp, layers % pp) and that its world
 // matches the launcher's, all before any communication, then meets the other
 // ranks at the TCPStore named by torchrun's or Slurm's variables and builds

@@ -13,8 +13,8 @@
 //     double norm = ClipGradNorm(*model, state, max_norm);   // or GlobalGradNorm
 //     optimizer.step();
 //
-// What exists: data parallel (dp, and fsdp:dN treated as replicated data
-// parallel), expert parallel with folding (ep over the expert generator,
+// What exists: data parallel (dp; fsdp:dN is data parallel whose trainer
+// shards the optimizer state, distributed_optimizer.h), expert parallel with folding (ep over the expert generator,
 // edp derived), tensor parallel with sequence parallel (ApplyTensorParallel
 // below; etp 1, or etp = tp on the tp ranks) and pipeline stages (pp; the
 // schedule is Run1F1B). CP, and tp > 1 together with pp > 1, are
