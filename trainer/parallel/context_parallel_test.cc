@@ -5,12 +5,13 @@
 // and 4; the tiny Qwen3-MoE (trainer/model/testdata/moe) under c2,
 // (attn:c2|ffn:e2), (attn:d2c2|ffn:d2e2) and (attn:t2c2|ffn:e4) gives the
 // one-process loss, every reduced gradient and the global grad norm within
-// 1e-5 relative, and two runs are bit-identical.
+// 1e-5 relative (also with router replay), and two runs are bit-identical.
 #include "trainer/parallel/context_parallel.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/randn.h>
+#include <ATen/ops/tensor.h>
 #include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
 #include <torch/nn/utils/clip_grad.h>
@@ -154,18 +155,39 @@ TEST(ContextParallelAttention, MatchesUnsplitAttentionWithGradients) {
 // whose lengths are not multiples of 2cp or tp.
 std::vector<std::vector<int64_t>> Batch(int64_t vocab) { return LcgSequences(vocab, {7, 3, 9, 5, 2}); }
 
+// Router replay: per MoE layer, forced experts for the odd positions of
+// every sequence (a function of the sequence's index in the batch and the
+// position), -1 (the router's choice) for the even ones.
+std::vector<at::Tensor> ForcedRoutes(const ModelConfig& config, const std::vector<size_t>& indices,
+                                     const std::vector<std::vector<int64_t>>& seqs) {
+  std::vector<at::Tensor> out;
+  for (int64_t l = 0; l < config.NumMoeLayers(); ++l) {
+    std::vector<int64_t> ids;
+    for (size_t i : indices) {
+      for (size_t p = 0; p < seqs[i].size(); ++p) {
+        const int64_t first = static_cast<int64_t>(i * 7 + p * 3 + l) % config.num_experts;
+        ids.push_back(p % 2 == 1 ? first : -1);
+        ids.push_back(p % 2 == 1 ? (first + 1) % config.num_experts : -1);
+      }
+    }
+    out.push_back(at::tensor(ids, at::TensorOptions().dtype(at::kLong)).reshape({-1, 2}));
+  }
+  return out;
+}
+
 struct Result {
   double loss = 0, grad_norm = 0;
   std::map<std::string, at::Tensor> grads;
   std::map<std::string, at::Tensor> want;  // the reference's gradients, this rank's parts
 };
 
-Result Reference() {
+Result Reference(bool replay) {
   ModelConfig config = TinyMoeConfig();
   const auto seqs = Batch(config.vocab_size);
   auto model = std::make_shared<Qwen3Model>(config);
   model->InitializeWeights(1);
-  const ModelInput in = ModelInput::Pack(seqs);
+  ModelInput in = ModelInput::Pack(seqs);
+  if (replay) in.forced_topk_ids_tk = ForcedRoutes(config, {0, 1, 2, 3, 4}, seqs);
   ModelOutput out = model->Forward(in);
   at::Tensor rows, targets;
   NextTokenTargets(in, &rows, &targets);
@@ -181,9 +203,9 @@ Result Reference() {
   return r;
 }
 
-const Result& TheReference() {
-  static const Result reference = Reference();
-  return reference;
+const Result& TheReference(bool replay) {
+  static const Result reference = Reference(false), with_replay = Reference(true);
+  return replay ? with_replay : reference;
 }
 
 // This rank's part of each full-model tensor in `full` (by parameter name).
@@ -211,8 +233,8 @@ std::map<std::string, at::Tensor> HeldParts(Qwen3Model& model, const std::map<st
 // log-probs on every cp rank, so the CE share divides by the rows summed
 // over dp and is replicated over cp; the router shares are summed over
 // tp-dp-cp.
-std::vector<Result> Parallel(const std::string& allocation) {
-  const Result& reference = TheReference();
+std::vector<Result> Parallel(const std::string& allocation, bool replay = false) {
+  const Result& reference = TheReference(replay);
   const ParallelDims dims = Dims(allocation);
   ModelConfig config = TinyMoeConfig();
   const auto seqs = Batch(config.vocab_size);
@@ -224,8 +246,13 @@ std::vector<Result> Parallel(const std::string& allocation) {
         MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));
         model->InitializeWeights(1);
         std::vector<std::vector<int64_t>> mine;
-        for (size_t i = state.data_shard(); i < seqs.size(); i += state.num_data_shards()) mine.push_back(seqs[i]);
-        const ModelInput in = ModelInput::Pack(mine);
+        std::vector<size_t> indices;
+        for (size_t i = state.data_shard(); i < seqs.size(); i += state.num_data_shards()) {
+          mine.push_back(seqs[i]);
+          indices.push_back(i);
+        }
+        ModelInput in = ModelInput::Pack(mine);
+        if (replay) in.forced_topk_ids_tk = ForcedRoutes(config, indices, seqs);
         ModelOutput out = model->Forward(in);
         at::Tensor rows, targets;
         NextTokenTargets(in, &rows, &targets);
@@ -251,10 +278,10 @@ std::vector<Result> Parallel(const std::string& allocation) {
   return results;
 }
 
-void CheckLayout(const std::string& allocation) {
+void CheckLayout(const std::string& allocation, bool replay = false) {
   SCOPED_TRACE(allocation);
-  const Result& reference = TheReference();
-  std::vector<Result> ranks = Parallel(allocation);
+  const Result& reference = TheReference(replay);
+  std::vector<Result> ranks = Parallel(allocation, replay);
   for (size_t r = 0; r < ranks.size(); ++r) {
     SCOPED_TRACE("rank " + std::to_string(r));
     EXPECT_NEAR(ranks[r].loss, reference.loss, 1e-5 * std::abs(reference.loss));
@@ -268,8 +295,8 @@ void CheckLayout(const std::string& allocation) {
       EXPECT_LE(err, 1e-5) << name;
       worst = std::max(worst, err);
     }
-    std::printf("%s rank %zu: loss %.3e, grad norm %.3e, worst gradient (max element / max of tensor) %.3e\n",
-                allocation.c_str(), r, std::abs(ranks[r].loss - reference.loss) / std::abs(reference.loss),
+    std::printf("%s%s rank %zu: loss %.3e, grad norm %.3e, worst gradient (max element / max of tensor) %.3e\n",
+                allocation.c_str(), replay ? " (replay)" : "", r, std::abs(ranks[r].loss - reference.loss) / std::abs(reference.loss),
                 std::abs(ranks[r].grad_norm - reference.grad_norm) / reference.grad_norm, worst);
   }
 }
@@ -284,6 +311,15 @@ TEST(ContextParallelQwen3, DataContextAndExpertParallelMatchOneProcess) {
 
 TEST(ContextParallelQwen3, TensorContextAndExpertParallelMatchOneProcess) {
   CheckLayout("megatron:(attn:t2c2|ffn:e4)");
+}
+
+// Each rank replays the routes of its part's rows (the split takes them
+// with the tokens; under tp + sp each shard its rows of the part).
+TEST(ContextParallelQwen3, RouterReplayMatchesOneProcess) {
+  EXPECT_GT(std::abs(TheReference(true).loss - TheReference(false).loss), 1e-4 * std::abs(TheReference(false).loss))
+      << "the forced routes change nothing";
+  CheckLayout("megatron:(attn:c2|ffn:e2)", /*replay=*/true);
+  CheckLayout("megatron:(attn:t2c2|ffn:e4)", /*replay=*/true);
 }
 
 TEST(ContextParallelQwen3, TwoRunsAreBitIdentical) {
