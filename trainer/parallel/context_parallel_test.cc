@@ -316,8 +316,12 @@ TEST(ContextParallelQwen3, TensorContextAndExpertParallelMatchOneProcess) {
 // Each rank replays the routes of its part's rows (the split takes them
 // with the tokens; under tp + sp each shard its rows of the part).
 TEST(ContextParallelQwen3, RouterReplayMatchesOneProcess) {
-  EXPECT_GT(std::abs(TheReference(true).loss - TheReference(false).loss), 1e-4 * std::abs(TheReference(false).loss))
-      << "the forced routes change nothing";
+  double change = 0;
+  for (const auto& [name, grad] : TheReference(true).grads) {
+    change = std::max(change, MaxRelativeError(grad, TheReference(false).grads.at(name)));
+  }
+  EXPECT_GT(change, 1e-2) << "the forced routes change nothing";
+  std::printf("replay vs none: largest gradient change (max element / max of tensor) %.3e\n", change);
   CheckLayout("megatron:(attn:c2|ffn:e2)", /*replay=*/true);
   CheckLayout("megatron:(attn:t2c2|ffn:e4)", /*replay=*/true);
 }
