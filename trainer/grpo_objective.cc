@@ -85,9 +85,9 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
   }
   if (options_.router_replay || !routed.empty()) MOERL_RETURN_IF_ERROR(ValidateRoutes(model.config(), seqs));
   RoutingMismatch mismatch(model.config());
-  // Under sequence parallelism a rank's forward holds only its token rows of
-  // the routes: the comparison (whole sequences) is skipped there.
-  if (model.sequence_shards() > 1) routed.clear();
+  // Under sequence or context parallelism a rank's forward holds only its
+  // token rows of the routes: the comparison (whole sequences) is skipped.
+  if (model.sequence_shards() > 1 || model.context_parallel()) routed.clear();
   // Proximal log-probs: one no-grad pass with the pre-update weights.
   std::vector<at::Tensor> prox(B);
   const bool compute_prox = options_.use_decoupled_loss || options_.recompute_logprob;

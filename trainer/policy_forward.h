@@ -13,6 +13,10 @@
 // the packed micro-batch is padded to a multiple of tp and every rank of the
 // tp group returns the same logp_n and entropy_n, computed vocabulary-
 // parallel (the [N, V] logits never exist whole); router replay is refused.
+// Under context parallelism (Qwen3Model::SetContextSplit) the model splits
+// the packed micro-batch itself and every rank of the cp group returns the
+// same, whole logp_n and entropy_n (each rank's gradient is that of its
+// rows); topk_ids_tk are the rows of the rank's part.
 // Shape letters: t packed tokens, n completion tokens, d hidden.
 // Thread-compatible (one forward per model at a time).
 #ifndef MOERL_TRAINER_POLICY_FORWARD_H_

@@ -64,10 +64,12 @@ std::vector<IndexList> SplitAcrossDataShards(const std::vector<TrainSequence>& s
 
 namespace {
 
-// Merges `local` over the dp-cp group into *stats: every rank's entries are
-// gathered (a sum of zero-padded rows is exact), keys in sorted order.
+// Merges `local` over the dp group into *stats: every rank's entries are
+// gathered (a sum of zero-padded rows is exact), keys in sorted order. The
+// tp and cp ranks of a data shard record the same micro-batches' statistics
+// (context parallelism sums the log-probs over cp), so they are not merged.
 void MergeStatsOverDataParallel(const ParallelState& state, const StatsRecorder& local, StatsRecorder* stats) {
-  const ProcessGroup& group = state.group(RankGroupKind::kDataContext);
+  const ProcessGroup& group = state.group(RankGroupKind::kData);
   const std::vector<StatsRecorder::Entry> mine = local.Entries();
   if (group.size() == 1) {
     for (const StatsRecorder::Entry& e : mine) stats->Merge(e);
@@ -151,7 +153,9 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
   }
   const std::vector<IndexList>& micros = shard_micros[me];
   double denominator = static_cast<double>(objective.LossTokens(seqs, shards[me]));
-  if (parallel) denominator = SumOverDataParallel(*parallel, denominator);
+  // Summed over dp, not dp-cp: the cp ranks of a shard all hold its whole
+  // token loss (context_parallel.h), each with the gradient of its rows.
+  if (parallel) denominator = SumOverGroup(*parallel, RankGroupKind::kData, denominator);
   // The micro-batches' statistics, merged over the shards at the end.
   StatsRecorder local;
   std::vector<double> aux_shares;

@@ -222,6 +222,13 @@ TEST(TrainerRanksOptimizer, ReplicatedAndShardedStateBothMatchOneProcess) {
   }
 }
 
+// Context parallel (trainer/parallel/context_parallel.h): alone and with
+// expert parallel on 2 ranks, with data + expert and tensor + expert
+// parallel on 4.
+INSTANTIATE_TEST_SUITE_P(ContextParallel, TrainerRanks,
+                         ::testing::Values("megatron:d1c2", "megatron:(attn:c2|ffn:e2)",
+                                           "megatron:(attn:d2c2|ffn:d2e2)", "megatron:(attn:t2c2|ffn:e4)"));
+
 // One group per batch and two minibatches: the group is split by sequence
 // (no shard idles) under EP; under plain DP, micro-batches of 8 tokens give
 // the shards unequal counts and the shorter one pads with empty forwards

@@ -251,10 +251,10 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
 // The layouts the trainer runs, with these settings.
 absl::Status CheckTrainerLayout(const TrainerSettings& s, const ParallelDims& dims) {
   MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
-  if (s.routing_mismatch_threshold && dims.tp > 1) {
-    return absl::UnimplementedError(
-        absl::StrCat("actor.routing_mismatch_threshold is not supported with tensor parallelism (", DebugString(dims),
-                     "): the routes are compared on whole sequences; use a layout with tp=1"));
+  if (s.routing_mismatch_threshold && (dims.tp > 1 || dims.cp > 1)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "actor.routing_mismatch_threshold is not supported with tensor or context parallelism (", DebugString(dims),
+        "): the routes are compared on whole sequences; use a layout with tp=1 and cp=1"));
   }
   return absl::OkStatus();
 }

@@ -64,7 +64,13 @@ at::Tensor Attention::Forward(const at::Tensor& in_td, const RopeTables& rope, c
   at::Tensor v_tkd = at::linear(x_td, v_proj->weight).view({tokens, kv_heads, head_dim_});
   q_thd = ApplyRope(q_thd, rope);
   k_tkd = ApplyRope(k_tkd, rope);
-  at::Tensor out_thd = PackedCausalAttention(q_thd, k_tkd, v_tkd, layout, cache, layer_index_);
+  at::Tensor out_thd;
+  if (core_) {
+    MOERL_CHECK(cache == nullptr) << "an attention core (context parallelism) runs without a KV cache";
+    out_thd = core_(q_thd, k_tkd, v_tkd);
+  } else {
+    out_thd = PackedCausalAttention(q_thd, k_tkd, v_tkd, layout, cache, layer_index_);
+  }
   // [T, h*d] -> [T, D]
   return Apply(maps_.after, at::linear(out_thd.reshape({tokens, heads * head_dim_}), o_proj->weight));
 }

@@ -74,11 +74,18 @@ class Attention : public torch::nn::Module {
   // Head counts come from the weights (q_proj / k_proj rows / head_dim), so
   // a module holding a slice of the heads attends over those heads only.
   void set_maps(BlockMaps maps) { maps_ = std::move(maps); }
+  // The attention itself on normed, RoPE'd q_thd / k_tkd / v_tkd, returning
+  // [T, h, d]. Unset: PackedCausalAttention over the layout. trainer/parallel
+  // installs context-parallel attention (the rows are then a part of the
+  // packed tokens and the core knows which); no KV cache with a core.
+  using Core = std::function<at::Tensor(const at::Tensor& q_thd, const at::Tensor& k_tkd, const at::Tensor& v_tkd)>;
+  void set_core(Core core) { core_ = std::move(core); }
 
   std::shared_ptr<WeightModule> q_proj, k_proj, v_proj, o_proj, q_norm, k_norm;
 
  private:
   BlockMaps maps_;
+  Core core_;
   int64_t layer_index_, head_dim_;
   double eps_;
 };

@@ -140,8 +140,15 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
 
 ModelOutput Qwen3Model::Forward(const ModelInput& input) { return Forward(input, at::Tensor()); }
 
-ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage_input_td) {
+ModelOutput Qwen3Model::Forward(const ModelInput& whole, const at::Tensor& stage_input_td) {
   ModelOutput out;
+  // Context parallelism: the layers run on this rank's part of the tokens.
+  ContextPart part;
+  if (context_split_) {
+    MOERL_CHECK(whole.cache == nullptr && holds_all_layers()) << "context parallelism: no KV cache, no pipeline stage";
+    part = context_split_(whole);
+  }
+  const ModelInput& input = context_split_ ? part.input : whole;
   at::Tensor h_td;
   if (is_first_stage()) {
     h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
@@ -183,7 +190,15 @@ ModelOutput Qwen3Model::Forward(const ModelInput& input, const at::Tensor& stage
       input.cache->lengths[input.cache->slot_of_segment[i]] += input.layout.seq_lens[i];
     }
   }
-  if (!router_logits.empty() && input.padding_tokens > 0) {
+  if (!router_logits.empty() && part.real_t.defined()) {
+    // The part's padding rows (anywhere in it), of this shard's rows.
+    const int64_t rows = router_logits[0].size(0);
+    at::Tensor real_t = part.real_t.narrow(0, rows == part.real_t.size(0) ? 0 : sequence_shard_ * rows, rows);
+    if (!real_t.all().item<bool>()) {
+      const at::Tensor keep = real_t.nonzero().reshape({-1});
+      for (at::Tensor& logits_te : router_logits) logits_te = logits_te.index_select(0, keep);
+    }
+  } else if (!router_logits.empty() && input.padding_tokens > 0) {
     // The padding is the last rows of T. Router logits cover all T rows, or
     // (sequence parallel) this shard's T/shards.
     const int64_t total = input.tokens_t.size(0), rows = router_logits[0].size(0);

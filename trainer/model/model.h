@@ -75,6 +75,16 @@ struct ModelOutput {
   std::vector<at::Tensor> router_topk_ids_tk;  // the routers' own (replay aside)
 };
 
+// This rank's part of a packed micro-batch under context parallelism
+// (Qwen3Model::SetContextSplit).
+struct ContextPart {
+  // The part's rows: their tokens, global positions and replayed routes.
+  // Its layout is one segment: the attention core installed with the split
+  // (Attention::set_core) knows the rows' sequences.
+  ModelInput input;
+  at::Tensor real_t;  // bool [n]: false for rows that only pad the part
+};
+
 class Qwen3Model : public torch::nn::Module {
  public:
   explicit Qwen3Model(const ModelConfig& config);
@@ -139,6 +149,16 @@ class Qwen3Model : public torch::nn::Module {
                                   const at::Tensor& targets_n, double temperature, bool with_entropy)>;
   void SetTokenScorer(TokenScorer fn) { token_scorer_ = std::move(fn); }
   const TokenScorer& token_scorer() const { return token_scorer_; }
+  // Context parallelism (trainer/parallel sets it, with an attention core on
+  // every layer): Forward takes the whole packed micro-batch and runs the
+  // layers on split(input), this rank's part of the tokens (with sequence
+  // parallelism, rows of the part are then split over the shards).
+  // Forward's hidden_td and topk_ids_tk are the part's rows; its padding
+  // rows stay out of the routers' losses. Not with a KV cache or a pipeline
+  // stage.
+  using ContextSplitFn = std::function<ContextPart(const ModelInput& input)>;
+  void SetContextSplit(ContextSplitFn fn) { context_split_ = std::move(fn); }
+  bool context_parallel() const { return static_cast<bool>(context_split_); }
   // Null (the default): the aux and z losses see this process's tokens only.
   void SetRouterStatsReducer(std::shared_ptr<RouterStatsReducer> reducer) { router_stats_ = std::move(reducer); }
 
@@ -161,6 +181,7 @@ class Qwen3Model : public torch::nn::Module {
   std::shared_ptr<RouterStatsReducer> router_stats_;
   EmbeddingFn embedding_;
   TokenScorer token_scorer_;
+  ContextSplitFn context_split_;
   int64_t sequence_shard_ = 0, sequence_shards_ = 1;
 };
 

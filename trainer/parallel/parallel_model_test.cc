@@ -214,6 +214,7 @@ TEST(ParallelQwen3, TwoRunsAreBitIdentical) {
 TEST(ParallelQwen3, UnsupportedDimensionsAreUnimplemented) {
   ParallelDims dims;
   dims.cp = 2;
+  dims.pp = 3;  // context parallelism inside pipeline stages
   absl::Status status = RunInProcessRanks(dims, [&](const ParallelState& state) -> absl::Status {
     Qwen3Model model(TinyMoe());
     return ParallelizeQwen3(model, state);

@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "trainer/parallel/alltoall_dispatcher.h"
+#include "trainer/parallel/context_parallel.h"
 #include "trainer/parallel/tensor_parallel.h"
 
 namespace moerl {
@@ -66,14 +67,11 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 }
 
 absl::Status CheckLayoutImplemented(const ParallelDims& dims) {
-  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}}) {
-    if (size > 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          "the layout ", DebugString(dims), " uses ", name, "=", size,
-          "; moerl's trainer runs data, tensor (with sequence) and expert parallelism so far (ParallelizeQwen3 "
-          "also cuts pipeline stages, which the trainer does not schedule yet; context parallelism does not "
-          "exist)"));
-    }
+  if (dims.pp > 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        "the layout ", DebugString(dims), " uses pp=", dims.pp,
+        "; moerl's trainer runs data, tensor (with sequence), context and expert parallelism so far "
+        "(ParallelizeQwen3 also cuts pipeline stages, which the trainer does not schedule yet)"));
   }
   if (dims.etp > 1 && dims.etp != dims.tp) {
     return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
@@ -165,11 +163,6 @@ absl::Status ApplyTensorParallel(Qwen3Model& model, const ParallelState& state) 
 
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options) {
   const ParallelDims& dims = state.dims();
-  if (dims.cp > 1) {
-    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses cp=", dims.cp,
-                                                 "; moerl's trainer has data, tensor, expert and pipeline "
-                                                 "parallelism so far"));
-  }
   if (dims.etp > 1 && dims.tp == 1) {
     return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
                                                  " without tp; expert tensor parallel needs etp = tp"));
@@ -196,6 +189,7 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, con
     model.KeepStage(range.first, range.second);
   }
   MOERL_RETURN_IF_ERROR(ApplyTensorParallel(model, state));
+  MOERL_RETURN_IF_ERROR(ApplyContextParallel(model, state));  // after tp: its parts divide by tp
   if (dims.ep > 1) {
     auto ep_group = state.shared_group(RankGroupKind::kExpert);
     auto dispatcher = std::make_shared<AllToAllTokenDispatcher>(ep_group);

@@ -16,9 +16,9 @@
 // What exists: data parallel (dp; fsdp:dN is data parallel whose trainer
 // shards the optimizer state, distributed_optimizer.h), expert parallel with folding (ep over the expert generator,
 // edp derived), tensor parallel with sequence parallel (ApplyTensorParallel
-// below; etp 1, or etp = tp on the tp ranks) and pipeline stages (pp; the
-// schedule is Run1F1B). CP, and tp > 1 together with pp > 1, are
-// Unimplemented.
+// below; etp 1, or etp = tp on the tp ranks), context parallelism
+// (context_parallel.h) and pipeline stages (pp; the schedule is Run1F1B).
+// tp > 1 or cp > 1 together with pp > 1 are Unimplemented.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
 // (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
@@ -31,7 +31,8 @@
 // its share of the global objective, shares summing to it. For a token mean:
 //   loss_r = sum_{tokens of rank r} l_t / N_global,  N_global = all-reduced
 //   over dp-cp (the ranks with distinct tokens), plus the router losses as the
-//   model returns them (already shares).
+//   model returns them (already shares). Under cp the model's token scorer
+//   gives every cp rank the whole shard's log-probs: count over dp only.
 // Reduce then SUMS gradients: dense parameters over dp-cp, expert parameters
 // over edp (each expert's gradient already holds the tokens of its whole EP
 // group, via the all-to-all backward). The result is the gradient of the
@@ -72,13 +73,14 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 // its stage's layers (Qwen3Model::KeepStage; run it with Run1F1B,
 // pipeline_schedule.h); with tp > 1 it applies ApplyTensorParallel. Call
 // once, on the freshly built model, before loading weights or building the
-// optimizer. Unimplemented for cp, etp > 1 other than tp, and tp > 1 with
+// optimizer. With cp > 1 it applies ApplyContextParallel (after tp).
+// Unimplemented for etp > 1 other than tp, and tp > 1 or cp > 1 with
 // pp > 1 (not tested yet); InvalidArgument when the layout does not fit the
 // model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
 // Unimplemented (naming the dimension) for a layout the trainer cannot run
-// yet (cp, pp, etp other than tp); callers check it before any rank meets
+// yet (pp, etp other than tp); callers check it before any rank meets
 // another.
 absl::Status CheckLayoutImplemented(const ParallelDims& dims);
 
