@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -60,6 +61,23 @@ class Objective {
                                     const PolicyOutput& out, double denominator, StatsRecorder* stats) = 0;
   // Options of the training forward (temperature, entropy, router replay).
   virtual PolicyForwardOptions ForwardOptions() const = 0;
+
+  // How Prepare's no-grad forwards run; RunTrainStep installs a pipeline
+  // pass under pipeline parallelism. Unset: PolicyForward per micro-batch.
+  void set_batch_forward(BatchPolicyForward fn) { batch_forward_ = std::move(fn); }
+
+ protected:
+  std::vector<PolicyOutput> ForwardMicroBatches(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                                                const std::vector<IndexList>& micros,
+                                                const PolicyForwardOptions& options) {
+    if (batch_forward_) return batch_forward_(model, seqs, micros, options);
+    std::vector<PolicyOutput> out;
+    for (const IndexList& micro : micros) out.push_back(PolicyForward(model, seqs, micro, options));
+    return out;
+  }
+
+ private:
+  BatchPolicyForward batch_forward_;
 };
 
 struct TrainStepOptions {

@@ -61,11 +61,12 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s,
   return model;
 }
 
-// Sum of `local` over every rank of the trainer (tp-dp-cp is all of them:
-// the trainer refuses pp), the same value on each: how the ranks agree on
-// rank 0's decisions and learn of each other's failures.
+// Sum of `local` over every rank of the trainer (tp-dp-cp, then pp: all of
+// them), the same value on each: how the ranks agree on rank 0's decisions
+// and learn of each other's failures.
 double SumOverRanks(const ParallelState& parallel, double local) {
-  return SumOverGroup(parallel, RankGroupKind::kTensorDataContext, local);
+  return SumOverGroup(parallel, RankGroupKind::kPipeline,
+                      SumOverGroup(parallel, RankGroupKind::kTensorDataContext, local));
 }
 
 // Rank 0 writes each version's files on a thread of its own while the next
@@ -123,18 +124,19 @@ class BackgroundPublisher {
   int64_t version_ = -1;
 };
 
-// Whether the ranks' optimizer states differ (each holds other experts or
-// other tensor slices): then every rank's is checkpointed.
+// Whether the ranks' optimizer states differ (each holds other experts,
+// other tensor slices or other layers): then every rank's is checkpointed.
 bool RanksHoldDistinctState(const ParallelState& parallel) {
-  return parallel.dims().ep > 1 || parallel.dims().tp > 1;
+  return parallel.dims().ep > 1 || parallel.dims().tp > 1 || parallel.dims().pp > 1;
 }
 
 std::string RankOptimizerFile(int rank) { return absl::StrCat("optimizer-rank-", rank, ".pt"); }
 
 // checkpoints/step-<N>: rank 0 writes the folder (the full weights, its
-// optimizer state, the manifest); under expert or tensor parallelism every
-// other rank first saves its optimizer state (its experts' and slices'
-// moments), which rank 0 moves into the folder before the manifest. Every
+// optimizer state, the manifest); under expert, tensor or pipeline
+// parallelism every other rank first saves its optimizer state (its experts',
+// slices' and layers' moments), which rank 0 moves into the folder before the
+// manifest. Every
 // rank calls it, with this step's FullModel.
 absl::Status SaveCheckpointOnRanks(const TrainerSettings& s, Qwen3Model& full,
                                    const TrainOptimizer& optimizer, const TrainerState& state,
@@ -250,10 +252,11 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
 // The layouts the trainer runs, with these settings.
 absl::Status CheckTrainerLayout(const TrainerSettings& s, const ParallelDims& dims) {
   MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
-  if (s.routing_mismatch_threshold && dims.tp > 1) {
+  if (s.routing_mismatch_threshold && (dims.tp > 1 || dims.pp > 1)) {
     return absl::UnimplementedError(
-        absl::StrCat("actor.routing_mismatch_threshold is not supported with tensor parallelism (", DebugString(dims),
-                     "): the routes are compared on whole sequences; use a layout with tp=1"));
+        absl::StrCat("actor.routing_mismatch_threshold is not supported with tensor or pipeline parallelism (",
+                     DebugString(dims), "): the routes are compared on whole sequences and every layer; use a "
+                     "layout with tp=1 and pp=1"));
   }
   return absl::OkStatus();
 }

@@ -66,13 +66,12 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 }
 
 absl::Status CheckLayoutImplemented(const ParallelDims& dims) {
-  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}, {"pp", dims.pp}}) {
+  for (auto [name, size] : {std::pair<const char*, int>{"cp", dims.cp}}) {
     if (size > 1) {
       return absl::UnimplementedError(absl::StrCat(
           "the layout ", DebugString(dims), " uses ", name, "=", size,
-          "; moerl's trainer runs data, tensor (with sequence) and expert parallelism so far (ParallelizeQwen3 "
-          "also cuts pipeline stages, which the trainer does not schedule yet; context parallelism does not "
-          "exist)"));
+          "; moerl's trainer runs data, tensor (with sequence), expert and pipeline parallelism so far (context "
+          "parallelism does not exist)"));
     }
   }
   if (dims.etp > 1 && dims.etp != dims.tp) {
@@ -174,15 +173,9 @@ absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, con
     return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses etp=", dims.etp,
                                                  " without tp; expert tensor parallel needs etp = tp"));
   }
-  if (dims.tp > 1 && dims.pp > 1) {
-    // The pieces compose on paper (ApplyTensorParallel works on a stage, the
-    // gradient rules cover both), but Run1F1B sends whole-sequence
-    // activations and nothing tests tp within a pipeline stage yet.
-    return absl::UnimplementedError(absl::StrCat("the layout ", DebugString(dims), " uses tp=", dims.tp,
-                                                 " together with pp=", dims.pp,
-                                                 "; tensor parallel inside pipeline stages is not implemented "
-                                                 "yet (use tp or pp)"));
-  }
+  // tp with pp: ApplyTensorParallel slices whatever the stage holds, and
+  // each tp rank's pipeline peers are the same tp rank of the other stages,
+  // so the activations between stages are that rank's sequence rows.
   // An explicit split replaces the layers % pp rule.
   ParallelDims checked = dims;
   if (!options.pipeline_stage_layers.empty()) checked.pp = 1;

@@ -17,7 +17,7 @@
 // parallel), expert parallel with folding (ep over the expert generator,
 // edp derived), tensor parallel with sequence parallel (ApplyTensorParallel
 // below; etp 1, or etp = tp on the tp ranks) and pipeline stages (pp; the
-// schedule is Run1F1B). CP, and tp > 1 together with pp > 1, are
+// schedule is Run1F1B), also tp > 1 within pp > 1 stages. CP is
 // Unimplemented.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
@@ -72,13 +72,12 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 // its stage's layers (Qwen3Model::KeepStage; run it with Run1F1B,
 // pipeline_schedule.h); with tp > 1 it applies ApplyTensorParallel. Call
 // once, on the freshly built model, before loading weights or building the
-// optimizer. Unimplemented for cp, etp > 1 other than tp, and tp > 1 with
-// pp > 1 (not tested yet); InvalidArgument when the layout does not fit the
-// model's config.
+// optimizer. Unimplemented for cp and etp > 1 other than tp; InvalidArgument
+// when the layout does not fit the model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
 // Unimplemented (naming the dimension) for a layout the trainer cannot run
-// yet (cp, pp, etp other than tp); callers check it before any rank meets
+// yet (cp, etp other than tp); callers check it before any rank meets
 // another.
 absl::Status CheckLayoutImplemented(const ParallelDims& dims);
 
