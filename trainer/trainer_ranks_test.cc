@@ -477,5 +477,42 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TrainerRanksPipeline,
                            return name;
                          });
 
+// Under pp every data shard must run the same number of micro-batches (a
+// pipeline has no empty forward): three groups in one minibatch (two on one
+// shard, one on the other) in micro-batches of 8 tokens (one sequence each)
+// give the shards 8 and 4 micro-batches, and every rank stops with
+// FailedPrecondition naming the key, before any optimizer step.
+TEST(TrainerRanksErrors, PipelineWithUnevenMicroBatchCountsFailsClearly) {
+  const std::string root = FreshTestDir("pp_uneven");
+  const std::string model_dir = root + "/model";
+  std::filesystem::create_directories(model_dir);
+  nlohmann::json config = nlohmann::json::parse(ReadTestFile(std::string(kTestMoeDir) + "/config.json"));
+  config["num_hidden_layers"] = 4;
+  std::ofstream(model_dir + "/config.json") << config.dump();
+  const TrainerSettings s =
+      Settings(root, "pp", {"actor.path=" + model_dir, "+actor.init_from_scratch=true",
+                            "actor.mb_spec.max_tokens_per_mb=8", "actor.ppo_n_minibatches=1",
+                            "+allocation_mode=sglang:d1+megatron:d2p2"});
+  WriteTestBatches(s.BatchesDir(), 1, 3, 5);
+  auto mode = ParseAllocationMode("sglang:d1+megatron:d2p2");
+  ASSERT_TRUE(mode.ok());
+  ParallelOptions options;
+  options.comm.timeout = std::chrono::seconds(60);
+  std::vector<absl::Status> statuses(4);
+  (void)RunInProcessRanks(
+      *TrainingDims(*mode),
+      [&](const ParallelState& state) {
+        TrainerReport report;
+        statuses[state.rank()] = RunTrainer(s, state, nullptr, &report);
+        return statuses[state.rank()];
+      },
+      options);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kFailedPrecondition) << "rank " << r << ": " << statuses[r];
+    EXPECT_NE(statuses[r].message().find("actor.mb_spec.max_tokens_per_mb"), absl::string_view::npos) << statuses[r];
+  }
+  std::printf("uneven micro-batches under d2p2: %s\n", statuses[0].ToString().c_str());
+}
+
 }  // namespace
 }  // namespace moerl
