@@ -26,6 +26,11 @@
 // and AdamW. The micro-batch statistics are merged over dp-cp so that every
 // rank's recorder describes the whole batch. With one micro-batch per shard
 // (max_tokens_per_mb unset or large) the result equals one process.
+// Pipeline parallel (pp > 1, trainer/pipeline_train.h): each minibatch's
+// micro-batches run as one 1F1B schedule over the stages (every shard needs
+// the same count, else FailedPrecondition), Prepare's no-grad forwards as a
+// forward-only pipeline pass, and the last stage's statistics are merged
+// over pp too.
 // Thread-compatible.
 #ifndef MOERL_TRAINER_TRAIN_STEP_H_
 #define MOERL_TRAINER_TRAIN_STEP_H_

@@ -418,6 +418,27 @@ TEST_P(TrainerRanksPipeline, MatchOneProcessAndRepeatBitForBit) {
     while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line)["ppo_actor/update/num_micro_batches"].get<double>());
     return out;
   };
+  // Every statistic of the one-process lines is in rank 0's (the last
+  // stage's statistics merged over pp); with the same micro-batches and no
+  // tp, each value matches (timings aside).
+  {
+    std::ifstream in_one(one.StatsPath()), in_par(par.StatsPath());
+    std::string line_one, line_par;
+    double worst_stat = 0;
+    while (std::getline(in_one, line_one) && std::getline(in_par, line_par)) {
+      const nlohmann::json j1 = nlohmann::json::parse(line_one), j2 = nlohmann::json::parse(line_par);
+      for (const auto& [key, value] : j1.items()) {
+        if (key.rfind("timeperf/", 0) == 0 || key == "wall_time") continue;
+        ASSERT_TRUE(j2.contains(key)) << key << " is missing from rank 0's stats.jsonl";
+        if (!value.is_number() || !j2[key].is_number() || allocation != "megatron:d1p2") continue;
+        const double a1 = value.get<double>(), a2 = j2[key].get<double>();
+        const double err = std::abs(a2 - a1) / std::max(std::abs(a1), 1e-6);
+        worst_stat = std::max(worst_stat, err);
+        EXPECT_LE(err, 1e-5) << key << ": " << a2 << " vs " << a1;
+      }
+    }
+    std::printf("%s: worst statistic %.3e\n", allocation.c_str(), worst_stat);
+  }
   if (one_shard) {
     EXPECT_EQ(micro_batches(one.StatsPath()), micro_batches(par.StatsPath()));
     EXPECT_GT(micro_batches(par.StatsPath())[0], 1.0) << "1F1B needs several micro-batches to overlap";
