@@ -24,6 +24,10 @@ std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector
       sliced.insert(item.key() + ".weight");
     }
   }
+  const ParallelDims& dims = parallel.dims();
+  // Tied embeddings under pp: the last stage's copy of the table is not
+  // counted (the first stage's is the one).
+  if (dims.pp > 1 && !model.is_first_stage()) held.erase("model.embed_tokens.weight");
   for (HfBinding& b : HfBindings(*full)) {
     auto it = held.find(b.hf_name);
     if (it == held.end()) {
@@ -43,7 +47,6 @@ std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector
     group.AllReduceSum(sum);
     p.detach().copy_(sum);
   };
-  const ParallelDims& dims = parallel.dims();
   if (dims.tp > 1) {
     const ProcessGroup& tp = parallel.group(RankGroupKind::kTensor);
     for (auto& item : full->named_parameters(/*recurse=*/true)) {
@@ -54,12 +57,19 @@ std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector
     if (dims.ep > 1) sum_over(p, parallel.group(RankGroupKind::kExpert));
     if (dims.etp > 1) sum_over(p, parallel.group(RankGroupKind::kExpertTensor));
   }
+  if (dims.pp > 1) {
+    // Each tensor is nonzero on the one stage that holds it.
+    const ProcessGroup& pp = parallel.group(RankGroupKind::kPipeline);
+    for (at::Tensor& p : full->parameters(/*recurse=*/true)) sum_over(p, pp);
+  }
   return full;
 }
 
 std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
   if (parallel.world_size() == 1) return model;
-  return GatherFullModel(*model, HfBindings(*model), model->dtype(), parallel);
+  // The parameters' dtype (Qwen3Model::dtype() reads the embedding, which a
+  // middle or last pipeline stage may not hold).
+  return GatherFullModel(*model, HfBindings(*model), model->parameters().front().scalar_type(), parallel);
 }
 
 std::vector<HfBinding> MasterBindings(Qwen3Model& model, const std::vector<at::Tensor>& masters) {

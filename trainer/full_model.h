@@ -9,8 +9,9 @@
 // holding every expert and whole tensors (no dispatcher, router reducer or
 // tensor-parallel seams, so its forwards do not communicate). Each rank
 // writes what it holds into a zero copy, and a tensor split over ranks
-// (experts over ep and etp, tensor-parallel slices over tp) is summed over
-// them (exact: every element is nonzero on one rank only). The gathering
+// (experts over ep and etp, tensor-parallel slices over tp, layers over the
+// pipeline stages; a tied embedding counts on the first stage only) is
+// summed over them (exact: every element is nonzero on one rank only). The gathering
 // functions are collectives: every rank of `parallel` calls them, in the
 // same order.
 //

@@ -86,8 +86,9 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
   if (options_.router_replay || !routed.empty()) MOERL_RETURN_IF_ERROR(ValidateRoutes(model.config(), seqs));
   RoutingMismatch mismatch(model.config());
   // Under sequence or context parallelism a rank's forward holds only its
-  // token rows of the routes: the comparison (whole sequences) is skipped.
-  if (model.sequence_shards() > 1 || model.context_parallel()) routed.clear();
+  // token rows of the routes, a pipeline stage only its layers': the
+  // comparison (whole sequences, every layer) is skipped there.
+  if (model.sequence_shards() > 1 || model.context_parallel() || !model.holds_all_layers()) routed.clear();
   // Proximal log-probs: one no-grad pass with the pre-update weights.
   std::vector<at::Tensor> prox(B);
   const bool compute_prox = options_.use_decoupled_loss || options_.recompute_logprob;
@@ -100,8 +101,11 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
     PolicyForwardOptions fwd;
     fwd.temperature = options_.temperature;
     fwd.replay_routes = options_.router_replay;
-    for (const IndexList& micro : PackMicroBatches(lengths, all, options_.max_tokens_per_mb)) {
-      PolicyOutput out = PolicyForward(model, seqs, micro, fwd);
+    const std::vector<IndexList> micros = PackMicroBatches(lengths, all, options_.max_tokens_per_mb);
+    const std::vector<PolicyOutput> outs = ForwardMicroBatches(model, seqs, micros, fwd);
+    for (size_t m = 0; m < micros.size(); ++m) {
+      const IndexList& micro = micros[m];
+      const PolicyOutput& out = outs[m];
       if (!routed.empty()) mismatch.Add(seqs, micro, out);
       int64_t offset = 0;
       for (size_t j = 0; j < micro.size(); ++j) {

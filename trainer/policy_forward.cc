@@ -35,11 +35,11 @@ absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSe
   return absl::OkStatus();
 }
 
-PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
-                           const IndexList& indices, const PolicyForwardOptions& options) {
+PolicyBatch PackPolicyBatch(const Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                            const IndexList& indices, const PolicyForwardOptions& options) {
   std::vector<std::vector<int64_t>> packed;
   std::vector<int64_t> rows, targets;
-  PolicyOutput out;
+  PolicyBatch batch;
   int64_t start = 0;
   for (int64_t i : indices) {
     const TrainSequence& s = seqs[i];
@@ -49,10 +49,10 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
       rows.push_back(start + t - 1);
       targets.push_back(s.tokens[t]);
     }
-    out.output_lens.push_back(s.OutputLen());
+    batch.output_lens.push_back(s.OutputLen());
     start += s.Length();
   }
-  out.num_tokens = start;
+  batch.num_tokens = start;
   // Sequence parallelism splits the packed tokens evenly: pad T with a
   // segment of its own (its rows are never scored, the routers skip them).
   const int64_t shards = model.sequence_shards();
@@ -88,16 +88,33 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
       for (int64_t l = 0; l < layers; ++l) in.forced_topk_ids_tk.push_back(all_ltk[l]);
     }
   }
-  ModelOutput fwd = model.Forward(in);
+  batch.input = std::move(in);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
-  const at::Tensor rows_n = at::tensor(rows, i64), targets_n = at::tensor(targets, i64);
+  batch.rows_n = at::tensor(rows, i64);
+  batch.targets_n = at::tensor(targets, i64);
+  return batch;
+}
+
+PolicyOutput ScorePolicyBatch(Qwen3Model& model, const PolicyBatch& batch, const at::Tensor& hidden_td,
+                              const PolicyForwardOptions& options) {
   TokenLogProbs lp = model.token_scorer()
-                         ? model.token_scorer()(fwd.hidden_td, model.lm_head_weight(), rows_n, targets_n,
+                         ? model.token_scorer()(hidden_td, model.lm_head_weight(), batch.rows_n, batch.targets_n,
                                                 options.temperature, options.with_entropy)
-                         : ComputeTokenLogProbs(fwd.hidden_td.index_select(0, rows_n), model.lm_head_weight(),
-                                                targets_n, options.temperature, options.with_entropy);
+                         : ComputeTokenLogProbs(hidden_td.index_select(0, batch.rows_n), model.lm_head_weight(),
+                                                batch.targets_n, options.temperature, options.with_entropy);
+  PolicyOutput out;
   out.logp_n = lp.logprobs_n;
   out.entropy_n = lp.entropy_n;
+  out.output_lens = batch.output_lens;
+  out.num_tokens = batch.num_tokens;
+  return out;
+}
+
+PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                           const IndexList& indices, const PolicyForwardOptions& options) {
+  const PolicyBatch batch = PackPolicyBatch(model, seqs, indices, options);
+  ModelOutput fwd = model.Forward(batch.input);
+  PolicyOutput out = ScorePolicyBatch(model, batch, fwd.hidden_td, options);
   out.aux_loss = fwd.aux_loss;
   out.z_loss = fwd.z_loss;
   out.topk_ids_tk = std::move(fwd.topk_ids_tk);

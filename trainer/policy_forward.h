@@ -25,6 +25,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +66,29 @@ absl::Status ValidateRoutes(const ModelConfig& config, const std::vector<TrainSe
 
 PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
                            const IndexList& indices, const PolicyForwardOptions& options);
+
+// PolicyForward in two halves, for a pipeline whose stages run the model in
+// pieces: the packed input (and what scoring needs), then the log-probs from
+// the last stage's hidden_td.
+struct PolicyBatch {
+  ModelInput input;
+  at::Tensor rows_n;     // int64 [N]: packed row predicting each completion token
+  at::Tensor targets_n;  // int64 [N]
+  std::vector<int64_t> output_lens;
+  int64_t num_tokens = 0;  // packed T before the sequence-parallel padding
+};
+PolicyBatch PackPolicyBatch(const Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                            const IndexList& indices, const PolicyForwardOptions& options);
+// logp_n, entropy_n, output_lens and num_tokens (not the router fields).
+PolicyOutput ScorePolicyBatch(Qwen3Model& model, const PolicyBatch& batch, const at::Tensor& hidden_td,
+                              const PolicyForwardOptions& options);
+
+// No-grad forwards of several micro-batches, in order (Prepare's proximal
+// log-probs): PolicyForward on each by default; under pipeline parallelism a
+// forward-only pass through the stages (trainer/pipeline_train.h).
+using BatchPolicyForward = std::function<std::vector<PolicyOutput>(
+    Qwen3Model& model, const std::vector<TrainSequence>& seqs, const std::vector<IndexList>& micros,
+    const PolicyForwardOptions& options)>;
 
 }  // namespace moerl
 

@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/pipeline_train.h"
 
 namespace moerl {
 
@@ -64,12 +65,9 @@ std::vector<IndexList> SplitAcrossDataShards(const std::vector<TrainSequence>& s
 
 namespace {
 
-// Merges `local` over the dp group into *stats: every rank's entries are
-// gathered (a sum of zero-padded rows is exact), keys in sorted order. The
-// tp and cp ranks of a data shard record the same micro-batches' statistics
-// (context parallelism sums the log-probs over cp), so they are not merged.
-void MergeStatsOverDataParallel(const ParallelState& state, const StatsRecorder& local, StatsRecorder* stats) {
-  const ProcessGroup& group = state.group(RankGroupKind::kData);
+// Merges `local` over `group` into *stats: every rank's entries are
+// gathered (a sum of zero-padded rows is exact), keys in sorted order.
+void MergeStatsOverGroup(const ProcessGroup& group, const StatsRecorder& local, StatsRecorder* stats) {
   const std::vector<StatsRecorder::Entry> mine = local.Entries();
   if (group.size() == 1) {
     for (const StatsRecorder::Entry& e : mine) stats->Merge(e);
@@ -139,14 +137,17 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
     n_forwards = std::max(n_forwards, shard_micros.back().size());
   }
   const size_t me = parallel ? static_cast<size_t>(parallel->data_shard()) : 0;
-  if (parallel && parallel->dims().ep > 1) {
+  const bool pipeline = parallel && parallel->dims().pp > 1;
+  if (parallel && (parallel->dims().ep > 1 || pipeline)) {
     // A forward of no tokens does not yet take part in the expert
-    // all-to-all's backward (the model's empty path keeps no graph to it).
+    // all-to-all's backward (the model's empty path keeps no graph to it),
+    // nor in a pipeline schedule.
     for (size_t r = 0; r < shard_micros.size(); ++r) {
       if (shard_micros[r].size() != n_forwards) {
         throw std::invalid_argument(absl::StrCat(
-            "data shard ", r, " has ", shard_micros[r].size(), " micro-batches and another ", n_forwards,
-            "; under expert parallelism every shard needs the same number: raise actor.mb_spec.max_tokens_per_mb "
+            "data shard ", r, " has ", shard_micros[r].size(), " micro-batches and another ", n_forwards, "; under ",
+            pipeline ? "pipeline" : "expert",
+            " parallelism every shard needs the same number: raise actor.mb_spec.max_tokens_per_mb "
             "(or unset it) or give each minibatch at least one sequence per data shard"));
       }
     }
@@ -159,7 +160,30 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
   // The micro-batches' statistics, merged over the shards at the end.
   StatsRecorder local;
   std::vector<double> aux_shares;
-  for (size_t k = 0; k < n_forwards; ++k) {
+  // The routers' losses weigh forward k by its share of the loss tokens.
+  auto router_share = [&](size_t k) {
+    double tokens = 0;
+    for (const std::vector<IndexList>& m : shard_micros) {
+      if (k < m.size()) tokens += static_cast<double>(objective.LossTokens(seqs, m[k]));
+    }
+    return denominator > 0 ? tokens / denominator : 0.0;
+  };
+  if (pipeline) {
+    std::vector<double> shares;
+    for (size_t k = 0; k < n_forwards; ++k) shares.push_back(router_share(k));
+    const std::vector<double> aux =
+        PipelineMinibatchGradients(model, objective, seqs, micros, shares, denominator > 0 ? denominator : 1.0,
+                                   aux_coef, z_coef, parallel->group(RankGroupKind::kPipeline), &local);
+    if (model.config().HasMoeLayers() && (aux_coef != 0 || z_coef != 0)) {
+      // Each stage's share of each forward's aux loss: summed over pp here,
+      // over tp-dp-cp below.
+      at::Tensor sum = at::tensor(aux, at::TensorOptions().dtype(at::kDouble));
+      parallel->group(RankGroupKind::kPipeline).AllReduceSum(sum);
+      for (int64_t k = 0; k < sum.size(0); ++k) aux_shares.push_back(sum[k].item<double>());
+    }
+  }
+  const size_t own_forwards = pipeline ? 0 : n_forwards;  // the pipeline ran its forwards above
+  for (size_t k = 0; k < own_forwards; ++k) {
     const IndexList micro = k < micros.size() ? micros[k] : IndexList{};
     PolicyOutput out;
     at::Tensor loss;
@@ -175,12 +199,7 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
       loss = fwd.hidden_td.sum() * 0.0;
     }
     if (out.aux_loss.defined() && (aux_coef != 0 || z_coef != 0)) {
-      // The routers' losses weigh each forward by its share of the loss tokens.
-      double tokens = 0;
-      for (const std::vector<IndexList>& m : shard_micros) {
-        if (k < m.size()) tokens += static_cast<double>(objective.LossTokens(seqs, m[k]));
-      }
-      const double share = denominator > 0 ? tokens / denominator : 0.0;
+      const double share = router_share(k);
       aux_shares.push_back(out.aux_loss.item<double>());
       loss = loss + out.aux_loss * (aux_coef * share) + out.z_loss * (z_coef * share);
     }
@@ -195,8 +214,15 @@ int64_t AccumulateMinibatchGradients(Qwen3Model& model, Objective& objective,
   } else {
     for (double a : aux_shares) stats->Scalar("ppo_actor/update/aux_loss", a);
   }
-  if (parallel) {
-    MergeStatsOverDataParallel(*parallel, local, stats);
+  if (pipeline) {
+    // The objective's statistics exist on the last stage only. The tp and
+    // cp ranks of a data shard record the same micro-batches' statistics
+    // (context parallelism sums the log-probs over cp): merged over dp only.
+    StatsRecorder shards;
+    MergeStatsOverGroup(parallel->group(RankGroupKind::kData), local, &shards);
+    MergeStatsOverGroup(parallel->group(RankGroupKind::kPipeline), shards, stats);
+  } else if (parallel) {
+    MergeStatsOverGroup(parallel->group(RankGroupKind::kData), local, stats);
   } else {
     for (const StatsRecorder::Entry& e : local.Entries()) stats->Merge(e);
   }
@@ -207,6 +233,9 @@ absl::Status RunTrainStep(Qwen3Model& model, TrainOptimizer& optimizer, Objectiv
                           const std::vector<TrainSequence>& seqs, const TrainStepOptions& options,
                           int64_t step, StatsRecorder* stats, const ParallelState* parallel) {
   try {
+    if (parallel && parallel->dims().pp > 1) {
+      objective.set_batch_forward(PipelineBatchForward(parallel->group(RankGroupKind::kPipeline)));
+    }
     MOERL_RETURN_IF_ERROR(objective.Prepare(model, seqs, stats));
     std::unique_ptr<GradientReducer> reducer;
     if (parallel) reducer = std::make_unique<GradientReducer>(*parallel);

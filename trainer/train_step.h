@@ -27,6 +27,11 @@
 // optimizer's Step, which reduce-scatters and clips on its shards). The micro-batch statistics are merged over dp-cp so that every
 // rank's recorder describes the whole batch. With one micro-batch per shard
 // (max_tokens_per_mb unset or large) the result equals one process.
+// Pipeline parallel (pp > 1, trainer/pipeline_train.h): each minibatch's
+// micro-batches run as one 1F1B schedule over the stages (every shard needs
+// the same count, else FailedPrecondition), Prepare's no-grad forwards as a
+// forward-only pipeline pass, and the last stage's statistics are merged
+// over pp too.
 // Thread-compatible.
 #ifndef MOERL_TRAINER_TRAIN_STEP_H_
 #define MOERL_TRAINER_TRAIN_STEP_H_
@@ -35,6 +40,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,6 +67,23 @@ class Objective {
                                     const PolicyOutput& out, double denominator, StatsRecorder* stats) = 0;
   // Options of the training forward (temperature, entropy, router replay).
   virtual PolicyForwardOptions ForwardOptions() const = 0;
+
+  // How Prepare's no-grad forwards run; RunTrainStep installs a pipeline
+  // pass under pipeline parallelism. Unset: PolicyForward per micro-batch.
+  void set_batch_forward(BatchPolicyForward fn) { batch_forward_ = std::move(fn); }
+
+ protected:
+  std::vector<PolicyOutput> ForwardMicroBatches(Qwen3Model& model, const std::vector<TrainSequence>& seqs,
+                                                const std::vector<IndexList>& micros,
+                                                const PolicyForwardOptions& options) {
+    if (batch_forward_) return batch_forward_(model, seqs, micros, options);
+    std::vector<PolicyOutput> out;
+    for (const IndexList& micro : micros) out.push_back(PolicyForward(model, seqs, micro, options));
+    return out;
+  }
+
+ private:
+  BatchPolicyForward batch_forward_;
 };
 
 struct TrainStepOptions {

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -375,16 +376,6 @@ TEST(TrainerRanksErrors, ALostRankFailsTheOthersWithinTheTimeout) {
   std::printf("lost rank: %s (after %.1f s)\n", statuses[0].ToString().c_str(), seconds);
 }
 
-TEST(TrainerRanksErrors, PipelineParallelIsUnimplementedBeforeAnyWork) {
-  const std::string root = FreshTestDir("pp");
-  const TrainerSettings s = Settings(root, "pp", {"+allocation_mode=sglang:d1+megatron:d1p2"});
-  TrainerReport report;
-  const absl::Status status = RunTrainer(s, nullptr, &report);
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
-  EXPECT_NE(status.message().find("pp=2"), absl::string_view::npos) << status;
-  EXPECT_FALSE(std::filesystem::exists(s.WeightsDir())) << "nothing is written before the layout is checked";
-}
-
 // Router replay under tensor + sequence parallelism: each shard replays the
 // routes of its own rows. Batches carry random routes (rarely the router's
 // own choice), so replay changes the step: the one-process run with replay
@@ -416,6 +407,186 @@ TEST(TrainerRanksReplay, TensorParallelReplaysTheRoutesOfItsShard) {
                 i, par[i].loss, one[i].loss, std::abs(par[i].loss - one[i].loss),
                 RelativeError(par[i].grad_norm, one[i].grad_norm), RelativeError(one[i].grad_norm, free[i].grad_norm));
   }
+}
+
+// Pipeline parallelism (with tp and ep inside the stages): the tiny MoE
+// with 4 layers (2 per stage; the fixture's has 3), from scratch, against
+// one process on the same batches: the same checks as TrainerRanks. Under
+// p2 and (attn:d1p2t2|ffn:d1p2e2) micro-batches of 64 tokens (several per
+// minibatch, so 1F1B overlaps; one data shard, so the same micro-batches as
+// one process); d2p2 with one micro-batch per shard (see the file's header).
+// Prepare's proximal log-probs run as a forward-only pipeline pass.
+//
+// Tensor parallel on this model and these micro-batches is further from one
+// process than TrainerRanks' tp layouts (the same tp layout without pp:
+// loss ~5e-5, weights 7.5e-5 in norm, 5.2e-3 per element, from the
+// row-parallel sums' order and Adam's amplification of near-zero
+// gradients), so the tp + pp layout is held to the tp tolerances below and,
+// sharply, to bit-identity with that tp layout without pp: the pipeline
+// adds no error of its own.
+struct PipelineCase {
+  std::string allocation;
+  std::string same_without_pp;  // a layout whose v3 must be bit-identical, or ""
+};
+void PrintTo(const PipelineCase& c, std::ostream* os) { *os << c.allocation; }
+
+class TrainerRanksPipeline : public ::testing::TestWithParam<PipelineCase> {};
+
+TEST_P(TrainerRanksPipeline, MatchOneProcessAndRepeatBitForBit) {
+  const std::string allocation = GetParam().allocation;
+  std::string name = allocation;
+  for (char& c : name) {
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  const std::string root = FreshTestDir("pp" + name);
+  const std::string model_dir = root + "/model";
+  std::filesystem::create_directories(model_dir);
+  nlohmann::json config = nlohmann::json::parse(ReadTestFile(std::string(kTestMoeDir) + "/config.json"));
+  config["num_hidden_layers"] = 4;
+  std::ofstream(model_dir + "/config.json") << config.dump();
+  const std::string batches = root + "/batches";
+  WriteTestBatches(batches, kSteps, 4, 23);
+  std::vector<std::string> overrides = {"actor.path=" + model_dir, "+actor.init_from_scratch=true"};
+  const bool one_shard = allocation.find("d2") == std::string::npos;
+  if (one_shard) overrides.push_back("actor.mb_spec.max_tokens_per_mb=64");
+  Train(root, "one", "", batches, overrides);
+  Train(root, "par", allocation, batches, overrides);
+  Train(root, "again", allocation, batches, overrides);
+  std::vector<std::string> two = overrides, three = overrides;
+  two.push_back("+total_train_steps=2");
+  three.push_back("+total_train_steps=3");
+  Train(root, "split", allocation, batches, two);
+  Train(root, "split", allocation, batches, three);
+  if (!GetParam().same_without_pp.empty()) Train(root, "nopp", GetParam().same_without_pp, batches, overrides);
+  if (HasFatalFailure()) return;
+
+  const TrainerSettings one = Settings(root, "one", overrides), par = Settings(root, "par", overrides);
+  const std::vector<StepNumbers> a = ReadSteps(one.StatsPath()), b = ReadSteps(par.StatsPath());
+  ASSERT_EQ(a.size(), static_cast<size_t>(kSteps));
+  ASSERT_EQ(b.size(), static_cast<size_t>(kSteps)) << "rank 0 writes one stats line per step";
+  // Micro-batches per minibatch as in one process (stats merged over pp).
+  const auto micro_batches = [](const std::string& path) {
+    std::vector<double> out;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line)["ppo_actor/update/num_micro_batches"].get<double>());
+    return out;
+  };
+  // Every statistic of the one-process lines is in rank 0's (the last
+  // stage's statistics merged over pp); with the same micro-batches and no
+  // tp, each value matches (timings aside).
+  {
+    std::ifstream in_one(one.StatsPath()), in_par(par.StatsPath());
+    std::string line_one, line_par;
+    double worst_stat = 0;
+    while (std::getline(in_one, line_one) && std::getline(in_par, line_par)) {
+      const nlohmann::json j1 = nlohmann::json::parse(line_one), j2 = nlohmann::json::parse(line_par);
+      for (const auto& [key, value] : j1.items()) {
+        if (key.rfind("timeperf/", 0) == 0 || key == "wall_time") continue;
+        ASSERT_TRUE(j2.contains(key)) << key << " is missing from rank 0's stats.jsonl";
+        if (!value.is_number() || !j2[key].is_number() || allocation != "megatron:d1p2") continue;
+        const double a1 = value.get<double>(), a2 = j2[key].get<double>();
+        const double err = std::abs(a2 - a1) / std::max(std::abs(a1), 1e-6);
+        worst_stat = std::max(worst_stat, err);
+        EXPECT_LE(err, 1e-5) << key << ": " << a2 << " vs " << a1;
+      }
+    }
+    std::printf("%s: worst statistic %.3e\n", allocation.c_str(), worst_stat);
+  }
+  if (one_shard) {
+    EXPECT_EQ(micro_batches(one.StatsPath()), micro_batches(par.StatsPath()));
+    EXPECT_GT(micro_batches(par.StatsPath())[0], 1.0) << "1F1B needs several micro-batches to overlap";
+  }
+  // Tensor parallel: see above.
+  const bool tensor_parallel = allocation.find("t2") != std::string::npos;
+  const double loss_tol = tensor_parallel ? 1e-4 : 1e-5, element_tol = tensor_parallel ? 1e-2 : 1e-3;
+  const double weight_tol = tensor_parallel ? 1e-4 : 1e-5;
+  double worst_loss = 0, worst_norm = 0;
+  for (int i = 0; i < kSteps; ++i) {
+    worst_loss = std::max(worst_loss, RelativeError(b[i].loss, a[i].loss));
+    worst_norm = std::max(worst_norm, RelativeError(b[i].grad_norm, a[i].grad_norm));
+    EXPECT_LE(RelativeError(b[i].loss, a[i].loss), loss_tol) << "step " << i << ": " << b[i].loss << " vs " << a[i].loss;
+    EXPECT_LE(RelativeError(b[i].grad_norm, a[i].grad_norm), 1e-5)
+        << "step " << i << ": " << b[i].grad_norm << " vs " << a[i].grad_norm;
+  }
+  const std::map<std::string, at::Tensor> wa = Weights(VersionDir(one.WeightsDir(), kSteps));
+  const std::map<std::string, at::Tensor> wb = Weights(VersionDir(par.WeightsDir(), kSteps));
+  ASSERT_EQ(wa.size(), wb.size()) << "the published v" << kSteps << " holds every layer";
+  double worst_weight = 0, worst_element = 0;
+  for (const auto& [key, t] : wa) {
+    ASSERT_TRUE(wb.count(key)) << key;
+    const at::Tensor d = (wb.at(key) - t).to(at::kDouble);
+    const double norm = d.norm().item<double>() / std::max(t.to(at::kDouble).norm().item<double>(), 1e-30);
+    const double element = (d.abs() / t.to(at::kDouble).abs().clamp_min(1e-3)).max().item<double>();
+    worst_weight = std::max(worst_weight, norm);
+    worst_element = std::max(worst_element, element);
+    EXPECT_LE(norm, weight_tol) << key;
+    EXPECT_LE(element, element_tol) << key;
+  }
+  std::printf("%s: loss %.3e, grad norm %.3e, weights after %d steps (norm) %.3e, (max element) %.3e\n",
+              allocation.c_str(), worst_loss, worst_norm, kSteps, worst_weight, worst_element);
+  const std::string bytes = ReadTestFile(VersionDir(par.WeightsDir(), kSteps) + "/model.safetensors");
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_TRUE(bytes == ReadTestFile(VersionDir(Settings(root, "again", overrides).WeightsDir(), kSteps) +
+                                    "/model.safetensors"))
+      << "two runs of " << allocation << " differ";
+  EXPECT_TRUE(bytes == ReadTestFile(VersionDir(Settings(root, "split", overrides).WeightsDir(), kSteps) +
+                                    "/model.safetensors"))
+      << "a resumed run of " << allocation << " differs from a straight one";
+  if (!GetParam().same_without_pp.empty()) {
+    EXPECT_TRUE(bytes == ReadTestFile(VersionDir(Settings(root, "nopp", overrides).WeightsDir(), kSteps) +
+                                      "/model.safetensors"))
+        << allocation << " differs from " << GetParam().same_without_pp;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, TrainerRanksPipeline,
+                         ::testing::Values(PipelineCase{"megatron:d1p2", ""}, PipelineCase{"megatron:d2p2", ""},
+                                           PipelineCase{"megatron:(attn:d1p2t2|ffn:d1p2e2)",
+                                                        "megatron:(attn:t2|ffn:e2)"}),
+                         [](const ::testing::TestParamInfo<PipelineCase>& info) {
+                           std::string name = info.param.allocation.substr(std::string("megatron:").size());
+                           for (char& c : name) {
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+// Under pp every data shard must run the same number of micro-batches (a
+// pipeline has no empty forward): three groups in one minibatch (two on one
+// shard, one on the other) in micro-batches of 8 tokens (one sequence each)
+// give the shards 8 and 4 micro-batches, and every rank stops with
+// FailedPrecondition naming the key, before any optimizer step.
+TEST(TrainerRanksErrors, PipelineWithUnevenMicroBatchCountsFailsClearly) {
+  const std::string root = FreshTestDir("pp_uneven");
+  const std::string model_dir = root + "/model";
+  std::filesystem::create_directories(model_dir);
+  nlohmann::json config = nlohmann::json::parse(ReadTestFile(std::string(kTestMoeDir) + "/config.json"));
+  config["num_hidden_layers"] = 4;
+  std::ofstream(model_dir + "/config.json") << config.dump();
+  const TrainerSettings s =
+      Settings(root, "pp", {"actor.path=" + model_dir, "+actor.init_from_scratch=true",
+                            "actor.mb_spec.max_tokens_per_mb=8", "actor.ppo_n_minibatches=1",
+                            "+allocation_mode=sglang:d1+megatron:d2p2"});
+  WriteTestBatches(s.BatchesDir(), 1, 3, 5);
+  auto mode = ParseAllocationMode("sglang:d1+megatron:d2p2");
+  ASSERT_TRUE(mode.ok());
+  ParallelOptions options;
+  options.comm.timeout = std::chrono::seconds(60);
+  std::vector<absl::Status> statuses(4);
+  (void)RunInProcessRanks(
+      *TrainingDims(*mode),
+      [&](const ParallelState& state) {
+        TrainerReport report;
+        statuses[state.rank()] = RunTrainer(s, state, nullptr, &report);
+        return statuses[state.rank()];
+      },
+      options);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kFailedPrecondition) << "rank " << r << ": " << statuses[r];
+    EXPECT_NE(statuses[r].message().find("actor.mb_spec.max_tokens_per_mb"), absl::string_view::npos) << statuses[r];
+  }
+  std::printf("uneven micro-batches under d2p2: %s\n", statuses[0].ToString().c_str());
 }
 
 }  // namespace

@@ -63,11 +63,12 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s,
   return model;
 }
 
-// Sum of `local` over every rank of the trainer (tp-dp-cp is all of them:
-// the trainer refuses pp), the same value on each: how the ranks agree on
-// rank 0's decisions and learn of each other's failures.
+// Sum of `local` over every rank of the trainer (tp-dp-cp, then pp: all of
+// them), the same value on each: how the ranks agree on rank 0's decisions
+// and learn of each other's failures.
 double SumOverRanks(const ParallelState& parallel, double local) {
-  return SumOverGroup(parallel, RankGroupKind::kTensorDataContext, local);
+  return SumOverGroup(parallel, RankGroupKind::kPipeline,
+                      SumOverGroup(parallel, RankGroupKind::kTensorDataContext, local));
 }
 
 // Rank 0 writes each version's files on a thread of its own while the next
@@ -251,10 +252,11 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
 // The layouts the trainer runs, with these settings.
 absl::Status CheckTrainerLayout(const TrainerSettings& s, const ParallelDims& dims) {
   MOERL_RETURN_IF_ERROR(CheckLayoutImplemented(dims));
-  if (s.routing_mismatch_threshold && (dims.tp > 1 || dims.cp > 1)) {
+  if (s.routing_mismatch_threshold && (dims.tp > 1 || dims.cp > 1 || dims.pp > 1)) {
     return absl::UnimplementedError(absl::StrCat(
-        "actor.routing_mismatch_threshold is not supported with tensor or context parallelism (", DebugString(dims),
-        "): the routes are compared on whole sequences; use a layout with tp=1 and cp=1"));
+        "actor.routing_mismatch_threshold is not supported with tensor, context or pipeline parallelism (",
+        DebugString(dims), "): the routes are compared on whole sequences and every layer; use a layout with "
+        "tp=1, cp=1 and pp=1"));
   }
   return absl::OkStatus();
 }

@@ -28,12 +28,13 @@
 // On N ranks (docs/parallel.md): RunTrainer builds the ParallelState of the
 // training allocation of allocation_mode from the launcher's variables (one
 // process without them, or with allocation_mode empty); a layout the trainer
-// cannot run yet (tp, cp, pp, etp > 1) is Unimplemented before any rank
+// cannot run yet (cp, etp other than tp) is Unimplemented before any rank
 // meets another. Every rank reads the same batch files and trains its data
-// shard (trainer/train_step.h); rank 0 alone writes stats.jsonl, tensorboard/,
-// weights/ (gathering the experts from the ep ranks) and checkpoints/ (the
-// optimizer state gathered from every rank, so that a run resumes under
-// another layout). A
+// shard (trainer/train_step.h; the stages of a pipeline train it together);
+// rank 0 alone writes stats.jsonl, tensorboard/, weights/ (gathering the
+// experts, tensor slices and pipeline stages from the other ranks) and
+// checkpoints/ (the optimizer state gathered from every rank, so that a run
+// resumes under another layout). A
 // failed collective (a dead rank) ends the run with Unavailable naming it.
 // Thread: the caller's.
 #ifndef MOERL_TRAINER_TRAINER_RUN_H_

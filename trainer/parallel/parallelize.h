@@ -17,8 +17,9 @@
 // shards the optimizer state, distributed_optimizer.h), expert parallel with folding (ep over the expert generator,
 // edp derived), tensor parallel with sequence parallel (ApplyTensorParallel
 // below; etp 1, or etp = tp on the tp ranks), context parallelism
-// (context_parallel.h) and pipeline stages (pp; the schedule is Run1F1B).
-// tp > 1 or cp > 1 together with pp > 1 are Unimplemented.
+// (context_parallel.h) and pipeline stages (pp; the schedule is Run1F1B),
+// also tp > 1 within pp > 1 stages. cp > 1 together with pp > 1 is
+// Unimplemented.
 //
 // ParallelizeQwen3 (per MoE layer): keeps the experts of this EP rank
 // (Experts::KeepRange), installs the all-to-all dispatcher over the ep group,
@@ -74,13 +75,12 @@ absl::StatusOr<std::pair<int64_t, int64_t>> PipelineStageLayers(int64_t num_laye
 // pipeline_schedule.h); with tp > 1 it applies ApplyTensorParallel. Call
 // once, on the freshly built model, before loading weights or building the
 // optimizer. With cp > 1 it applies ApplyContextParallel (after tp).
-// Unimplemented for etp > 1 other than tp, and tp > 1 or cp > 1 with
-// pp > 1 (not tested yet); InvalidArgument when the layout does not fit the
-// model's config.
+// Unimplemented for etp > 1 other than tp, and cp > 1 with pp > 1;
+// InvalidArgument when the layout does not fit the model's config.
 absl::Status ParallelizeQwen3(Qwen3Model& model, const ParallelState& state, const ParallelizeOptions& options = {});
 
 // Unimplemented (naming the dimension) for a layout the trainer cannot run
-// yet (pp, etp other than tp); callers check it before any rank meets
+// yet (etp other than tp); callers check it before any rank meets
 // another.
 absl::Status CheckLayoutImplemented(const ParallelDims& dims);
 

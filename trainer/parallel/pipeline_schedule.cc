@@ -166,9 +166,12 @@ StageForwardFn Qwen3StageForward(Qwen3Model& model, Qwen3StageLoss loss) {
         << "a pipeline stage with MoE layers needs PipelineOptions::stats_size = RouterStatsSize(config)";
     if (stats_in.defined()) {
       r.stats = out.router_stats.defined() ? stats_in + out.router_stats : stats_in;
-      if (out.aux_prob_sum_e.defined() && loss.aux_coef != 0.0) {
-        r.deferred_loss = [prob_sum_e = out.aux_prob_sum_e, coef = loss.aux_coef * scale](const at::Tensor& totals) {
-          return RouterAuxShare(prob_sum_e, totals) * coef;
+      if (out.aux_prob_sum_e.defined() && (loss.aux_coef != 0.0 || loss.on_aux_share)) {
+        r.deferred_loss = [prob_sum_e = out.aux_prob_sum_e, coef = loss.aux_coef * scale,
+                           observe = loss.on_aux_share, micro](const at::Tensor& totals) {
+          at::Tensor share = RouterAuxShare(prob_sum_e, totals);
+          if (observe) observe(micro, share.item<double>());
+          return coef != 0.0 ? share * coef : at::Tensor();
         };
       }
     }

@@ -103,6 +103,9 @@ struct Qwen3StageLoss {
   std::function<double(int64_t micro)> router_scale;  // e.g. the micro-batch's share of the minibatch's tokens
   double aux_coef = 0;
   double z_coef = 0;
+  // Optional: told each micro-batch's aux share of this stage (without
+  // coefficient or router_scale) at its backward, e.g. for statistics.
+  std::function<void(int64_t micro, double aux_share)> on_aux_share;
 };
 StageForwardFn Qwen3StageForward(Qwen3Model& model, Qwen3StageLoss loss);
 int64_t RouterStatsSize(const ModelConfig& config);
