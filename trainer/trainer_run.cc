@@ -27,6 +27,7 @@
 #include "common/weights_dir.h"
 #include "dataset/feeder_run.h"
 #include "trainer/checkpoint.h"
+#include "trainer/deterministic.h"
 #include "trainer/evaluator.h"
 #include "trainer/full_model.h"
 #include "trainer/grpo_objective.h"
@@ -271,6 +272,11 @@ absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::strin
 absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& should_stop,
                         TrainerReport* report) {
   MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
+  if (s.use_deterministic_algorithms) {
+    // Before any process group: NCCL and cuBLAS read these when they start.
+    MOERL_RETURN_IF_ERROR(SetDeterministicEnvironment(ProcessEnvironment(), ProcessEnvironmentSetter()));
+    EnableDeterministicAlgorithms();
+  }
   if (s.allocation.allocation_mode.empty()) {
     return RunTrainer(s, ParallelState::SingleProcess(), should_stop, report);
   }
@@ -289,6 +295,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
 absl::Status RunTrainer(const TrainerSettings& s, const ParallelState& parallel,
                         const std::function<bool()>& should_stop, TrainerReport* report) {
   MOERL_RETURN_IF_ERROR(CheckTrainerLayout(s, parallel.dims()));
+  if (s.use_deterministic_algorithms) EnableDeterministicAlgorithms();  // (idempotent; ranks as threads)
   try {
     return RunTrainerSteps(s, parallel, should_stop, report);
   } catch (const CollectiveError& e) {
