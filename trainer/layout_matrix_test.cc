@@ -16,7 +16,7 @@
 //     dimension, flip the row to kMatches.
 //
 // The full table is manual (docs/parallel.md has the command);
-// layout_matrix_ci_test runs two rows of it.
+// layout_matrix_ci_test runs two matching rows and one Unimplemented row of it.
 #include <gtest/gtest.h>
 
 #include <algorithm>

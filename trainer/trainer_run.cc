@@ -47,6 +47,13 @@ namespace {
 
 double Seconds(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
 
+// Bytes this rank has sent over all its groups (process_groups.h counters).
+double BytesSent(const ParallelState& parallel) {
+  int64_t sent = 0;
+  for (const auto& [kind, counts] : parallel.CommBytes()) sent += counts.sent();
+  return static_cast<double>(sent);
+}
+
 // The model of this rank: sharded by ParallelizeQwen3 before any weight is
 // read, so that a rank under expert parallelism loads only its experts.
 absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s, const ModelConfig& config,
@@ -427,6 +434,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     stats.Scalar("timeperf/rollout", Seconds(wait_start));
 
     const absl::Time train_start = absl::Now();
+    const double sent_before_step = BytesSent(parallel);
     std::unique_ptr<Objective> objective;
     if (s.mode == "grpo") {
       objective = std::make_unique<GrpoObjective>(grpo, state.step, ref.get());
@@ -438,6 +446,8 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
                      parallel.world_size() > 1 ? &parallel : nullptr));
     const double train_seconds = Seconds(train_start);
     stats.Scalar("timeperf/train_step", train_seconds);
+    const double sent_after_step = BytesSent(parallel);
+    if (parallel.world_size() > 1) stats.Scalar("comm/train_bytes_sent", sent_after_step - sent_before_step);
     next.step = state.step + 1;
     state = next;
 
@@ -453,6 +463,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     }
     background.Start(std::move(published), state.step);
     stats.Scalar("timeperf/update_weights", Seconds(publish_start));
+    if (parallel.world_size() > 1) stats.Scalar("comm/publish_bytes_sent", BytesSent(parallel) - sent_after_step);
     // Saved at the end of the previous step, after its stats line.
     if (last_checkpoint_seconds >= 0) stats.Scalar("timeperf/checkpoint_for_recover", last_checkpoint_seconds);
     last_checkpoint_seconds = -1;
