@@ -46,6 +46,7 @@ TrainerSettings Settings(const std::string& root, const std::string& trial,
 
 struct StepNumbers {
   double loss = 0, grad_norm = 0;
+  double comm_bytes = -1;  // comm/train_bytes_sent (absent on one process)
 };
 
 std::vector<StepNumbers> ReadSteps(const std::string& stats_path) {
@@ -54,7 +55,8 @@ std::vector<StepNumbers> ReadSteps(const std::string& stats_path) {
   std::string line;
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line);
-    out.push_back({j["ppo_actor/update/actor_loss/avg"].get<double>(), j["ppo_actor/update/grad_norm"].get<double>()});
+    out.push_back({j["ppo_actor/update/actor_loss/avg"].get<double>(), j["ppo_actor/update/grad_norm"].get<double>(),
+                   j.value("comm/train_bytes_sent", -1.0)});
   }
   return out;
 }
@@ -148,6 +150,8 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
         << "step " << i << ": " << b[i].loss << " vs " << a[i].loss;
     EXPECT_LE(RelativeError(b[i].grad_norm, a[i].grad_norm), 1e-5)
         << "step " << i << ": " << b[i].grad_norm << " vs " << a[i].grad_norm;
+    EXPECT_GT(b[i].comm_bytes, 0) << "step " << i << ": rank 0 logs the bytes it sent";
+    EXPECT_EQ(a[i].comm_bytes, -1) << "one process logs no comm bytes";
   }
   const std::map<std::string, at::Tensor> wa = Weights(VersionDir(one.WeightsDir(), kSteps));
   const std::map<std::string, at::Tensor> wb = Weights(VersionDir(par.WeightsDir(), kSteps));

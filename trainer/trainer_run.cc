@@ -27,6 +27,7 @@
 #include "common/weights_dir.h"
 #include "dataset/feeder_run.h"
 #include "trainer/checkpoint.h"
+#include "trainer/deterministic.h"
 #include "trainer/evaluator.h"
 #include "trainer/full_model.h"
 #include "trainer/grpo_objective.h"
@@ -47,6 +48,13 @@ namespace moerl {
 namespace {
 
 double Seconds(absl::Time since) { return absl::ToDoubleSeconds(absl::Now() - since); }
+
+// Bytes this rank has sent over all its groups (process_groups.h counters).
+double BytesSent(const ParallelState& parallel) {
+  int64_t sent = 0;
+  for (const auto& [kind, counts] : parallel.CommBytes()) sent += counts.sent();
+  return static_cast<double>(sent);
+}
 
 // The model of this rank: sharded by ParallelizeQwen3 before any weight is
 // read, so that a rank under expert parallelism loads only its experts.
@@ -274,6 +282,11 @@ absl::StatusOr<TrainerSettings> LoadTrainerSettings(const std::vector<std::strin
 absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& should_stop,
                         TrainerReport* report) {
   MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
+  if (s.use_deterministic_algorithms) {
+    // Before any process group: NCCL and cuBLAS read these when they start.
+    MOERL_RETURN_IF_ERROR(SetDeterministicEnvironment(ProcessEnvironment(), ProcessEnvironmentSetter()));
+    EnableDeterministicAlgorithms();
+  }
   if (s.allocation.allocation_mode.empty()) {
     return RunTrainer(s, ParallelState::SingleProcess(), should_stop, report);
   }
@@ -292,6 +305,7 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
 absl::Status RunTrainer(const TrainerSettings& s, const ParallelState& parallel,
                         const std::function<bool()>& should_stop, TrainerReport* report) {
   MOERL_RETURN_IF_ERROR(CheckTrainerLayout(s, parallel.dims()));
+  if (s.use_deterministic_algorithms) EnableDeterministicAlgorithms();  // (idempotent; ranks as threads)
   try {
     return RunTrainerSteps(s, parallel, should_stop, report);
   } catch (const CollectiveError& e) {
@@ -428,6 +442,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     stats.Scalar("timeperf/rollout", Seconds(wait_start));
 
     const absl::Time train_start = absl::Now();
+    const double sent_before_step = BytesSent(parallel);
     std::unique_ptr<Objective> objective;
     if (s.mode == "grpo") {
       objective = std::make_unique<GrpoObjective>(grpo, state.step, ref.get());
@@ -439,6 +454,8 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
                      parallel.world_size() > 1 ? &parallel : nullptr));
     const double train_seconds = Seconds(train_start);
     stats.Scalar("timeperf/train_step", train_seconds);
+    const double sent_after_step = BytesSent(parallel);
+    if (parallel.world_size() > 1) stats.Scalar("comm/train_bytes_sent", sent_after_step - sent_before_step);
     next.step = state.step + 1;
     state = next;
 
@@ -454,6 +471,7 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
     }
     background.Start(std::move(published), state.step);
     stats.Scalar("timeperf/update_weights", Seconds(publish_start));
+    if (parallel.world_size() > 1) stats.Scalar("comm/publish_bytes_sent", BytesSent(parallel) - sent_after_step);
     // Saved at the end of the previous step, after its stats line.
     if (last_checkpoint_seconds >= 0) stats.Scalar("timeperf/checkpoint_for_recover", last_checkpoint_seconds);
     last_checkpoint_seconds = -1;

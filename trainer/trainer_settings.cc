@@ -80,6 +80,8 @@ void TrainerSettings::Declare(ConfigSchema* schema) {
   schema->Int("actor.optimizer.hysteresis", &o.unused_hysteresis, "accepted, unused");
   schema->Bool("actor.optimizer.offload", &o.unused_offload, "accepted, unused");
 
+  schema->Bool("actor.megatron.use_deterministic_algorithms", &use_deterministic_algorithms,
+               "deterministic kernels and fixed reduction orders (trainer/deterministic.h)");
   schema->Int("actor.ppo_n_minibatches", &ppo_n_minibatches, "optimizer steps per training step", 1);
   schema->Double("actor.eps_clip", &eps_clip, "PPO clip");
   schema->OptionalDouble("actor.eps_clip_higher", &eps_clip_higher, "upper clip (DAPO); null: eps_clip");

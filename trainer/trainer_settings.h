@@ -110,6 +110,10 @@ struct TrainerSettings {
   int64_t unused_n_mbs = 1, unused_granularity = 1, unused_n_mbs_divisor = 1;
   std::string unused_packing_algorithm = "ffd";
   bool router_replay = false;
+  // actor.megatron.use_deterministic_algorithms: torch's deterministic
+  // algorithms and, on GPUs, NCCL_ALGO / CUBLAS_WORKSPACE_CONFIG
+  // (trainer/deterministic.h).
+  bool use_deterministic_algorithms = false;
   std::optional<double> routing_mismatch_threshold;  // null: drop nothing
   MismatchCorrectionSettings mismatch_correction;
 

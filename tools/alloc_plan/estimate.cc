@@ -156,23 +156,33 @@ TrainingEstimate EstimateTraining(const ModelConfig& s, const ParallelDims& d, B
   const double moe_fraction =
       s.num_hidden_layers > 0 ? static_cast<double>(s.NumMoeLayers()) / s.num_hidden_layers : 0;
   const double cp_tokens = static_cast<double>(o.micro_batch_tokens) / d.cp;
+  const double a = o.comm_element_bytes;  // activations and weights on the wire
   if (d.tp > 1) {
-    e.comm.tp = n_mb * stage_layers * 4.0 * (d.tp - 1.0) / d.tp * cp_tokens * h * 2.0;
+    // Sequence parallel: an all-gather before and a reduce-scatter after each
+    // tensor-parallel block, both again in backward (4 per block): attention
+    // in every layer, the MLP of a dense layer, the experts when etp > 1
+    // (gathered over etp), and the embedding (reduce-scatter) and LM head
+    // (all-gather) on the pipeline ends (2 each).
+    double dense_layers = 0, moe_layers = 0;
+    for (int64_t l = 0; l < layers[0]; ++l) (s.IsMoeLayer(l) ? moe_layers : dense_layers) += 1;
+    const double blocks =
+        stage_layers + dense_layers + (d.etp > 1 ? moe_layers : 0.0) + (d.pp == 1 ? 1.0 : 0.5);
+    e.comm.tp = n_mb * blocks * 4.0 * (d.tp - 1.0) / d.tp * cp_tokens * h * a;
   }
   if (d.cp > 1) {
-    e.comm.cp = n_mb * stage_layers * 3.0 * (d.cp - 1.0) * cp_tokens * 2.0 * kv_width * 2.0;
+    e.comm.cp = n_mb * stage_layers * 3.0 * (d.cp - 1.0) * cp_tokens * 2.0 * kv_width * a;
   }
   if (d.ep > 1 && s.num_experts > 0) {
     e.comm.ep = n_mb * stage_layers * moe_fraction * 4.0 * local_tokens * s.num_experts_per_tok * h *
-                2.0 * (d.ep - 1.0) / d.ep;
+                a * (d.ep - 1.0) / d.ep;
   }
-  if (d.pp > 1) e.comm.pp = n_mb * 2.0 * local_tokens * h * 2.0;
+  if (d.pp > 1) e.comm.pp = n_mb * 2.0 * local_tokens * h * a;
   const StageEstimate& w = e.worst_stage;
   if (!fsdp) {
-    e.comm.dp = (s_dense - 1) / s_dense * w.dense_params * (grad_bytes + 2.0) +
-                (s_expert - 1) / s_expert * w.expert_params * (grad_bytes + 2.0);
+    e.comm.dp = (s_dense - 1) / s_dense * w.dense_params * (grad_bytes + a) +
+                (s_expert - 1) / s_expert * w.expert_params * (grad_bytes + a);
   } else {
-    e.comm.dp = (s_dense - 1) / s_dense * (w.dense_params + w.expert_params) * (grad_bytes + 4.0);
+    e.comm.dp = (s_dense - 1) / s_dense * (w.dense_params + w.expert_params) * (grad_bytes + 2.0 * a);
   }
   return e;
 }

@@ -45,6 +45,9 @@ struct PlanOptions {
   int64_t tokens_per_step = 8192;     // all DP ranks together
   bool grad_reduce_in_fp32 = true;    // actor.megatron.ddp.grad_reduce_in_fp32
   bool precision_aware_optimizer = false;
+  // Bytes per element of the activations and weights that travel (bf16: 2;
+  // a float32 run, e.g. the CPU benchmarks: 4). Gradients: grad_reduce_in_fp32.
+  double comm_element_bytes = 2;
 };
 
 // One pipeline stage on one GPU; parameter counts are per GPU.

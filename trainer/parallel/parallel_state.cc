@@ -144,4 +144,10 @@ std::shared_ptr<const ProcessGroup> ParallelState::shared_group(RankGroupKind ki
   return it->second;
 }
 
+std::map<RankGroupKind, CommCounts> ParallelState::CommBytes() const {
+  std::map<RankGroupKind, CommCounts> out;
+  for (const auto& [kind, group] : groups_) out[kind] = group->comm_counts();
+  return out;
+}
+
 }  // namespace moerl

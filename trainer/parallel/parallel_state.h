@@ -76,6 +76,11 @@ class ParallelState {
   const ProcessGroup& group(RankGroupKind kind) const { return *shared_group(kind); }
   std::shared_ptr<const ProcessGroup> shared_group(RankGroupKind kind) const;
 
+  // What this rank's calls on each kind's group sent so far (counters of
+  // process_groups.h; kinds with the same members count apart, each the calls
+  // made through it). Take two and subtract for one step.
+  std::map<RankGroupKind, CommCounts> CommBytes() const;
+
  private:
   ParallelState(ParallelLayout layout, int rank) : layout_(std::move(layout)), rank_(rank), local_rank_(rank) {}
 

@@ -3,6 +3,7 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -235,6 +236,48 @@ TEST(ProcessGroup, AllToAllMovesUnevenRowsInMemberOrder) {
       },
       ShortTimeouts());
   EXPECT_TRUE(status.ok()) << status;
+}
+
+// The counters: bytes this rank sends under the bandwidth-optimal algorithm
+// of each collective (process_groups.h), per kind's group.
+TEST(ProcessGroup, CountsTheBytesEachCollectiveSends) {
+  ParallelDims dims;
+  dims.dp = 2;
+  dims.ep = 2;
+  std::vector<std::map<RankGroupKind, CommCounts>> counts(2);
+  absl::Status status = RunInProcessRanks(
+      dims,
+      [&](const ParallelState& state) -> absl::Status {
+        const auto before = state.CommBytes();
+        const ProcessGroup& ep = state.group(RankGroupKind::kExpert);
+        const int me = ep.rank();
+        at::Tensor sum = at::full({10}, 1.0f);  // 40 bytes: ring all-reduce sends 2 * 1/2 * 40
+        state.group(RankGroupKind::kDataContext).AllReduceSum(sum);
+        // 3 rows of 2 floats to self, 1 + me to the other member.
+        std::vector<int64_t> send = {me == 0 ? 3 : 2, me == 0 ? 1 : 3};
+        std::vector<int64_t> recv = {me == 0 ? 3 : 1, me == 0 ? 2 : 3};
+        (void)ep.AllToAll(at::zeros({send[0] + send[1], 2}), send, recv);
+        (void)ep.AllToAllEqual(at::zeros({4, 2}), CommOp::kAllGather);  // 32 bytes, half leaves
+        at::Tensor b = at::zeros({5});
+        ep.Broadcast(b, 0);  // 20 bytes from member 0
+        const auto after = state.CommBytes();
+        for (const auto& [kind, c] : after) counts[state.rank()][kind] = c - before.at(kind);
+        return absl::OkStatus();
+      },
+      ShortTimeouts());
+  ASSERT_TRUE(status.ok()) << status;
+  for (int r = 0; r < 2; ++r) {
+    const CommCounts& dp = counts[r].at(RankGroupKind::kDataContext);
+    const CommCounts& ep = counts[r].at(RankGroupKind::kExpert);
+    EXPECT_EQ(dp[CommOp::kAllReduce], 40) << "rank " << r;
+    EXPECT_EQ(dp.calls[static_cast<int>(CommOp::kAllReduce)], 1);
+    EXPECT_EQ(ep[CommOp::kAllToAll], (r == 0 ? 1 : 2) * 8) << "rank " << r;
+    EXPECT_EQ(ep[CommOp::kAllGather], 16) << "rank " << r;
+    EXPECT_EQ(ep[CommOp::kBroadcast], r == 0 ? 20 : 0) << "rank " << r;
+    EXPECT_EQ(ep.sent(), ep[CommOp::kAllToAll] + 16 + (r == 0 ? 20 : 0));
+    // dp and dp-cp have the same members but count apart.
+    EXPECT_EQ(counts[r].at(RankGroupKind::kData).sent(), 0);
+  }
 }
 
 TEST(ProcessGroup, APeerThatLeavesMakesTheCollectiveFailNotHang) {

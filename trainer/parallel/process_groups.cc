@@ -263,6 +263,47 @@ std::vector<int> Rendezvous::SilentRanks(const std::vector<int>& ranks) const {
 }
 
 // ---------------------------------------------------------------------------
+// Counters
+
+const char* CommOpName(CommOp op) {
+  switch (op) {
+    case CommOp::kAllReduce: return "all_reduce";
+    case CommOp::kAllToAll: return "all_to_all";
+    case CommOp::kAllGather: return "all_gather";
+    case CommOp::kReduceScatter: return "reduce_scatter";
+    case CommOp::kBroadcast: return "broadcast";
+    case CommOp::kSend: return "send";
+    case CommOp::kRecv: return "recv";
+  }
+  return "?";
+}
+
+int64_t CommCounts::sent() const {
+  int64_t total = 0;
+  for (int i = 0; i < kNumCommOps; ++i) {
+    if (i != static_cast<int>(CommOp::kRecv)) total += bytes[i];
+  }
+  return total;
+}
+
+CommCounts& CommCounts::operator+=(const CommCounts& o) {
+  for (int i = 0; i < kNumCommOps; ++i) {
+    bytes[i] += o.bytes[i];
+    calls[i] += o.calls[i];
+  }
+  return *this;
+}
+
+CommCounts CommCounts::operator-(const CommCounts& o) const {
+  CommCounts out = *this;
+  for (int i = 0; i < kNumCommOps; ++i) {
+    out.bytes[i] -= o.bytes[i];
+    out.calls[i] -= o.calls[i];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
 // ProcessGroup
 
 struct ProcessGroup::Communicator {
@@ -329,6 +370,20 @@ std::shared_ptr<ProcessGroup> ProcessGroup::WithKind(std::string kind) const {
   return std::make_shared<ProcessGroup>(ranks_, rank_, std::move(kind), rendezvous_, communicator_);
 }
 
+void ProcessGroup::Count(CommOp op, int64_t bytes) const {
+  bytes_[static_cast<int>(op)].fetch_add(bytes, std::memory_order_relaxed);
+  calls_[static_cast<int>(op)].fetch_add(1, std::memory_order_relaxed);
+}
+
+CommCounts ProcessGroup::comm_counts() const {
+  CommCounts out;
+  for (int i = 0; i < kNumCommOps; ++i) {
+    out.bytes[i] = bytes_[i].load(std::memory_order_relaxed);
+    out.calls[i] = calls_[i].load(std::memory_order_relaxed);
+  }
+  return out;
+}
+
 std::string ProcessGroup::name() const { return absl::StrCat(kind_, " [", absl::StrJoin(ranks_, ","), "]"); }
 
 void ProcessGroup::Fail(absl::string_view op, const std::exception& e) const {
@@ -354,6 +409,7 @@ void ProcessGroup::Fail(absl::string_view op, const std::exception& e) const {
 void ProcessGroup::AllReduceSum(at::Tensor& tensor) const {
   if (!communicator_) return;
   MOERL_CHECK(tensor.is_contiguous());
+  Count(CommOp::kAllReduce, 2 * (size() - 1) * static_cast<int64_t>(tensor.nbytes()) / size());
   try {
     std::vector<at::Tensor> tensors = {tensor};
     c10d::AllreduceOptions options;
@@ -377,6 +433,8 @@ at::Tensor ProcessGroup::AllToAll(const at::Tensor& input_nd, const std::vector<
     output.copy_(input_nd);
     return output;
   }
+  const int64_t row_bytes = input_nd.size(0) > 0 ? static_cast<int64_t>(input_nd.nbytes()) / input_nd.size(0) : 0;
+  Count(CommOp::kAllToAll, (sent - send_rows[rank_]) * row_bytes);
   try {
     at::Tensor input = input_nd.contiguous();
     std::vector<int64_t> out_splits = recv_rows, in_splits = send_rows;
@@ -388,13 +446,14 @@ at::Tensor ProcessGroup::AllToAll(const at::Tensor& input_nd, const std::vector<
   return output;
 }
 
-at::Tensor ProcessGroup::AllToAllEqual(const at::Tensor& input) const {
+at::Tensor ProcessGroup::AllToAllEqual(const at::Tensor& input, CommOp count_as) const {
   MOERL_CHECK(input.size(0) % size() == 0);
   at::Tensor output = at::empty_like(input);
   if (!communicator_) {
     output.copy_(input);
     return output;
   }
+  Count(count_as, (size() - 1) * static_cast<int64_t>(input.nbytes()) / size());
   try {
     at::Tensor in = input.contiguous();
     std::vector<int64_t> no_splits;
@@ -409,6 +468,7 @@ at::Tensor ProcessGroup::AllToAllEqual(const at::Tensor& input) const {
 void ProcessGroup::Broadcast(at::Tensor& tensor, int root) const {
   if (!communicator_) return;
   MOERL_CHECK(tensor.is_contiguous());
+  if (root == rank_) Count(CommOp::kBroadcast, static_cast<int64_t>(tensor.nbytes()));
   try {
     std::vector<at::Tensor> tensors = {tensor};
     c10d::BroadcastOptions options;
@@ -422,6 +482,7 @@ void ProcessGroup::Broadcast(at::Tensor& tensor, int root) const {
 ProcessGroup::PendingSend ProcessGroup::Send(const at::Tensor& tensor, int dst, int tag) const {
   MOERL_CHECK(communicator_ && dst >= 0 && dst < size() && dst != rank_) << "send to member " << dst << " of " << name();
   MOERL_CHECK(tensor.is_contiguous());
+  Count(CommOp::kSend, static_cast<int64_t>(tensor.nbytes()));
   c10::intrusive_ptr<c10d::Work> work;
   try {
     std::vector<at::Tensor> tensors = {tensor};
@@ -441,6 +502,7 @@ ProcessGroup::PendingSend ProcessGroup::Send(const at::Tensor& tensor, int dst, 
 void ProcessGroup::Recv(at::Tensor& tensor, int src, int tag) const {
   MOERL_CHECK(communicator_ && src >= 0 && src < size() && src != rank_) << "recv from member " << src << " of " << name();
   MOERL_CHECK(tensor.is_contiguous());
+  Count(CommOp::kRecv, static_cast<int64_t>(tensor.nbytes()));
   try {
     std::vector<at::Tensor> tensors = {tensor};
     communicator_->For(tensor).recv(tensors, src, tag)->wait();

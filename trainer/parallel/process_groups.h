@@ -15,6 +15,15 @@
 // communicator and its collectives are local copies, so a single-process run
 // links c10d but never opens a socket.
 //
+// Communication volume: every call adds the bytes this rank sends to the
+// group's counters by collective (CommOp), always on (an atomic add per
+// call). The count is what a bandwidth-optimal algorithm sends, not what
+// Gloo's wire carries: all-reduce 2(n-1)/n of the tensor (ring), an
+// all-to-all the rows for the other members, all-gather and reduce-scatter
+// (n-1)/n of the gathered size, broadcast the tensor on the root, send the
+// tensor; recv counts the bytes received (not sent). ParallelState::
+// CommBytes() sums them per group kind; a group of one counts nothing.
+//
 // Errors: building a group or a store returns a Status. Collectives are
 // called inside forward and backward (autograd cannot carry a Status), so
 // they throw CollectiveError, whose message names the collective, the group
@@ -30,6 +39,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -122,6 +132,24 @@ class Rendezvous {
   std::shared_ptr<Impl> impl_;
 };
 
+// The collectives counted, in CommBytes' order.
+enum class CommOp { kAllReduce, kAllToAll, kAllGather, kReduceScatter, kBroadcast, kSend, kRecv };
+inline constexpr int kNumCommOps = 7;
+// "all_reduce", "all_to_all", "all_gather", "reduce_scatter", "broadcast", "send", "recv".
+const char* CommOpName(CommOp op);
+
+// Bytes per CommOp (index static_cast<int>(op)).
+struct CommCounts {
+  int64_t bytes[kNumCommOps] = {};
+  int64_t calls[kNumCommOps] = {};
+  int64_t& operator[](CommOp op) { return bytes[static_cast<int>(op)]; }
+  int64_t operator[](CommOp op) const { return bytes[static_cast<int>(op)]; }
+  // Bytes sent (recv excluded).
+  int64_t sent() const;
+  CommCounts& operator+=(const CommCounts& o);
+  CommCounts operator-(const CommCounts& o) const;
+};
+
 class ProcessGroup {
  public:
   struct Communicator;
@@ -152,7 +180,10 @@ class ProcessGroup {
   at::Tensor AllToAll(const at::Tensor& input_nd, const std::vector<int64_t>& send_rows,
                       const std::vector<int64_t>& recv_rows) const;
   // Equal-size all-to-all: row block j of `input` (size()*n rows) to member j.
-  at::Tensor AllToAllEqual(const at::Tensor& input) const;
+  // `count_as`: the collective it implements (an all-gather sends every
+  // member the same block; a reduce-scatter sums what it receives), for the
+  // counters.
+  at::Tensor AllToAllEqual(const at::Tensor& input, CommOp count_as = CommOp::kAllToAll) const;
   void Broadcast(at::Tensor& tensor, int root) const;
   void Barrier() const;
 
@@ -177,18 +208,25 @@ class ProcessGroup {
   PendingSend Send(const at::Tensor& tensor, int dst, int tag) const;
   void Recv(at::Tensor& tensor, int src, int tag) const;
 
+  // What this object's calls sent so far (see the file's header). Groups
+  // made by WithKind count on their own.
+  CommCounts comm_counts() const;
+
   ProcessGroup(std::vector<int> ranks, int rank, std::string kind, std::shared_ptr<Rendezvous> rendezvous,
                std::shared_ptr<Communicator> communicator);
   ~ProcessGroup();
 
  private:
   [[noreturn]] void Fail(absl::string_view op, const std::exception& e) const;
+  void Count(CommOp op, int64_t bytes) const;
 
   std::vector<int> ranks_;
   int rank_;
   std::string kind_;
   std::shared_ptr<Rendezvous> rendezvous_;
   std::shared_ptr<Communicator> communicator_;  // null for a group of one
+  mutable std::atomic<int64_t> bytes_[kNumCommOps] = {};
+  mutable std::atomic<int64_t> calls_[kNumCommOps] = {};
 };
 
 }  // namespace moerl

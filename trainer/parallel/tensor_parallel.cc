@@ -78,7 +78,7 @@ at::Tensor AllGatherRows(const at::Tensor& x, const ProcessGroup& group) {
   if (group.size() == 1) return x;
   // An equal all-to-all that sends every member the same block.
   std::vector<at::Tensor> copies(group.size(), x.contiguous());
-  return group.AllToAllEqual(at::cat(copies, 0));  // [P * rows, ...], member 0's rows first
+  return group.AllToAllEqual(at::cat(copies, 0), CommOp::kAllGather);  // [P * rows, ...], member 0's rows first
 }
 
 at::Tensor ReduceScatterRows(const at::Tensor& x, const ProcessGroup& group) {
@@ -88,7 +88,7 @@ at::Tensor ReduceScatterRows(const at::Tensor& x, const ProcessGroup& group) {
       << " (pad the micro-batch to a multiple of tp)";
   // Block j to member j; what arrives is every member's block for this one,
   // summed in member order (deterministic).
-  at::Tensor received = group.AllToAllEqual(x.contiguous());
+  at::Tensor received = group.AllToAllEqual(x.contiguous(), CommOp::kReduceScatter);
   std::vector<int64_t> shape = x.sizes().vec();
   shape[0] /= group.size();
   shape.insert(shape.begin(), group.size());
