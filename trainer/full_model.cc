@@ -58,7 +58,7 @@ std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector
 }
 
 std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
-  if (parallel.world_size() == 1) return model;
+  if (parallel.world_size() == 1 && model->device().is_cpu()) return model;
   return GatherFullModel(*model, HfBindings(*model), model->dtype(), parallel);
 }
 

@@ -89,7 +89,8 @@ PolicyOutput PolicyForward(Qwen3Model& model, const std::vector<TrainSequence>& 
     }
   }
   ModelOutput fwd = model.Forward(in);
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  // The scored rows and targets on the model's device.
+  const auto i64 = at::TensorOptions().dtype(at::kLong).device(fwd.hidden_td.device());
   const at::Tensor rows_n = at::tensor(rows, i64), targets_n = at::tensor(targets, i64);
   TokenLogProbs lp = model.token_scorer()
                          ? model.token_scorer()(fwd.hidden_td, model.lm_head_weight(), rows_n, targets_n,
