@@ -21,21 +21,30 @@
 #                                            # need besides torch into DIR
 #   bash tools/gpu_check.sh --prebuilt DIR   # check with DIR's binaries (a GPU
 #                                            # machine without Bazel, whose python3
-#                                            # has torch 2.11 with CUDA)
+#                                            # has torch 2.11 with CUDA); DIR may
+#                                            # also be the DIR.tar.xz --bundle writes
 #   --out DIR   logs and summary.txt there (default: a new folder under /tmp)
+#   --budget S  seconds for the checks after the build (default 480): a check
+#               that would start later is NOT RUN, which fails the script
+#   --no-gpu-preflight   skip the nvidia-smi check (to try the script's own
+#                        logic on a machine without a GPU: it must then fail)
 set -uo pipefail
 
 DRY_RUN=0
+PREFLIGHT=1
+BUDGET=480
 MODE=build  # build, bundle, prebuilt
 BUNDLE=""
 OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
+    --no-gpu-preflight) PREFLIGHT=0 ;;
     --bundle) MODE=bundle; BUNDLE="${2:?--bundle needs a folder}"; shift ;;
     --prebuilt) MODE=prebuilt; BUNDLE="${2:?--prebuilt needs a folder}"; shift ;;
     --out) OUT="${2:?--out needs a folder}"; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --budget) BUDGET="${2:?--budget needs seconds}"; shift ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | grep '^#'; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -74,8 +83,13 @@ step() {
     echo "[dry-run] timeout ${limit}s: $*"
     return 0
   fi
-  echo "== $name (timeout ${limit}s): $*"
   local start end rc result
+  if [ "$name" != build ] && [ -n "${CHECKS_START:-}" ] && [ $(( $(date +%s) - CHECKS_START )) -ge "$BUDGET" ]; then
+    FAILED=1
+    note "$(printf '%-24s %-32s' "$name" "NOT RUN (past --budget ${BUDGET}s)")"
+    return 0
+  fi
+  echo "== $name (timeout ${limit}s): $*"
   start=$(date +%s.%N)
   timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1
   rc=$?
@@ -112,13 +126,16 @@ if [ "$MODE" = bundle ]; then
       while read -r lib; do cp -Ln "$lib" "$BUNDLE/lib/" 2>/dev/null; done
   done
   cp -L "$(bazel info --config=cuda output_base 2>/dev/null)/external/libtorch/version.txt" "$BUNDLE/torch_version.txt" 2>/dev/null
-  du -sh "$BUNDLE"/bin "$BUNDLE"/lib
-  echo "gpu_check: bundle in $BUNDLE; on the GPU machine: bash tools/gpu_check.sh --prebuilt $BUNDLE"
+  # One compressed file as well (ICU's data library alone is ~30 MB).
+  tar -C "$BUNDLE" -cJf "$BUNDLE.tar.xz" bin lib torch_version.txt
+  du -sh "$BUNDLE"/bin "$BUNDLE"/lib "$BUNDLE.tar.xz"
+  echo "gpu_check: bundle in $BUNDLE and $BUNDLE.tar.xz; on the GPU machine:"
+  echo "  bash tools/gpu_check.sh --prebuilt $BUNDLE   (or --prebuilt $BUNDLE.tar.xz)"
   exit 0
 fi
 
 # --- preflight ---------------------------------------------------------------
-if [ "$DRY_RUN" = 0 ]; then
+if [ "$DRY_RUN" = 0 ] && [ "$PREFLIGHT" = 1 ]; then
   if ! timeout 30 nvidia-smi -L >"$OUT/nvidia-smi.log" 2>&1 || ! grep -q '^GPU ' "$OUT/nvidia-smi.log"; then
     echo "gpu_check: no GPU (nvidia-smi -L):" >&2
     cat "$OUT/nvidia-smi.log" >&2
@@ -127,6 +144,10 @@ if [ "$DRY_RUN" = 0 ]; then
   note "GPU: $(head -n 1 "$OUT/nvidia-smi.log")"
 fi
 
+if [ "$MODE" = prebuilt ] && [ "$DRY_RUN" = 0 ] && [ -f "$BUNDLE" ]; then
+  mkdir -p "$OUT/bundle" && tar -C "$OUT/bundle" -xJf "$BUNDLE" || { echo "gpu_check: cannot unpack $BUNDLE" >&2; exit 1; }
+  BUNDLE="$OUT/bundle"
+fi
 if [ "$MODE" = prebuilt ]; then
   # The torch wheel of this machine's python3 (the same version as the
   # build's) and its CUDA libraries; the bundle's other libraries first.
@@ -150,13 +171,11 @@ fi
 # runfiles tree holds them) and write under TEST_TMPDIR.
 export TEST_TMPDIR="$OUT/tmp"
 mkdir -p "$TEST_TMPDIR"
+CHECKS_START=$(date +%s)
 
-step cuda_nccl_link 60 "$(bin tests/cuda_nccl_link)"
-step cuda_test 300 "$(bin trainer/cuda_test)"
-step device_test 120 "$(bin trainer/device_test)"
-step train_step_test 180 "$(bin trainer/train_step_test)"
-step mixed_precision_test 180 "$(bin trainer/mixed_precision_test)"
-step trainer_run_test 240 "$(bin trainer/trainer_run_test)"
+# Timeouts: several times what each should take on an H200 machine.
+step cuda_nccl_link 30 "$(bin tests/cuda_nccl_link)"
+step cuda_test 150 "$(bin trainer/cuda_test)"
 
 # A short trainer run: SFT from scratch on bench-moe.json, bf16, on cuda:0.
 RUN="$OUT/trainer_run"
@@ -188,12 +207,18 @@ trainer:
   follow_batches: false
 EOF
 fi
-step trainer_bf16_run 180 "$(bin trainer/trainer)" --config "$RUN/run.yaml"
+step trainer_bf16_run 60 "$(bin trainer/trainer)" --config "$RUN/run.yaml"
 
 # The GRPO step benchmark on cuda:0: bf16 (the training dtype), then fp32.
 BENCH_ARGS="--config=trainer/model/configs/bench-moe.json --groups=8 --group_size=8 --prompt=128 --completion=384 --steps=5 --rounds=3 --skip_python"
-step grpo_bench_bf16 240 "$(bin trainer/grpo_step_benchmark)" --device=cuda --dtype=bfloat16 $BENCH_ARGS
-step grpo_bench_fp32 240 "$(bin trainer/grpo_step_benchmark)" --device=cuda --dtype=float32 $BENCH_ARGS
+step grpo_bench_bf16 60 "$(bin trainer/grpo_step_benchmark)" --device=cuda --dtype=bfloat16 $BENCH_ARGS
+step grpo_bench_fp32 60 "$(bin trainer/grpo_step_benchmark)" --device=cuda --dtype=float32 $BENCH_ARGS
+
+# The trainer tests that apply (trainer.device=auto: cuda:0 here).
+step device_test 60 "$(bin trainer/device_test)"
+step train_step_test 60 "$(bin trainer/train_step_test)"
+step mixed_precision_test 60 "$(bin trainer/mixed_precision_test)"
+step trainer_run_test 90 "$(bin trainer/trainer_run_test)"
 
 [ "$DRY_RUN" = 1 ] && exit 0
 
