@@ -26,6 +26,7 @@
 #   --out DIR   logs and summary.txt there (default: a new folder under /tmp)
 #   --budget S  seconds for the checks after the build (default 480): a check
 #               that would start later is NOT RUN, which fails the script
+#   MOERL_BAZEL="bazel --output_base=..."  the bazel command for the build
 #   --no-gpu-preflight   skip the nvidia-smi check (to try the script's own
 #                        logic on a machine without a GPU: it must then fail)
 set -uo pipefail
@@ -65,7 +66,9 @@ BINARIES="tests/cuda_nccl_link trainer/cuda_test trainer/trainer_run_test traine
 trainer/mixed_precision_test trainer/device_test trainer/trainer trainer/grpo_step_benchmark"
 TARGETS=""
 for b in $BINARIES; do TARGETS="$TARGETS //${b%/*}:${b##*/}"; done
-BAZEL_BUILD="bazel build --config=cuda --compilation_mode=opt$TARGETS"
+# MOERL_BAZEL: the bazel command (e.g. with --output_base) for the build.
+BAZEL="${MOERL_BAZEL:-bazel}"
+BAZEL_BUILD="$BAZEL build --config=cuda$TARGETS"
 
 bin() {  # path of binary $1 (e.g. trainer/cuda_test)
   if [ "$MODE" = prebuilt ]; then echo "$BUNDLE/bin/${1##*/}"; else echo "bazel-bin/$1"; fi
@@ -125,7 +128,7 @@ if [ "$MODE" = bundle ]; then
       grep -v -E '/(torch|nvidia)/|/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' |
       while read -r lib; do cp -Ln "$lib" "$BUNDLE/lib/" 2>/dev/null; done
   done
-  cp -L "$(bazel info --config=cuda output_base 2>/dev/null)/external/libtorch/version.txt" "$BUNDLE/torch_version.txt" 2>/dev/null
+  cp -L "$($BAZEL info --config=cuda output_base 2>/dev/null)/external/libtorch/version.txt" "$BUNDLE/torch_version.txt" 2>/dev/null
   # One compressed file as well (ICU's data library alone is ~30 MB).
   tar -C "$BUNDLE" -cJf "$BUNDLE.tar.xz" bin lib torch_version.txt
   du -sh "$BUNDLE"/bin "$BUNDLE"/lib "$BUNDLE.tar.xz"
