@@ -142,6 +142,9 @@ cc_library(
     deps = [":headers"],
 )
 
+# Not -ltorch: the wheel's libtorch.so holds no torch code, only copies of
+# libstdc++'s std::filesystem symbols, and linked first they interposed
+# (std::filesystem::remove_all jumped to address 0).
 cc_library(
     name = "torch_cuda",
     defines = ["USE_CUDA", "USE_C10D_NCCL"],
@@ -150,7 +153,6 @@ cc_library(
         "-Wl,--push-state,--no-as-needed",
         "-ltorch_cuda",
         "-lc10_cuda",
-        "-ltorch",
         "-Wl,--pop-state",
     ] + {cuda_rpaths},
     deps = [":torch", "@cuda//:cuda"],

@@ -66,7 +66,7 @@ std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector
 }
 
 std::shared_ptr<Qwen3Model> FullModel(const std::shared_ptr<Qwen3Model>& model, const ParallelState& parallel) {
-  if (parallel.world_size() == 1) return model;
+  if (parallel.world_size() == 1 && model->device().is_cpu()) return model;
   // The parameters' dtype (Qwen3Model::dtype() reads the embedding, which a
   // middle or last pipeline stage may not hold).
   return GatherFullModel(*model, HfBindings(*model), model->parameters().front().scalar_type(), parallel);

@@ -5,8 +5,9 @@
 //   auto published = PublishedModel(model, full, optimizer, at::kFloat, parallel);
 //   if (parallel.rank() == 0) MOERL_RETURN_IF_ERROR(publisher.Publish(*published, version));
 //
-// FullModel is `model` itself on one process; else a fresh one-device copy
-// holding every expert and whole tensors (no dispatcher, router reducer or
+// FullModel is `model` itself on one process with the model on the host;
+// else a fresh copy on the host (what publication, checkpoints and the
+// evaluator's engine read) holding every expert and whole tensors (no dispatcher, router reducer or
 // tensor-parallel seams, so its forwards do not communicate). Each rank
 // writes what it holds into a zero copy, and a tensor split over ranks
 // (experts over ep and etp, tensor-parallel slices over tp, layers over the

@@ -109,7 +109,9 @@ absl::Status GrpoObjective::Prepare(Qwen3Model& model, const std::vector<TrainSe
       if (!routed.empty()) mismatch.Add(seqs, micro, out);
       int64_t offset = 0;
       for (size_t j = 0; j < micro.size(); ++j) {
-        prox[micro[j]] = out.logp_n.narrow(0, offset, out.output_lens[j]).clone();
+        // Kept on the host with the other per-sequence rows (MicroBatchLoss
+        // moves a micro-batch's rows to the model's device).
+        prox[micro[j]] = out.logp_n.narrow(0, offset, out.output_lens[j]).to(at::kCPU).clone();
         offset += out.output_lens[j];
       }
     }
@@ -276,11 +278,12 @@ at::Tensor GrpoObjective::MicroBatchLoss(const std::vector<TrainSequence>&, cons
     mask.push_back(mask_[i]);
   }
   PpoLossInput input;
+  const c10::Device device = out.logp_n.device();
   input.logp_n = out.logp_n;
-  input.prox_logp_n = at::cat(prox);
-  input.behave_logp_n = at::cat(behave);
-  input.advantages_n = at::cat(adv);
-  input.loss_mask_n = at::cat(mask);
+  input.prox_logp_n = at::cat(prox).to(device);
+  input.behave_logp_n = at::cat(behave).to(device);
+  input.advantages_n = at::cat(adv).to(device);
+  input.loss_mask_n = at::cat(mask).to(device);
   input.seq_lens = out.output_lens;
   input.entropy_n = out.entropy_n;
   PpoLossResult result = PpoActorLoss(input, options_.loss);

@@ -10,14 +10,24 @@
 //   bazel run //trainer:grpo_step_benchmark -- --threads=1
 //   (flags: --threads --config --groups --group_size --prompt --completion
 //    --max_tokens_per_mb --steps --rounds --skip_python --areal_path
+//    --device --dtype
 //    --profile=trace.json: one step's chrome trace, then exit; summarise it
 //    with tools/model/trace_summary.py)
+//
+// On a GPU (--config=cuda build, --device=cuda, e.g. --dtype=bfloat16) the
+// step runs on cuda:0, the reference is the GPU's GEMM rate in the model
+// dtype (n=8192), the peak of the caching allocator is reported, and the
+// Python peer (a host-only script) is skipped. The last line is a summary
+// for scripts: `summary: device=... dtype=... tokens_per_s=... step_s=...
+// peak_mem_gib=...`.
 //
 // FLOPs of a step: 3x the forward's matmuls (trainer/model/flop_count.h),
 // the LM head over the completion rows only (the rows that carry a loss;
 // moerl computes only those, transformers all rows). Prepare's work, AdamW
 // and elementwise ops are timed but not counted.
 #include <ATen/Parallel.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/randn.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <unistd.h>
 
@@ -36,6 +46,7 @@
 #include "common/bench_clock.h"
 #include "common/status.h"
 #include "nlohmann/json.hpp"
+#include "trainer/device.h"
 #include "trainer/grpo_objective.h"
 #include "trainer/model/flop_count.h"
 #include "trainer/model/hf_weights.h"
@@ -54,6 +65,8 @@ ABSL_FLAG(int, rounds, 2, "alternating moerl / Python rounds; the best of each i
 ABSL_FLAG(bool, skip_python, false, "do not run the Python peer");
 ABSL_FLAG(std::string, areal_path, "", "folder holding AReaL (default $HOME/.cache/moerl/areal-oracle)");
 ABSL_FLAG(std::string, profile, "", "if set, write one step's chrome trace here and exit");
+ABSL_FLAG(std::string, device, "cpu", "trainer.device: cpu, cuda or auto");
+ABSL_FLAG(std::string, dtype, "float32", "actor.dtype: float32 or bfloat16");
 
 namespace moerl {
 namespace {
@@ -99,6 +112,24 @@ std::vector<TrainSequence> MakeBatch(const ModelConfig& c, int groups, int group
   return seqs;
 }
 
+// The GPU's matrix-product rate in `dtype`: n x n x n, best of 10 after 3
+// warm-ups.
+double MeasureDeviceGemmFlops(const c10::Device& device, at::ScalarType dtype, int64_t n) {
+  const auto options = at::TensorOptions().dtype(dtype).device(device);
+  const at::Tensor a = at::randn({n, n}, options), b = at::randn({n, n}, options);
+  at::Tensor c = at::mm(a, b);
+  for (int i = 0; i < 3; ++i) at::mm_out(c, a, b);
+  double best = 0;
+  for (int i = 0; i < 10; ++i) {
+    SynchronizeDevice(device);
+    const double start = WallSeconds();
+    at::mm_out(c, a, b);
+    SynchronizeDevice(device);
+    best = std::max(best, 2.0 * n * n * n / (WallSeconds() - start));
+  }
+  return best;
+}
+
 absl::Status WritePeerInput(const std::string& dir, Qwen3Model& model, const std::vector<TrainSequence>& seqs,
                             int group_size, int max_tokens_per_mb) {
   MOERL_RETURN_IF_ERROR(SaveHfCheckpoint(model, dir, at::kFloat, uint64_t{5} << 30));
@@ -129,8 +160,22 @@ int Run() {
     std::fprintf(stderr, "need --groups >= 1, --group_size >= 2, --prompt/--completion/--steps/--rounds >= 1\n");
     return 1;
   }
+  auto device = TrainerDevice(absl::GetFlag(FLAGS_device), 0);
+  if (!device.ok()) {
+    std::fprintf(stderr, "--device: %s\n", std::string(device.status().message()).c_str());
+    return 1;
+  }
+  const std::string dtype_name = absl::GetFlag(FLAGS_dtype);
+  if (dtype_name != "float32" && dtype_name != "bfloat16") {
+    std::fprintf(stderr, "--dtype: \"%s\" is not float32 or bfloat16\n", dtype_name.c_str());
+    return 1;
+  }
+  const at::ScalarType dtype = dtype_name == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  const bool on_gpu = device->is_cuda();
   auto model = std::make_shared<Qwen3Model>(*config);
   model->InitializeWeights(0);
+  if (dtype != at::kFloat) model->to(dtype);
+  if (on_gpu) model->to(*device);
   const std::vector<TrainSequence> seqs = MakeBatch(*config, absl::GetFlag(FLAGS_groups), group_size,
                                                     absl::GetFlag(FLAGS_prompt), absl::GetFlag(FLAGS_completion));
   std::vector<int64_t> lengths;
@@ -143,7 +188,9 @@ int Run() {
   const double step_flops = 3 * ForwardMatmulFlops(*config, lengths, completion_tokens);
 
   const std::string dir = absl::StrCat(std::filesystem::temp_directory_path().string(), "/moerl_grpo_bench_", ::getpid());
-  const bool python = !absl::GetFlag(FLAGS_skip_python) && absl::GetFlag(FLAGS_profile).empty();
+  // The peer is a host-only fp32 script.
+  const bool python = !absl::GetFlag(FLAGS_skip_python) && absl::GetFlag(FLAGS_profile).empty() && !on_gpu &&
+                      dtype == at::kFloat;
   if (python) {
     const absl::Status written = WritePeerInput(dir, *model, seqs, group_size, max_tokens_per_mb);
     if (!written.ok()) {
@@ -192,12 +239,19 @@ int Run() {
                                             dir, " --threads ", threads, " --steps ", steps, " 2>&1");
   double gemm = 0, gemm_cpu = 0, tps = 0, cpu_tps = 0, peer_tps = 0, peer_cpu_tps = 0, peer_norm = 0;
   std::string peer;
+  ResetPeakDeviceBytes(*device);
   for (int round = 0; round < rounds; ++round) {
-    gemm = std::max(gemm, MeasureGemmFlops(2048, &gemm_cpu));
+    if (on_gpu) {
+      gemm = std::max(gemm, MeasureDeviceGemmFlops(*device, dtype, 8192));
+    } else {
+      gemm = std::max(gemm, MeasureGemmFlops(2048, &gemm_cpu));
+    }
+    SynchronizeDevice(*device);
     const double start = WallSeconds(), cpu_start = ProcessCpuSeconds();
     for (int i = 0; i < steps; ++i) {
       if (!step()) return 1;
     }
+    SynchronizeDevice(*device);
     tps = std::max(tps, static_cast<double>(tokens) * steps / (WallSeconds() - start));
     cpu_tps = std::max(cpu_tps, static_cast<double>(tokens) * steps / (ProcessCpuSeconds() - cpu_start));
     if (!python) continue;
@@ -212,19 +266,33 @@ int Run() {
   }
   if (python) std::filesystem::remove_all(dir);
 
+  std::printf("device=%s dtype=%s ", DeviceName(*device).c_str(), dtype_name.c_str());
   std::printf("threads=%d config=%s batch=%zu sequences (%d groups x %d) of %d prompt + %d completion tokens, "
               "%d micro-batch token cap, best of %d alternating rounds of %d steps\n",
               threads, config_path.c_str(), seqs.size(), absl::GetFlag(FLAGS_groups), group_size,
               absl::GetFlag(FLAGS_prompt), absl::GetFlag(FLAGS_completion), max_tokens_per_mb, rounds, steps);
   std::printf("step matmul FLOPs (3x forward, LM head on %lld completion rows): %.1f GFLOP\n",
               static_cast<long long>(completion_tokens), step_flops / 1e9);
-  std::printf("gemm fp32 n=2048:         %8.1f GFLOP/s  (%.1f per CPU-s)\n", gemm / 1e9, gemm_cpu / 1e9);
   const double flops = step_flops / static_cast<double>(tokens) * tps;
   const double cpu_flops = step_flops / static_cast<double>(tokens) * cpu_tps;
-  std::printf("moerl GRPO step:          %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM)\n", tps, flops / 1e9,
-              100 * flops / gemm);
-  std::printf("  per CPU-second:         %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM per CPU-s)\n", cpu_tps,
-              cpu_flops / 1e9, 100 * cpu_flops / gemm_cpu);
+  const double peak_gib = static_cast<double>(PeakDeviceBytes(*device)) / (1 << 30);
+  if (on_gpu) {
+    std::printf("gemm %s n=8192 on GPU:  %8.1f GFLOP/s\n", dtype_name.c_str(), gemm / 1e9);
+    std::printf("moerl GRPO step:          %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM)  %.4f s/step"
+                "  peak %.2f GiB\n",
+                tps, flops / 1e9, 100 * flops / gemm, static_cast<double>(tokens) / tps, peak_gib);
+  } else {
+    std::printf("gemm fp32 n=2048:         %8.1f GFLOP/s  (%.1f per CPU-s)\n", gemm / 1e9, gemm_cpu / 1e9);
+    std::printf("moerl GRPO step:          %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM)\n", tps, flops / 1e9,
+                100 * flops / gemm);
+    std::printf("  per CPU-second:         %8.1f tokens/s  %8.1f GFLOP/s  (%.0f%% of GEMM per CPU-s)\n", cpu_tps,
+                cpu_flops / 1e9, 100 * cpu_flops / gemm_cpu);
+  }
+  std::printf("summary: device=%s dtype=%s tokens_per_s=%.1f step_s=%.4f gemm_share=%.3f peak_mem_gib=%.3f "
+              "first_grad_norm=%.6g\n",
+              DeviceName(*device).c_str(), dtype_name.c_str(), tps, static_cast<double>(tokens) / tps,
+              flops / gemm, peak_gib, first_grad_norm);
+  if (!std::isfinite(first_grad_norm)) return 1;
   if (!python) return 0;
   if (peer_tps <= 0) {
     std::printf("Python peer failed (python3 with torch, transformers and AReaL on PYTHONPATH):\n%s\n", peer.c_str());

@@ -181,7 +181,8 @@ absl::Status TrainOptimizer::Save(const std::string& path) const {
 absl::Status TrainOptimizer::Load(const std::string& path) {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    // The moments go to the parameters' device, whichever device saved them.
+    archive.load_from(path, params_.empty() ? c10::Device(c10::kCPU) : params_[0].device());
     adamw_->load(archive);
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < masters_.size(); ++i) {

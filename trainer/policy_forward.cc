@@ -89,7 +89,8 @@ PolicyBatch PackPolicyBatch(const Qwen3Model& model, const std::vector<TrainSequ
     }
   }
   batch.input = std::move(in);
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  // The scored rows and targets on the model's device.
+  const auto i64 = at::TensorOptions().dtype(at::kLong).device(model.device());
   batch.rows_n = at::tensor(rows, i64);
   batch.targets_n = at::tensor(targets, i64);
   return batch;

@@ -44,7 +44,7 @@ void RoutingMismatch::Add(const std::vector<TrainSequence>& seqs, const IndexLis
       std::vector<at::Tensor> missed;
       for (int64_t l = 0; l < layers; ++l) {
         // Completion token j is the input at packed row row0 + P + j.
-        at::Tensor own_nk = out.router_topk_ids_tk[l].narrow(0, row0 + s.prompt_len, n).to(at::kLong);
+        at::Tensor own_nk = out.router_topk_ids_tk[l].narrow(0, row0 + s.prompt_len, n).to(at::kCPU, at::kLong);
         at::Tensor inferred_nk = inferred_nlk.select(1, l);
         // [n, k(inferred), k(own)] -> is each inferred expert among the own?
         at::Tensor found_nk = inferred_nk.unsqueeze(2).eq(own_nk.unsqueeze(1)).any(2);

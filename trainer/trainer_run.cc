@@ -28,6 +28,7 @@
 #include "dataset/feeder_run.h"
 #include "trainer/checkpoint.h"
 #include "trainer/deterministic.h"
+#include "trainer/device.h"
 #include "trainer/evaluator.h"
 #include "trainer/full_model.h"
 #include "trainer/grpo_objective.h"
@@ -58,8 +59,9 @@ double BytesSent(const ParallelState& parallel) {
 
 // The model of this rank: sharded by ParallelizeQwen3 before any weight is
 // read, so that a rank under expert parallelism loads only its experts.
+// Built and loaded on the host, then moved to `device` in the training dtype.
 absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s, const ModelConfig& config,
-                                                       const ParallelState& parallel) {
+                                                       const ParallelState& parallel, const at::Device& device) {
   auto model = std::make_shared<Qwen3Model>(config);
   MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, parallel));
   if (s.init_from_scratch) {
@@ -68,6 +70,7 @@ absl::StatusOr<std::shared_ptr<Qwen3Model>> BuildModel(const TrainerSettings& s,
     MOERL_RETURN_IF_ERROR(LoadHfWeights(s.actor_path, model.get()));
   }
   if (s.dtype == "bfloat16") model->to(at::kBFloat16);
+  if (!device.is_cpu()) model->to(device);
   return model;
 }
 
@@ -254,8 +257,13 @@ absl::StatusOr<std::unique_ptr<StepData>> MakeStepData(const TrainerSettings& s,
       new SftStepData(std::move(data), s.train_batch_size, s.sft_epochs, static_cast<uint64_t>(s.run.seed)));
 }
 
-absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel,
+absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel, bool nccl,
                              const std::function<bool()>& should_stop, TrainerReport* report);
+
+// RunTrainer on `parallel`, whose groups carry device tensors over NCCL
+// when `nccl`.
+absl::Status RunTrainerOn(const TrainerSettings& s, const ParallelState& parallel, bool nccl,
+                          const std::function<bool()>& should_stop, TrainerReport* report);
 
 // The layouts the trainer runs, with these settings.
 absl::Status CheckTrainerLayout(const TrainerSettings& s, const ParallelDims& dims) {
@@ -288,34 +296,59 @@ absl::Status RunTrainer(const TrainerSettings& s, const std::function<bool()>& s
     EnableDeterministicAlgorithms();
   }
   if (s.allocation.allocation_mode.empty()) {
-    return RunTrainer(s, ParallelState::SingleProcess(), should_stop, report);
+    return RunTrainerOn(s, ParallelState::SingleProcess(), /*nccl=*/false, should_stop, report);
   }
   MOERL_ASSIGN_OR_RETURN(AllocationMode mode, s.allocation.Parse());
   // Layouts the trainer cannot run yet fail here, before meeting the others.
   MOERL_ASSIGN_OR_RETURN(ParallelDims dims, TrainingDims(mode));
   MOERL_RETURN_IF_ERROR(CheckTrainerLayout(s, dims));
-  MOERL_ASSIGN_OR_RETURN(ParallelState parallel, ParallelState::FromEnvironment(mode, config));
+  // On GPUs device tensors (activations, gradients) go over NCCL; host
+  // tensors (token counts, router statistics) over Gloo.
+  MOERL_ASSIGN_OR_RETURN(c10::DeviceType device_type, TrainerDeviceType(s.device));
+  ParallelOptions options;
+  options.comm.use_nccl = device_type == c10::DeviceType::CUDA;
+  MOERL_ASSIGN_OR_RETURN(ParallelState parallel, ParallelState::FromEnvironment(mode, config, options));
   if (parallel.world_size() > 1) {
     MOERL_LOG(INFO) << "rank " << parallel.rank() << " of " << parallel.world_size() << " (" << DebugString(dims)
                     << "), data shard " << parallel.data_shard() << " of " << parallel.num_data_shards();
   }
-  return RunTrainer(s, parallel, should_stop, report);
+  return RunTrainerOn(s, parallel, options.comm.use_nccl, should_stop, report);
 }
 
 absl::Status RunTrainer(const TrainerSettings& s, const ParallelState& parallel,
                         const std::function<bool()>& should_stop, TrainerReport* report) {
+  return RunTrainerOn(s, parallel, /*nccl=*/false, should_stop, report);
+}
+
+namespace {
+
+absl::Status RunTrainerOn(const TrainerSettings& s, const ParallelState& parallel, bool nccl,
+                          const std::function<bool()>& should_stop, TrainerReport* report) {
   MOERL_RETURN_IF_ERROR(CheckTrainerLayout(s, parallel.dims()));
   if (s.use_deterministic_algorithms) EnableDeterministicAlgorithms();  // (idempotent; ranks as threads)
   try {
-    return RunTrainerSteps(s, parallel, should_stop, report);
+    return RunTrainerSteps(s, parallel, nccl, should_stop, report);
   } catch (const CollectiveError& e) {
     return absl::UnavailableError(absl::StrCat("rank ", parallel.rank(), ": ", e.what()));
   }
 }
 
-namespace {
+// This rank's device. Several ranks whose groups have no NCCL (in-process
+// ranks, Gloo only) keep trainer.device=auto on the host; cuda is refused.
+absl::StatusOr<at::Device> RankDevice(const TrainerSettings& s, const ParallelState& parallel, bool nccl) {
+  const bool gloo_only = parallel.world_size() > 1 && !nccl;
+  if (gloo_only && s.device == "auto") return at::Device(at::kCPU);
+  MOERL_ASSIGN_OR_RETURN(const at::Device device, TrainerDevice(s.device, parallel.local_rank()));
+  if (gloo_only && !device.is_cpu()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "trainer.device=", s.device, " on ", parallel.world_size(),
+        " ranks whose process groups have no NCCL (ranks in one process meet over Gloo, host tensors only); "
+        "use trainer.device=cpu, or one process per GPU under a launcher"));
+  }
+  return device;
+}
 
-absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel,
+absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& parallel, bool nccl,
                              const std::function<bool()>& should_stop, TrainerReport* report) {
   const bool writer = parallel.rank() == 0;  // stats, tensorboard, weights, checkpoints
   if (s.threads > 0) at::set_num_threads(static_cast<int>(s.threads));
@@ -341,11 +374,14 @@ absl::Status RunTrainerSteps(const TrainerSettings& s, const ParallelState& para
   if (grpo.advantages.adv_norm) MOERL_RETURN_IF_ERROR(ValidateNormConfig(*grpo.advantages.adv_norm, "actor.adv_norm"));
   MOERL_RETURN_IF_ERROR(ValidatePpoLossConfig(grpo.loss));
   MOERL_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromFile(s.actor_path + "/config.json"));
-  MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s, config, parallel));
+  MOERL_ASSIGN_OR_RETURN(const at::Device device, RankDevice(s, parallel, nccl));
+  if (!device.is_cpu()) MOERL_LOG(INFO) << "rank " << parallel.rank() << " trains on " << DeviceName(device);
+  MOERL_ASSIGN_OR_RETURN(std::shared_ptr<Qwen3Model> model, BuildModel(s, config, parallel, device));
   std::shared_ptr<Qwen3Model> ref;  // the KL penalty's reference, frozen
   if (s.mode == "grpo" && s.kl_ctl != 0) {
     MOERL_ASSIGN_OR_RETURN(ref, LoadHfModel(s.ref_path));
     if (s.dtype == "bfloat16") ref->to(at::kBFloat16);
+    if (!device.is_cpu()) ref->to(device);
     for (at::Tensor& p : ref->parameters()) p.set_requires_grad(false);
   }
   LrSchedule schedule{s.optimizer.lr_scheduler_type, s.optimizer.warmup_steps_proportion,

@@ -36,6 +36,8 @@
 // checkpoints/ (the optimizer state gathered from every rank, so that a run
 // resumes under another layout). A
 // failed collective (a dead rank) ends the run with Unavailable naming it.
+// trainer.device (trainer/device.h) puts each rank on cuda:LOCAL_RANK, with
+// NCCL for device tensors, or on the host.
 // Thread: the caller's.
 #ifndef MOERL_TRAINER_TRAINER_RUN_H_
 #define MOERL_TRAINER_TRAINER_RUN_H_
@@ -65,7 +67,9 @@ absl::Status RunTrainer(const TrainerSettings& settings, const std::function<boo
                         TrainerReport* report);
 
 // The same on the ranks of `parallel` (tests: RunInProcessRanks). Every rank
-// of the layout calls it with the same settings.
+// of the layout calls it with the same settings. The groups of `parallel`
+// are taken to carry host tensors only (Gloo): with several ranks,
+// trainer.device=auto trains on the host and cuda is FailedPrecondition.
 absl::Status RunTrainer(const TrainerSettings& settings, const ParallelState& parallel,
                         const std::function<bool()>& should_stop, TrainerReport* report);
 

@@ -165,6 +165,9 @@ void TrainerSettings::Declare(ConfigSchema* schema) {
                  "dtype of published weights; null: actor.dtype");
   schema->Int("trainer.max_shard_bytes", &max_shard_bytes, "safetensors shard size", 1);
   schema->Int("trainer.threads", &threads, "torch intra-op threads; 0: default", 0);
+  schema->Choice("trainer.device", &device, {"auto", "cpu", "cuda"},
+                 "where the model, optimizer state and batches live: cuda:LOCAL_RANK, the host, or auto "
+                 "(cuda when the build has CUDA and a GPU is visible)");
   schema->Int("trainer.log_every", &log_every, "one stderr line every N steps", 1);
   schema->String("trainer.weights_dir", &weights_dir, "default <run>/weights");
   schema->String("trainer.checkpoints_dir", &checkpoints_dir, "default <run>/checkpoints");

@@ -140,6 +140,7 @@ struct TrainerSettings {
   std::string weights_dtype;   // dtype of published weights; "" = actor.dtype
   int64_t max_shard_bytes = int64_t{5} << 30;
   int64_t threads = 0;         // torch intra-op threads; 0: torch's default
+  std::string device = "auto"; // auto, cpu, cuda (trainer/device.h)
   int64_t log_every = 1;       // stderr line every N steps
   std::string weights_dir;     // default <run>/weights
   std::string checkpoints_dir; // default <run>/checkpoints

@@ -255,7 +255,7 @@ absl::Status SaveHfCheckpoint(Qwen3Model& model, const std::string& dir, c10::Sc
   std::vector<at::Tensor> keep_alive;
   std::vector<TensorToWrite> tensors;
   for (HfBinding& b : HfBindings(model)) {
-    at::Tensor t = b.view.to(save_dtype).contiguous();
+    at::Tensor t = b.view.to(at::kCPU, save_dtype).contiguous();  // data_ptr below reads host memory
     keep_alive.push_back(t);
     tensors.push_back({b.hf_name, dtype, t.sizes().vec(),
                        {static_cast<const uint8_t*>(t.data_ptr()), t.nbytes()}});

@@ -168,10 +168,12 @@ absl::StatusOr<std::vector<std::vector<float>>> ScoreSequences(
   if (rows.empty()) return out;
   ModelOutput fwd = model.Forward(in);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
-  at::Tensor hidden_nd = fwd.hidden_td.index_select(0, at::tensor(rows, i64));
+  const c10::Device device = fwd.hidden_td.device();
+  at::Tensor hidden_nd = fwd.hidden_td.index_select(0, at::tensor(rows, i64).to(device));
   at::Tensor logp_n =
-      ComputeTokenLogProbs(hidden_nd, model.lm_head_weight(), at::tensor(targets, i64), temperature, false)
-          .logprobs_n.contiguous();
+      ComputeTokenLogProbs(hidden_nd, model.lm_head_weight(), at::tensor(targets, i64).to(device), temperature, false)
+          .logprobs_n.to(at::kCPU)
+          .contiguous();
   const float* p = logp_n.data_ptr<float>();
   for (size_t i = 0; i < sequences.size(); ++i) {
     const int64_t count = static_cast<int64_t>(sequences[i].size()) - std::max<int64_t>(prompt_lens[i], 1);

@@ -120,13 +120,19 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
     const at::TensorImpl* impl = p != nullptr ? p->unsafeGetTensorImpl() : nullptr;
     auto slice_it = impl != nullptr ? sliced.find(impl) : sliced.end();
     auto expert_it = impl != nullptr ? partial_experts.find(impl) : partial_experts.end();
-    if (p != nullptr && slice_it == sliced.end() && expert_it == partial_experts.end()) {
+    if (p != nullptr && slice_it == sliced.end() && expert_it == partial_experts.end() && p->is_cpu()) {
       p->normal_(0.0, config_.initializer_range, gen);
       continue;
     }
-    at::Tensor full = at::empty(full_shape, p != nullptr ? p->options() : options);
+    // Drawn on the host (the generator is a CPU one), so that a model on a
+    // GPU gets the same values as on the host.
+    at::Tensor full = at::empty(full_shape, (p != nullptr ? p->options() : options).device(at::kCPU));
     full.normal_(0.0, config_.initializer_range, gen);
     if (p == nullptr) continue;
+    if (slice_it == sliced.end() && expert_it == partial_experts.end()) {
+      p->copy_(full);
+      continue;
+    }
     if (slice_it != sliced.end()) {
       const WeightModule& w = *slice_it->second;
       MOERL_CHECK(full.size(w.slice_dim()) == w.full_size()) << name;
@@ -140,6 +146,13 @@ void Qwen3Model::InitializeWeights(uint64_t seed) {
 
 ModelOutput Qwen3Model::Forward(const ModelInput& input) { return Forward(input, at::Tensor()); }
 
+c10::Device Qwen3Model::device() const {
+  if (embed_tokens_) return embed_tokens_->weight.device();
+  const auto params = parameters(/*recurse=*/true);
+  MOERL_CHECK(!params.empty()) << "a model without parameters has no device";
+  return params[0].device();
+}
+
 ModelOutput Qwen3Model::Forward(const ModelInput& whole, const at::Tensor& stage_input_td) {
   ModelOutput out;
   // Context parallelism: the layers run on this rank's part of the tokens.
@@ -150,9 +163,11 @@ ModelOutput Qwen3Model::Forward(const ModelInput& whole, const at::Tensor& stage
   }
   const ModelInput& input = context_split_ ? part.input : whole;
   at::Tensor h_td;
+  // Host-built inputs go to the model's device (a no-op on the host).
+  const c10::Device device = is_first_stage() ? this->device() : stage_input_td.device();
+  const at::Tensor tokens_t = input.tokens_t.to(device);
   if (is_first_stage()) {
-    h_td = embedding_ ? embedding_(embed_tokens_->weight, input.tokens_t)
-                      : at::embedding(embed_tokens_->weight, input.tokens_t);
+    h_td = embedding_ ? embedding_(embed_tokens_->weight, tokens_t) : at::embedding(embed_tokens_->weight, tokens_t);
   } else {
     MOERL_CHECK(stage_input_td.defined()) << "stage from layer " << first_layer_ << " needs the previous stage's output";
     h_td = stage_input_td;
@@ -162,7 +177,7 @@ ModelOutput Qwen3Model::Forward(const ModelInput& whole, const at::Tensor& stage
   for (int64_t l = 0; l < first_layer_; ++l) {
     if (config_.IsMoeLayer(l)) ++moe_before;
   }
-  RopeTables rope = MakeRopeTables(input.positions_t, config_.head_dim, config_.rope_theta, h_td.scalar_type());
+  RopeTables rope = MakeRopeTables(input.positions_t.to(device), config_.head_dim, config_.rope_theta, h_td.scalar_type());
   std::vector<at::Tensor> router_logits;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const size_t moe_index = moe_before + out.moe_layers.size();
@@ -176,6 +191,7 @@ ModelOutput Qwen3Model::Forward(const ModelInput& whole, const at::Tensor& stage
           << sequence_shards_ << " shards";
       forced = forced.narrow(0, sequence_shard_ * h_td.size(0), h_td.size(0));
     }
+    if (forced.defined()) forced = forced.to(device);
     LayerOutput lo = layers_[l]->Forward(h_td, rope, input.layout, input.cache, forced);
     h_td = lo.h_td;
     if (layers_[l]->is_moe()) {
@@ -231,7 +247,8 @@ at::Tensor Qwen3Model::CausalLmLoss(const ModelInput& input) {
   ModelOutput out = Forward(input);
   // Rows that predict a next token of their own segment, and those targets.
   std::vector<int64_t> rows, targets;
-  const int64_t* tok = input.tokens_t.data_ptr<int64_t>();
+  const at::Tensor host_tokens_t = input.tokens_t.to(at::kCPU).contiguous();
+  const int64_t* tok = host_tokens_t.data_ptr<int64_t>();
   int64_t start = 0;
   for (int64_t len : input.layout.seq_lens) {
     for (int64_t i = 0; i + 1 < len; ++i) {
@@ -240,7 +257,7 @@ at::Tensor Qwen3Model::CausalLmLoss(const ModelInput& input) {
     }
     start += len;
   }
-  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  const auto i64 = at::TensorOptions().dtype(at::kLong).device(out.hidden_td.device());
   // Fused LM head + cross-entropy in row chunks (lm_loss.h): no [N, V] fp32
   // logits or log-softmax, gradient computed in the same pass.
   at::Tensor loss = LinearCrossEntropyMean(out.hidden_td.index_select(0, at::tensor(rows, i64)),

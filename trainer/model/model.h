@@ -17,6 +17,10 @@
 //   ModelOutput out = model->Forward(in);
 //   at::Tensor logits_tv = model->Logits(out.hidden_td);
 //   model->to(at::kBFloat16);                            // fp32 or bf16
+//   model->to(at::Device("cuda:0"));                     // or a GPU
+//
+// ModelInput's tensors may stay on the host: Forward moves the token ids,
+// positions and replayed routes to the model's device.
 //
 // Threading: thread-compatible; one forward at a time per model.
 #ifndef MOERL_TRAINER_MODEL_MODEL_H_
@@ -167,6 +171,9 @@ class Qwen3Model : public torch::nn::Module {
   // first_layer() + i).
   const std::vector<std::shared_ptr<DecoderLayer>>& layers() const { return layers_; }
   c10::ScalarType dtype() const { return embed_tokens_->weight.scalar_type(); }
+  // Where the parameters are (a pipeline stage without the embedding: its
+  // first layer's). CHECKs that the model holds a parameter.
+  c10::Device device() const;
 
  private:
   ModelConfig config_;

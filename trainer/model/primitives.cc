@@ -58,7 +58,7 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 RopeTables MakeRopeTables(const at::Tensor& positions_t, int64_t head_dim, double theta,
                           c10::ScalarType dtype) {
   // inv_freq = 1 / theta^(arange(0, d, 2) / d), in fp32 as transformers does.
-  at::Tensor exponent = at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kFloat)) /
+  at::Tensor exponent = at::arange(0, head_dim, 2, positions_t.options().dtype(at::kFloat)) /
                         static_cast<double>(head_dim);
   at::Tensor inv_freq = at::pow(theta, exponent).reciprocal();       // [d/2]
   at::Tensor angle = positions_t.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [T, d/2]
