@@ -169,6 +169,9 @@ TrainingEstimate EstimateTraining(const ModelConfig& s, const ParallelDims& d, B
         stage_layers + dense_layers + (d.etp > 1 ? moe_layers : 0.0) + (d.pp == 1 ? 1.0 : 0.5);
     e.comm.tp = n_mb * blocks * 4.0 * (d.tp - 1.0) / d.tp * cp_tokens * h * a;
   }
+  // Context parallel as Megatron's default cp_comm_type=p2p: K and V pass
+  // the ring in forward, K, V and their gradients in backward (3 passes).
+  // moerl's trainer all-gathers K and V instead (2 passes).
   if (d.cp > 1) {
     e.comm.cp = n_mb * stage_layers * 3.0 * (d.cp - 1.0) * cp_tokens * 2.0 * kv_width * a;
   }
@@ -176,7 +179,9 @@ TrainingEstimate EstimateTraining(const ModelConfig& s, const ParallelDims& d, B
     e.comm.ep = n_mb * stage_layers * moe_fraction * 4.0 * local_tokens * s.num_experts_per_tok * h *
                 a * (d.ep - 1.0) / d.ep;
   }
-  if (d.pp > 1) e.comm.pp = n_mb * 2.0 * local_tokens * h * a;
+  // Point-to-point: each micro-batch's activation forward and its gradient
+  // back; an inner stage sends both, with pp = 2 each stage sends one.
+  if (d.pp > 1) e.comm.pp = n_mb * (d.pp > 2 ? 2.0 : 1.0) * local_tokens * h * a;
   const StageEstimate& w = e.worst_stage;
   if (!fsdp) {
     e.comm.dp = (s_dense - 1) / s_dense * w.dense_params * (grad_bytes + a) +
