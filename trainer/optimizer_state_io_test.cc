@@ -22,6 +22,7 @@
 #include "trainer/full_model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/rank_testing.h"
 #include "trainer/testing/trainer_fixture.h"
 
 namespace moerl {
@@ -32,14 +33,6 @@ using ParameterState = TrainOptimizer::ParameterOptimizerState;
 std::string TestDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   return std::string(tmp != nullptr ? tmp : "/tmp") + "/" + name;
-}
-
-ParallelDims Dims(const std::string& allocation) {
-  auto mode = ParseAllocationMode(allocation);
-  EXPECT_TRUE(mode.ok()) << mode.status();
-  auto dims = TrainingDims(*mode);
-  EXPECT_TRUE(dims.ok()) << dims.status();
-  return *dims;
 }
 
 ModelConfig TinyMoeConfig() {
@@ -92,7 +85,7 @@ TEST_P(OptimizerStateIo, EveryLayoutReadsItsSliceAndGathersBackBitForBit) {
     ParallelOptions options;
     options.comm.timeout = std::chrono::seconds(30);
     absl::Status status = RunInProcessRanks(
-        Dims(layout),
+        LayoutDims(layout),
         [&](const ParallelState& state) -> absl::Status {
           const std::string rank = absl::StrCat("rank ", state.rank(), ": ");
           auto model = std::make_shared<Qwen3Model>(TinyMoeConfig());

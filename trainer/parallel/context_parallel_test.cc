@@ -28,29 +28,11 @@
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/rank_testing.h"
 #include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
-
-double MaxRelativeError(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
-
-ParallelDims Dims(const std::string& allocation) {
-  auto mode = ParseAllocationMode(allocation);
-  EXPECT_TRUE(mode.ok()) << mode.status();
-  auto dims = TrainingDims(*mode);
-  EXPECT_TRUE(dims.ok()) << dims.status();
-  return *dims;
-}
-
-ParallelOptions Options() {
-  ParallelOptions options;
-  options.comm.timeout = std::chrono::seconds(30);
-  return options;
-}
 
 TEST(SplitForContext, EveryRealRowOnceInEqualDivisibleParts) {
   const PackedLayout layout{{7, 3, 12, 1, 5}};  // T = 28, the last 5 rows pad (ModelInput::padding_tokens)
@@ -141,7 +123,7 @@ TEST(ContextParallelAttention, MatchesUnsplitAttentionWithGradients) {
                       errors[r] = worst;
                       return absl::OkStatus();
                     },
-                    Options())
+                    TestRankOptions())
                     .ok());
     for (int r = 0; r < cp; ++r) {
       EXPECT_LE(errors[r], 1e-5) << "rank " << r;
@@ -235,7 +217,7 @@ std::map<std::string, at::Tensor> HeldParts(Qwen3Model& model, const std::map<st
 // tp-dp-cp.
 std::vector<Result> Parallel(const std::string& allocation, bool replay = false) {
   const Result& reference = TheReference(replay);
-  const ParallelDims dims = Dims(allocation);
+  const ParallelDims dims = LayoutDims(allocation);
   ModelConfig config = TinyMoeConfig();
   const auto seqs = Batch(config.vocab_size);
   std::vector<Result> results(dims.WorldSize());
@@ -273,7 +255,7 @@ std::vector<Result> Parallel(const std::string& allocation, bool replay = false)
         r.want = HeldParts(*model, reference.grads);
         return absl::OkStatus();
       },
-      Options());
+      TestRankOptions());
   EXPECT_TRUE(status.ok()) << status;
   return results;
 }
@@ -337,10 +319,10 @@ TEST(ContextParallelQwen3, TwoRunsAreBitIdentical) {
 }
 
 TEST(ContextParallelQwen3, ContextWithPipelineParallelIsUnimplemented) {
-  ParallelOptions options = Options();
+  ParallelOptions options = TestRankOptions();
   ParallelizeOptions split;
   split.pipeline_stage_layers = {2, 1};
-  absl::Status status = RunInProcessRanks(Dims("megatron:c2p2"), [&](const ParallelState& state) {
+  absl::Status status = RunInProcessRanks(LayoutDims("megatron:c2p2"), [&](const ParallelState& state) {
     Qwen3Model model(TinyMoeConfig());
     return ParallelizeQwen3(model, state, split);
   }, options);

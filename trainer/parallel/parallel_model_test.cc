@@ -25,6 +25,7 @@
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/rank_testing.h"
 #include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
@@ -135,11 +136,6 @@ std::vector<RunResult> Parallel(const std::string& allocation) {
 }
 
 // max |a - b| / max |b|: every element, scaled by the tensor.
-double MaxRelativeError(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
-
 // ||a - b|| / ||b|| (Frobenius), Megatron's metric for its grads-match test.
 double NormRelativeError(const at::Tensor& a, const at::Tensor& b) {
   const double scale = b.to(at::kDouble).norm().item<double>();

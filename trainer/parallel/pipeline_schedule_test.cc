@@ -29,6 +29,7 @@
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/rank_testing.h"
 #include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
@@ -153,11 +154,6 @@ std::vector<RunResult> Pipelined(const std::string& allocation, const Paralleliz
       options);
   EXPECT_TRUE(status.ok()) << status;
   return results;
-}
-
-double MaxRelativeError(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
 }
 
 void CheckLayout(const std::string& allocation, const ParallelizeOptions& parallelize = {}, bool tied = false) {

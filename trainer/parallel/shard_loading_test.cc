@@ -23,24 +23,11 @@
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/rank_testing.h"
 #include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
-
-ParallelDims Dims(const std::string& allocation) {
-  auto mode = ParseAllocationMode(allocation);
-  EXPECT_TRUE(mode.ok()) << mode.status();
-  auto dims = TrainingDims(*mode);
-  EXPECT_TRUE(dims.ok()) << dims.status();
-  return *dims;
-}
-
-ParallelOptions Options() {
-  ParallelOptions options;
-  options.comm.timeout = std::chrono::seconds(30);
-  return options;
-}
 
 std::string TestDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -72,7 +59,7 @@ TEST_P(ShardLoading, EachRankReadsOnlyTheBytesOfItsPart) {
   const std::map<std::string, at::Tensor> whole = SaveFullCheckpoint(dir);
   uint64_t file_bytes = 0;
   for (const auto& [name, t] : whole) file_bytes += t.nbytes();
-  const ParallelDims dims = Dims(layout);
+  const ParallelDims dims = LayoutDims(layout);
   std::vector<uint64_t> read(8, 0), sharded_read(8, 0), sharded_full(8, 0);
   absl::Status status = RunInProcessRanks(
       dims,
@@ -103,7 +90,7 @@ TEST_P(ShardLoading, EachRankReadsOnlyTheBytesOfItsPart) {
         sharded_full[state.rank()] = file_bytes - whole_read;  // the sharded tensors' bytes in the file
         return absl::OkStatus();
       },
-      Options());
+      TestRankOptions());
   ASSERT_TRUE(status.ok()) << status;
   for (int r = 0; r < dims.WorldSize(); ++r) {
     EXPECT_GT(sharded_read[r], 0u) << "rank " << r << " holds no sharded tensor";
@@ -133,7 +120,7 @@ TEST(ShardLoadingErrors, ATruncatedFileNamesTheFileAndTheByteOffset) {
   std::filesystem::resize_file(file, std::filesystem::file_size(file) - 100);
   std::vector<absl::Status> statuses(2);
   (void)RunInProcessRanks(
-      Dims("megatron:d1t2"),
+      LayoutDims("megatron:d1t2"),
       [&](const ParallelState& state) {
         auto model = std::make_shared<Qwen3Model>(TinyMoeConfig());
         absl::Status st = ParallelizeQwen3(*model, state);
@@ -141,7 +128,7 @@ TEST(ShardLoadingErrors, ATruncatedFileNamesTheFileAndTheByteOffset) {
         statuses[state.rank()] = st;
         return absl::OkStatus();
       },
-      Options());
+      TestRankOptions());
   for (const absl::Status& st : statuses) {
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
     EXPECT_NE(std::string(st.message()).find(file), std::string::npos) << st;

@@ -30,29 +30,11 @@
 #include "trainer/model/model.h"
 #include "trainer/parallel/in_process_ranks.h"
 #include "trainer/parallel/parallelize.h"
+#include "trainer/parallel/testing/rank_testing.h"
 #include "trainer/parallel/testing/tiny_lm.h"
 
 namespace moerl {
 namespace {
-
-double MaxRelativeError(const at::Tensor& a, const at::Tensor& b) {
-  const double scale = b.abs().max().item<double>();
-  return (a - b).abs().max().item<double>() / (scale > 0 ? scale : 1.0);
-}
-
-ParallelDims Dims(const std::string& allocation) {
-  auto mode = ParseAllocationMode(allocation);
-  EXPECT_TRUE(mode.ok()) << mode.status();
-  auto dims = TrainingDims(*mode);
-  EXPECT_TRUE(dims.ok()) << dims.status();
-  return *dims;
-}
-
-ParallelOptions Options() {
-  ParallelOptions options;
-  options.comm.timeout = std::chrono::seconds(30);
-  return options;
-}
 
 TEST(VocabParallelTokenLogProbs, MatchesComputeTokenLogProbsWithGradients) {
   constexpr int64_t kN = 6, kD = 16, kV = 12;
@@ -89,7 +71,7 @@ TEST(VocabParallelTokenLogProbs, MatchesComputeTokenLogProbsWithGradients) {
                            MaxRelativeError(wr.grad(), w.grad().narrow(0, first, v))});
                       return absl::OkStatus();
                     },
-                    Options())
+                    TestRankOptions())
                     .ok());
     for (int r = 0; r < tp; ++r) {
       std::printf("vocab-parallel log-probs tp %d rank %d: worst relative error %.3e\n", tp, r, errors[r]);
@@ -157,7 +139,7 @@ const Result& TheReference() {
 
 std::vector<Result> Parallel(const std::string& allocation) {
   const Result& reference = TheReference();
-  const ParallelDims dims = Dims(allocation);
+  const ParallelDims dims = LayoutDims(allocation);
   ModelConfig config = TinyMoe();
   const auto seqs = Batch(config.vocab_size);
   std::vector<Result> results(dims.WorldSize());
@@ -195,7 +177,7 @@ std::vector<Result> Parallel(const std::string& allocation) {
         r.want = HeldParts(*model, reference.grads);
         return absl::OkStatus();
       },
-      Options());
+      TestRankOptions());
   EXPECT_TRUE(status.ok()) << status;
   return results;
 }
@@ -244,7 +226,7 @@ TEST(TensorParallelQwen3, TwoRunsAreBitIdentical) {
 TEST(TensorParallelQwen3, ExpertTensorParallelMatchesOneProcess) { CheckLayout("megatron:(attn:d2t2|ffn:d1t2e2)"); }
 
 TEST(TensorParallelQwen3, ExpertTensorParallelOnOtherRanksThanTpIsUnimplemented) {
-  absl::Status status = RunInProcessRanks(Dims("megatron:(attn:d2t2|ffn:t4)"), [&](const ParallelState& state) {
+  absl::Status status = RunInProcessRanks(LayoutDims("megatron:(attn:d2t2|ffn:t4)"), [&](const ParallelState& state) {
     Qwen3Model model(TinyMoe());
     return ParallelizeQwen3(model, state);
   });
@@ -258,7 +240,7 @@ TEST(TensorParallelQwen3, ExpertTensorParallelOnOtherRanksThanTpIsUnimplemented)
 TEST(TensorParallelQwen3, TensorParallelSlicesEachPipelineStage) {
   ModelConfig config = TinyMoe();
   config.num_hidden_layers = 4;
-  absl::Status status = RunInProcessRanks(Dims("megatron:t2p2"), [&](const ParallelState& state) -> absl::Status {
+  absl::Status status = RunInProcessRanks(LayoutDims("megatron:t2p2"), [&](const ParallelState& state) -> absl::Status {
     Qwen3Model model(config);
     MOERL_RETURN_IF_ERROR(ParallelizeQwen3(model, state));
     const bool first = state.coordinates().pp == 0;
@@ -277,7 +259,7 @@ TEST(TensorParallelQwen3, TensorParallelSlicesEachPipelineStage) {
 TEST(TensorParallelQwen3, VocabularyThatDoesNotSplitIsInvalid) {
   ModelConfig config = TinyMoe();
   config.vocab_size = 127;
-  absl::Status status = RunInProcessRanks(Dims("megatron:t2"), [&](const ParallelState& state) {
+  absl::Status status = RunInProcessRanks(LayoutDims("megatron:t2"), [&](const ParallelState& state) {
     Qwen3Model model(config);
     return ParallelizeQwen3(model, state);
   });
@@ -297,7 +279,7 @@ TEST(TensorParallelQwen3, LoadingAnHfCheckpointGivesEachRankItsSlice) {
   for (auto& p : full->named_parameters()) want[p.key()] = p.value().detach();
   for (const char* layout : {"megatron:(attn:t2|ffn:e2)", "megatron:(attn:t2|ffn:t2)"}) {
     SCOPED_TRACE(layout);
-    absl::Status status = RunInProcessRanks(Dims(layout), [&](const ParallelState& state) {
+    absl::Status status = RunInProcessRanks(LayoutDims(layout), [&](const ParallelState& state) {
       auto model = std::make_shared<Qwen3Model>(config);
       MOERL_RETURN_IF_ERROR(ParallelizeQwen3(*model, state));
       MOERL_RETURN_IF_ERROR(LoadHfWeights(dir, model.get()));
