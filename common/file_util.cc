@@ -18,7 +18,32 @@ absl::Status ReadError(absl::string_view what, const std::string& path, int erro
                       absl::StrCat("cannot read ", what, " '", path, "': ", std::strerror(error)));
 }
 
+absl::Status WriteError(absl::string_view step, const std::string& path, int error) {
+  return absl::Status(absl::ErrnoToStatusCode(error),
+                      absl::StrCat("cannot ", step, " '", path, "': ", std::strerror(error)));
+}
+
 }  // namespace
+
+absl::Status WriteFileSynced(const std::string& path, absl::string_view bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return WriteError("create", path, errno);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      return WriteError("write", path, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return rc == 0 ? absl::OkStatus() : WriteError("fsync", path, err);
+}
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, absl::string_view what) {
   return ReadFileToStringAt(AT_FDCWD, path, path, what);

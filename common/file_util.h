@@ -1,7 +1,9 @@
-// Whole-file reads with errors that name the file and the reason.
+// Whole-file reads, and a whole-file durable write, with errors that name
+// the file and the reason.
 //
 //   MOERL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, "model config"));
 //   // error: "cannot read model config '/m/config.json': No such file or directory"
+//   MOERL_RETURN_IF_ERROR(WriteFileSynced(staging + "/manifest.pb", bytes));
 //
 // The status code follows errno (absl::ErrnoToStatusCode): NotFound for a
 // missing file or path component, PermissionDenied for EACCES, and
@@ -26,6 +28,11 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, absl::stri
 absl::StatusOr<std::string> ReadFileToStringAt(int dir_fd, const std::string& name,
                                                const std::string& shown_path,
                                                absl::string_view what = "file");
+
+// Creates or truncates `path`, writes `bytes` (retrying short writes and
+// EINTR) and fsyncs it before returning. Errors name the path and the
+// failing step (create, write, fsync), with the code from errno.
+absl::Status WriteFileSynced(const std::string& path, absl::string_view bytes);
 
 }  // namespace moerl
 

@@ -59,3 +59,26 @@ TEST(ReadFileToString, DirectoryIsFailedPreconditionSayingSo) {
 
 }  // namespace
 }  // namespace moerl
+
+namespace moerl {
+namespace {
+
+TEST(WriteFileSynced, WritesEveryByteAndReplacesAnOlderFile) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/written.bin";
+  const std::string bytes("a\0b\nc", 5);
+  ASSERT_TRUE(WriteFileSynced(path, "an older, longer content").ok());
+  ASSERT_TRUE(WriteFileSynced(path, bytes).ok());
+  auto read = ReadFileToString(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, bytes);
+}
+
+TEST(WriteFileSynced, MissingFolderIsNotFoundNamingThePathAndTheStep) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/no/such/folder/x";
+  const absl::Status status = WriteFileSynced(path, "x");
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_NE(status.message().find("cannot create '" + path + "'"), absl::string_view::npos) << status;
+}
+
+}  // namespace
+}  // namespace moerl

@@ -47,26 +47,6 @@ absl::Status Fsync(const std::string& path, bool directory) {
   return rc == 0 ? absl::OkStatus() : ErrnoError(err, absl::StrCat("fsync '", path, "'"));
 }
 
-absl::Status WriteFile(const std::string& path, const std::string& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError(errno, absl::StrCat("cannot create '", path, "'"));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      return ErrnoError(err, absl::StrCat("cannot write '", path, "'"));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  return rc == 0 ? absl::OkStatus() : ErrnoError(err, absl::StrCat("fsync '", path, "'"));
-}
-
 // Size and CRC32C of a file, read in 1 MiB pieces: the checksum runs over
 // a buffer still in cache, and no copy of the whole file is held (an
 // optimizer state is several times the size of the weights).
@@ -200,7 +180,7 @@ absl::Status SaveTrainerCheckpoint(const std::string& checkpoints_dir, Qwen3Mode
     f->set_size_bytes(data.size);
     f->set_crc32c(data.crc32c);
   }
-  MOERL_RETURN_IF_ERROR(WriteFile(absl::StrCat(staging, "/", kManifest), manifest.SerializeAsString()));
+  MOERL_RETURN_IF_ERROR(WriteFileSynced(absl::StrCat(staging, "/", kManifest), manifest.SerializeAsString()));
   MOERL_RETURN_IF_ERROR(Fsync(staging, true));
   // A re-run of the same step replaces the folder: the old one is first
   // renamed to a hidden name, so that step-<N> is never seen half-deleted.

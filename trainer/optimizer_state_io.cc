@@ -24,27 +24,6 @@ constexpr int kVersion = 1;
 
 using ParameterState = TrainOptimizer::ParameterOptimizerState;
 
-absl::Status WriteSynced(const std::string& path, const std::string& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot create '", path, "': ", std::strerror(errno)));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      return absl::InternalError(absl::StrCat("cannot write '", path, "': ", std::strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!synced) return absl::InternalError(absl::StrCat("fsync '", path, "': ", std::strerror(err)));
-  return absl::OkStatus();
-}
-
 // One tensor per parameter, picked from each parameter's state.
 std::vector<at::Tensor> Pick(const std::vector<ParameterState>& states, at::Tensor ParameterState::*field) {
   std::vector<at::Tensor> out;
@@ -94,7 +73,7 @@ absl::Status WriteOptimizerState(const GatheredOptimizerState& state, const std:
                             {"version", kVersion},
                             {"adam_step", state.adam_step},
                             {"master_weights", state.master != nullptr}};
-  return WriteSynced(absl::StrCat(dir, "/", kStateFile), j.dump(2) + "\n");
+  return WriteFileSynced(absl::StrCat(dir, "/", kStateFile), j.dump(2) + "\n");
 }
 
 bool HasOptimizerState(const std::string& dir) {
