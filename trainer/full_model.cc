@@ -13,7 +13,8 @@ namespace moerl {
 
 std::shared_ptr<Qwen3Model> GatherFullModel(Qwen3Model& model, const std::vector<HfBinding>& bindings,
                                             c10::ScalarType dtype, const ParallelState& parallel) {
-  auto full = std::make_shared<Qwen3Model>(model.config());
+  // Every HF tensor below is copied or zeroed: no init to draw first.
+  auto full = std::make_shared<Qwen3Model>(model.config(), Qwen3Model::Uninitialized{});
   full->to(dtype);
   at::NoGradGuard no_grad;
   std::map<std::string, HfBinding> held;

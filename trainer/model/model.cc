@@ -33,7 +33,9 @@ ModelInput ModelInput::Pack(const std::vector<std::vector<int64_t>>& sequences) 
   return in;
 }
 
-Qwen3Model::Qwen3Model(const ModelConfig& c) : config_(c) {
+Qwen3Model::Qwen3Model(const ModelConfig& c) : Qwen3Model(c, Uninitialized{}) { InitializeWeights(0); }
+
+Qwen3Model::Qwen3Model(const ModelConfig& c, Uninitialized) : config_(c) {
   MOERL_CHECK(c.Validate().ok());
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
   backbone_ = register_module("model", std::make_shared<torch::nn::Module>());
@@ -49,7 +51,6 @@ Qwen3Model::Qwen3Model(const ModelConfig& c) : config_(c) {
         "lm_head", std::make_shared<WeightModule>(at::empty({c.vocab_size, c.hidden_size}, f32)));
   }
   for (auto& item : named_parameters(/*recurse=*/true)) full_shapes_.emplace_back(item.key(), item.value().sizes().vec());
-  InitializeWeights(0);
 }
 
 void Qwen3Model::KeepStage(int64_t begin, int64_t end) {

@@ -92,6 +92,12 @@ struct ContextPart {
 class Qwen3Model : public torch::nn::Module {
  public:
   explicit Qwen3Model(const ModelConfig& config);
+  // Without the from-scratch init: the matrices' values are unspecified
+  // (at::empty), the norms ones. For callers that overwrite every
+  // parameter (gathering a sharded model, loading a checkpoint), where
+  // drawing a random init first is wasted work.
+  struct Uninitialized {};
+  Qwen3Model(const ModelConfig& config, Uninitialized);
 
   // From-scratch init: normal(0, initializer_range) for matrices, ones for
   // norms; the same seed gives the same weights, also for a rank that holds
