@@ -44,23 +44,6 @@ TrainerSettings Settings(const std::string& root, const std::string& trial,
   return TestTrainerSettings(root, trial, overrides, /*max_tokens_per_mb=*/100000);
 }
 
-struct StepNumbers {
-  double loss = 0, grad_norm = 0;
-  double comm_bytes = -1;  // comm/train_bytes_sent (absent on one process)
-};
-
-std::vector<StepNumbers> ReadSteps(const std::string& stats_path) {
-  std::vector<StepNumbers> out;
-  std::ifstream in(stats_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    out.push_back({j["ppo_actor/update/actor_loss/avg"].get<double>(), j["ppo_actor/update/grad_norm"].get<double>(),
-                   j.value("comm/train_bytes_sent", -1.0)});
-  }
-  return out;
-}
-
 double RelativeError(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
 
 // One run of `allocation` (or one process when empty) in trial `trial` on
@@ -128,7 +111,7 @@ TEST_P(TrainerRanks, MatchOneProcessAndRepeatBitForBit) {
   if (HasFatalFailure()) return;
 
   const TrainerSettings one = Settings(root, "one"), par = Settings(root, "par");
-  const std::vector<StepNumbers> a = ReadSteps(one.StatsPath()), b = ReadSteps(par.StatsPath());
+  const std::vector<StepNumbers> a = ReadStepNumbers(one.StatsPath()), b = ReadStepNumbers(par.StatsPath());
   ASSERT_EQ(a.size(), static_cast<size_t>(kSteps));
   ASSERT_EQ(b.size(), static_cast<size_t>(kSteps)) << "rank 0 writes one stats line per step";
   // Tensor parallel sums the row-parallel matmuls (o_proj, down_proj, the
@@ -204,12 +187,12 @@ TEST(TrainerRanksOptimizer, ReplicatedAndShardedStateBothMatchOneProcess) {
   Train(root, "replicated", "megatron:d2", batches, replicated);
   Train(root, "sharded", "megatron:d2", batches, sharded);
   if (HasFatalFailure()) return;
-  const std::vector<StepNumbers> one = ReadSteps(Settings(root, "one", sharded).StatsPath());
+  const std::vector<StepNumbers> one = ReadStepNumbers(Settings(root, "one", sharded).StatsPath());
   ASSERT_EQ(one.size(), 2u);
   for (const auto& [trial, overrides] :
        {std::pair<std::string, std::vector<std::string>>{"replicated", replicated}, {"sharded", sharded}}) {
     const TrainerSettings s = Settings(root, trial, overrides);
-    const std::vector<StepNumbers> got = ReadSteps(s.StatsPath());
+    const std::vector<StepNumbers> got = ReadStepNumbers(s.StatsPath());
     ASSERT_EQ(got.size(), 2u) << trial;
     for (size_t i = 0; i < got.size(); ++i) {
       EXPECT_LE(RelativeError(got[i].loss, one[i].loss), 1e-5) << trial << " step " << i;
@@ -254,8 +237,8 @@ TEST_P(TrainerRanksUneven, MatchOneProcess) {
   Train(root, "one", "", batches, mb);
   Train(root, "par", GetParam(), batches, mb);
   if (HasFatalFailure()) return;
-  const std::vector<StepNumbers> a = ReadSteps(Settings(root, "one").StatsPath());
-  const std::vector<StepNumbers> b = ReadSteps(Settings(root, "par").StatsPath());
+  const std::vector<StepNumbers> a = ReadStepNumbers(Settings(root, "one").StatsPath());
+  const std::vector<StepNumbers> b = ReadStepNumbers(Settings(root, "par").StatsPath());
   ASSERT_EQ(a.size(), 2u);
   ASSERT_EQ(b.size(), 2u);
   // With several micro-batches the routers' losses cover different token
@@ -394,9 +377,9 @@ TEST(TrainerRanksReplay, TensorParallelReplaysTheRoutesOfItsShard) {
   Train(root, "one", "", batches, replay);
   Train(root, "par", "megatron:d1t2", batches, replay);
   if (HasFatalFailure()) return;
-  const std::vector<StepNumbers> free = ReadSteps(Settings(root, "free").StatsPath());
-  const std::vector<StepNumbers> one = ReadSteps(Settings(root, "one").StatsPath());
-  const std::vector<StepNumbers> par = ReadSteps(Settings(root, "par").StatsPath());
+  const std::vector<StepNumbers> free = ReadStepNumbers(Settings(root, "free").StatsPath());
+  const std::vector<StepNumbers> one = ReadStepNumbers(Settings(root, "one").StatsPath());
+  const std::vector<StepNumbers> par = ReadStepNumbers(Settings(root, "par").StatsPath());
   ASSERT_EQ(one.size(), 2u);
   ASSERT_EQ(par.size(), 2u);
   ASSERT_EQ(free.size(), 2u);
@@ -465,7 +448,7 @@ TEST_P(TrainerRanksPipeline, MatchOneProcessAndRepeatBitForBit) {
   if (HasFatalFailure()) return;
 
   const TrainerSettings one = Settings(root, "one", overrides), par = Settings(root, "par", overrides);
-  const std::vector<StepNumbers> a = ReadSteps(one.StatsPath()), b = ReadSteps(par.StatsPath());
+  const std::vector<StepNumbers> a = ReadStepNumbers(one.StatsPath()), b = ReadStepNumbers(par.StatsPath());
   ASSERT_EQ(a.size(), static_cast<size_t>(kSteps));
   ASSERT_EQ(b.size(), static_cast<size_t>(kSteps)) << "rank 0 writes one stats line per step";
   // Micro-batches per minibatch as in one process (stats merged over pp).

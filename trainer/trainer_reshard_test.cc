@@ -36,21 +36,6 @@ TrainerSettings Settings(const std::string& root, const std::string& trial,
   return TestTrainerSettings(root, trial, overrides, /*max_tokens_per_mb=*/100000);
 }
 
-struct StepNumbers {
-  double loss = 0, grad_norm = 0;
-};
-
-std::vector<StepNumbers> ReadSteps(const std::string& stats_path) {
-  std::vector<StepNumbers> out;
-  std::ifstream in(stats_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    out.push_back({j["ppo_actor/update/actor_loss/avg"].get<double>(), j["ppo_actor/update/grad_norm"].get<double>()});
-  }
-  return out;
-}
-
 double RelativeError(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
 
 // Every rank's status of one run of `allocation` (one process when empty).
@@ -121,7 +106,7 @@ TEST_P(TrainerReshard, ResumeUnderAnotherLayoutMatchesOneProcess) {
   if (HasFatalFailure()) return;
 
   const TrainerSettings one = Settings(root, "one"), resumed = Settings(root, "reshard");
-  const std::vector<StepNumbers> a = ReadSteps(one.StatsPath()), b = ReadSteps(resumed.StatsPath());
+  const std::vector<StepNumbers> a = ReadStepNumbers(one.StatsPath()), b = ReadStepNumbers(resumed.StatsPath());
   ASSERT_EQ(a.size(), static_cast<size_t>(kSteps));
   ASSERT_EQ(b.size(), static_cast<size_t>(kSteps)) << "two steps before the checkpoint, one after";
   // See trainer_ranks_test: tensor parallel sums the row-parallel matmuls in

@@ -13,6 +13,7 @@
 #include "common/proto/trajectory.pb.h"
 #include "common/transport/record_io.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "trainer/model/hf_weights.h"
 #include "trainer/model/logprobs.h"
 
@@ -162,6 +163,18 @@ trainer:
   const absl::Status s = settings.Load(*tree);
   EXPECT_TRUE(s.ok()) << s;
   return settings;
+}
+
+std::vector<StepNumbers> ReadStepNumbers(const std::string& stats_path) {
+  std::vector<StepNumbers> out;
+  std::ifstream in(stats_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    out.push_back({j["ppo_actor/update/actor_loss/avg"].get<double>(), j["ppo_actor/update/grad_norm"].get<double>(),
+                   j.value("comm/train_bytes_sent", -1.0)});
+  }
+  return out;
 }
 
 }  // namespace moerl

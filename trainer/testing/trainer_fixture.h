@@ -1,6 +1,6 @@
 // Fixtures shared by the trainer's in-process tests (trainer_run_test,
-// trainer_ranks_test): fresh folders, batch files from the tiny MoE, and the
-// trainer's settings for them.
+// trainer_ranks_test, trainer_reshard_test): fresh folders, batch files from
+// the tiny MoE, the trainer's settings for them, and its stats read back.
 //
 //   const std::string root = FreshTestDir("e2e");
 //   const TrainerSettings s = TestTrainerSettings(root, "trial0");
@@ -51,6 +51,14 @@ void WriteTestBatches(const std::string& dir, int n, int groups, uint64_t seed, 
 TrainerSettings TestTrainerSettings(const std::string& root, const std::string& trial,
                                     const std::vector<std::string>& overrides = {},
                                     int max_tokens_per_mb = 64);
+
+// The loss (ppo_actor/update/actor_loss/avg), gradient norm and bytes sent
+// in training of each line of a stats.jsonl, in order.
+struct StepNumbers {
+  double loss = 0, grad_norm = 0;
+  double comm_bytes = -1;  // comm/train_bytes_sent (absent on one process)
+};
+std::vector<StepNumbers> ReadStepNumbers(const std::string& stats_path);
 
 }  // namespace moerl
 
